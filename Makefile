@@ -1,0 +1,37 @@
+# torchrl-functional developer entry points. Every target creates/updates .venv itself.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: venv test test-fast demo bench bench-smoke lint docs clean
+
+$(STAMP): pyproject.toml constraints-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints-dev.txt -e '.[all]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# The test command the README and CI use.
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -n 2 -m "not slow"
+
+demo: $(STAMP)
+	$(PY) examples/quickstart.py
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+bench-smoke: $(STAMP)
+	$(PY) -m benchmarks --smoke
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,191 @@
+"""TensorDict plumbing shared by every TensorDict loss: reading and checking entries,
+per-sample hyperparameters, masks and reductions (TorchRL 0.14 semantics)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torch import Tensor
+
+from ..errors import (
+    EntryDtypeError,
+    EntryRequiresGradError,
+    EntryShapeError,
+    HyperparameterError,
+    MissingEntryError,
+)
+from ._validation import check_choice
+
+REDUCTIONS = ("mean", "sum", "none")
+#: Entries that ``loss_mask_key="auto"`` ANDs together when present (as TorchRL's LossModule).
+AUTO_LOSS_MASK_KEYS: tuple = (("collector", "mask"), "shifted_valid")
+
+
+def next_key(key: Any) -> tuple:
+    return ("next", *key) if isinstance(key, tuple) else ("next", key)
+
+
+def missing(loss: str, key: Any, hint: str) -> MissingEntryError:
+    return MissingEntryError(loss, key, f"not found in the input TensorDict; {hint}")
+
+
+def require(loss: str, td: TensorDictBase, key: Any, hint: str) -> Tensor:
+    """``td[key]`` or :class:`MissingEntryError` explaining who normally writes it."""
+    value = td.get(key, None)
+    if value is None:
+        raise missing(loss, key, hint)
+    return value
+
+
+def check_float(loss: str, key: Any, x: Tensor) -> None:
+    if not isinstance(x, Tensor):
+        raise EntryDtypeError(loss, key, f"expected a tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise EntryDtypeError(loss, key, f"expected a floating point tensor, got {x.dtype}")
+
+
+def check_bool(loss: str, key: Any, x: Tensor) -> None:
+    if not isinstance(x, Tensor) or x.dtype != torch.bool:
+        got = x.dtype if isinstance(x, Tensor) else type(x).__name__
+        raise EntryDtypeError(loss, key, f"expected a torch.bool tensor, got {got}")
+
+
+def check_constant(loss: str, key: Any, x: Tensor, why: str) -> None:
+    if isinstance(x, Tensor) and x.requires_grad:
+        raise EntryRequiresGradError(loss, key, f"requires grad, but {why}; detach it when storing it")
+
+
+def check_shape(loss: str, key: Any, x: Tensor, shape: torch.Size, what: str) -> None:
+    if x.shape != shape:
+        raise EntryShapeError(loss, key, f"expected shape {tuple(shape)} ({what}), got {tuple(x.shape)}")
+
+
+def check_per_sample(loss: str, key: Any, x: Tensor, batch_shape: torch.Size) -> None:
+    """A per-sample quantity must be ``[*B, F]``: a ``[*B]`` tensor would silently broadcast."""
+    if x.ndim != len(batch_shape) + 1 or x.shape[:-1] != batch_shape:
+        hint = ""
+        if x.shape == batch_shape:
+            hint = " (add the trailing feature dimension: x.unsqueeze(-1))"
+        raise EntryShapeError(
+            loss,
+            key,
+            f"expected shape {tuple(batch_shape) + ('F',)} with batch {tuple(batch_shape)} "
+            f"(the shape of the current log-prob), got {tuple(x.shape)}{hint}",
+        )
+
+
+def hyperparameter(
+    loss: str, td: TensorDictBase, name: str, value: Any, batch_shape: torch.Size | None
+) -> Any:
+    """The keyword value of a hyperparameter, overridden by a same-named entry of ``td``.
+
+    A TensorDict entry is per sample: ``[*B]`` or ``[*B, 1]``; it is returned as
+    ``[*B, 1]`` so that it broadcasts against per-sample losses.
+    """
+    entry = td.get(name, None)
+    if entry is None:
+        return value
+    if not isinstance(entry, Tensor) or not (entry.is_floating_point() or entry.dtype in (torch.int64, torch.int32)):
+        raise EntryDtypeError(loss, name, f"a hyperparameter entry must be a real tensor, got {getattr(entry, 'dtype', type(entry))}")
+    if batch_shape is not None:
+        if entry.shape == batch_shape:
+            entry = entry.unsqueeze(-1)
+        elif entry.shape != batch_shape + (1,):
+            raise EntryShapeError(
+                loss, name,
+                f"a hyperparameter entry must have shape {tuple(batch_shape)} or {tuple(batch_shape) + (1,)}, "
+                f"got {tuple(entry.shape)}",
+            )
+    return entry
+
+
+def check_reduction(loss: str, reduction: str) -> None:
+    check_choice(loss, "reduction", reduction, REDUCTIONS)
+
+
+def loss_mask(loss: str, td: TensorDictBase, loss_mask_key: Any) -> Tensor | None:
+    """The validity mask to apply to per-sample losses, or ``None``.
+
+    ``"auto"`` ANDs every entry of :data:`AUTO_LOSS_MASK_KEYS` present in ``td``; a key
+    uses that entry only; ``None`` disables masking (TorchRL's ``loss_mask_key``).
+    """
+    if loss_mask_key is None:
+        return None
+    keys = AUTO_LOSS_MASK_KEYS if isinstance(loss_mask_key, str) and loss_mask_key == "auto" else (loss_mask_key,)
+    mask = None
+    for key in keys:
+        value = td.get(key, None)
+        if value is None:
+            continue
+        check_bool(loss, key, value)
+        mask = value if mask is None else _and(mask, value)
+    return mask
+
+
+def _and(a: Tensor, b: Tensor) -> Tensor:
+    while a.ndim > b.ndim and a.shape[-1] == 1:
+        a = a.squeeze(-1)
+    while b.ndim > a.ndim and b.shape[-1] == 1:
+        b = b.squeeze(-1)
+    return a & b
+
+
+def expand_mask(loss: str, mask: Tensor, value: Tensor, key: Any = "mask") -> Tensor:
+    """Broadcast a ``[*B]``/``[*B, 1]`` mask to a per-sample loss ``[*B, F]`` (TorchRL rules)."""
+    while mask.ndim > value.ndim and mask.shape[-1] == 1:
+        mask = mask.squeeze(-1)
+    if mask.ndim > value.ndim:
+        raise EntryShapeError(loss, key, f"a mask of shape {tuple(mask.shape)} cannot mask a loss of shape {tuple(value.shape)}")
+    if mask.ndim < value.ndim:
+        mask = mask.reshape(mask.shape + (1,) * (value.ndim - mask.ndim))
+    try:
+        return mask.expand_as(value)
+    except RuntimeError as err:
+        raise EntryShapeError(loss, key, f"a mask of shape {tuple(mask.shape)} does not match the loss shape {tuple(value.shape)}") from err
+
+
+def reduce_loss(
+    loss: str,
+    value: Tensor,
+    reduction: str,
+    mask: Tensor | None = None,
+    weights: Tensor | None = None,
+) -> Tensor:
+    """Reduce a per-sample loss ``[*B, F]`` as TorchRL's ``LossModule._reduce_loss(...).squeeze(-1)``.
+
+    Masked-out elements are *selected away* (``where``, not multiplied), so NaN/inf in
+    them changes neither the value nor the gradient. ``"mean"`` divides by the number
+    of valid elements (or by the sum of ``weights``); ``"none"`` keeps the shape (masked
+    elements are 0) and drops a trailing singleton dimension.
+    """
+    if mask is not None:
+        mask = expand_mask(loss, mask, value)
+        value = torch.where(mask, value, torch.zeros_like(value))
+    if weights is not None and weights.shape != value.shape:
+        weights = expand_mask(loss, weights, value, key="priority_weight")
+    if reduction == "none":
+        out = value if weights is None else value * weights
+    elif reduction == "mean":
+        if weights is not None:
+            w = weights if mask is None else weights * mask.to(weights.dtype)
+            out = (value * w).sum() / w.sum()
+        elif mask is not None:
+            out = value.sum() / mask.sum().clamp_min(1)
+        else:
+            out = value.mean()
+    elif reduction == "sum":
+        out = value.sum() if weights is None else (value * weights).sum()
+    else:  # pragma: no cover - validated by check_reduction
+        raise HyperparameterError(loss, "reduction", f"expected one of {REDUCTIONS}, got {reduction!r}")
+    return out.squeeze(-1)
+
+
+def finish_losses(loss: str, out: dict[str, Tensor], reduction: str, mask: Tensor | None = None,
+                  weights: Tensor | None = None) -> TensorDict:
+    """Reduce every ``loss_*`` entry of ``out`` and pack the outputs in a TensorDict."""
+    for key, value in out.items():
+        if key.startswith("loss_"):
+            out[key] = reduce_loss(loss, value, reduction, mask, weights)
+    return TensorDict(out, batch_size=[])

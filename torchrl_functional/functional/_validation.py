@@ -1,0 +1,69 @@
+"""Input checks shared by every kernel and loss (one place, one wording)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..errors import HyperparameterError
+
+try:  # torch >= 2.0
+    from torch._C._functorch import is_functorch_wrapped_tensor as _is_wrapped
+except ImportError:  # pragma: no cover
+    def _is_wrapped(x: Tensor) -> bool:
+        return False
+
+
+def can_inspect_values(x: Tensor) -> bool:
+    """True when reading a tensor's values is allowed and cheap.
+
+    Value checks (ranges, finiteness) need a host sync; they are skipped under
+    ``torch.compile`` tracing and inside ``torch.func`` transforms, where values are
+    symbolic or batched. Shape and dtype checks always run.
+    """
+    if torch.compiler.is_compiling():
+        return False
+    return not _is_wrapped(x) and x.device.type != "meta"
+
+
+def check_range(
+    loss: str,
+    name: str,
+    x: float | Tensor,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Raise :class:`HyperparameterError` if ``x`` lies outside ``[low, high]`` (or open bounds)."""
+    if isinstance(x, Tensor):
+        if x.numel() == 0 or not can_inspect_values(x):
+            return
+        if not (x.is_floating_point() or x.dtype in (torch.int32, torch.int64)):
+            raise HyperparameterError(loss, name, f"expected a real-valued tensor, got {x.dtype}")
+        with torch.no_grad():
+            lo_val = x.min().item()
+            hi_val = x.max().item()
+    elif isinstance(x, (int, float)) and not isinstance(x, bool):
+        lo_val = hi_val = float(x)
+    else:
+        raise HyperparameterError(loss, name, f"expected a number or a tensor, got {type(x).__name__}")
+    if math.isnan(lo_val) or math.isnan(hi_val):
+        raise HyperparameterError(loss, name, "is NaN")
+    if low is not None and (lo_val < low or (low_open and lo_val == low)):
+        raise HyperparameterError(loss, name, f"must be {'>' if low_open else '>='} {low}, got {lo_val}")
+    if high is not None and (hi_val > high or (high_open and hi_val == high)):
+        raise HyperparameterError(loss, name, f"must be {'<' if high_open else '<='} {high}, got {hi_val}")
+
+
+def check_unit_interval(loss: str, name: str, x: float | Tensor) -> None:
+    """Discount-like factors (``gamma``, ``lmbda``) must lie in ``[0, 1]``."""
+    check_range(loss, name, x, 0.0, 1.0)
+
+
+def check_choice(loss: str, name: str, value: object, choices: tuple) -> None:
+    if value not in choices:
+        raise HyperparameterError(loss, name, f"expected one of {choices}, got {value!r}")

@@ -1,0 +1,174 @@
+"""Distribution helpers: build a policy distribution from precomputed parameters,
+entropy (analytic or Monte-Carlo) and KL with explicit randomness.
+
+Monte-Carlo estimates draw from the global RNG exactly as TorchRL does when no
+``generator`` is given (so a module wrapper reproduces TorchRL under the same seed),
+or from the given :class:`torch.Generator` (deterministic and independent of the
+global seed) for the Normal family and its transformed/independent variants,
+which covers TorchRL's ``TanhNormal``, ``IndependentNormal`` and ``TruncatedNormal``-free
+continuous policies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from torch import Tensor
+from torch import distributions as D
+from torchrl.modules.distributions.utils import (
+    has_analytic_entropy,
+    has_analytic_kl,
+    sample_and_log_prob as _torchrl_sample_and_log_prob,
+)
+
+from ..errors import EntryShapeError, HyperparameterError
+from ._validation import can_inspect_values
+
+__all__ = ["build_distribution", "sample_and_log_prob", "entropy", "kl_divergence"]
+
+
+def build_distribution(
+    loss: str,
+    entry: Any,
+    dist_class: Callable[..., D.Distribution] | None,
+    params: TensorDictBase | Mapping[str, Tensor],
+) -> D.Distribution:
+    """``dist_class(**params)``, with errors that name the loss and the entry.
+
+    Args:
+        loss: name of the calling loss, for error messages.
+        entry: the TensorDict entry ``params`` came from.
+        dist_class: a distribution class or any callable returning a distribution
+            (e.g. ``functools.partial(TanhNormal, low=-2, high=2)``).
+        params: keyword arguments, e.g. ``{"loc": [*B, A], "scale": [*B, A]}`` or ``{"logits": [*B, N]}``.
+    """
+    if dist_class is None:
+        raise HyperparameterError(
+            loss, "dist_class",
+            f"the input holds distribution parameters under {entry!r} but no dist_class was given",
+        )
+    if isinstance(params, Tensor):
+        raise EntryShapeError(
+            loss, entry,
+            "expected a sub-TensorDict (or mapping) of keyword arguments for dist_class, "
+            "e.g. {'loc': ..., 'scale': ...} or {'logits': ...}, got a tensor",
+        )
+    kwargs = dict(params.items()) if isinstance(params, TensorDictBase) else dict(params)
+    try:
+        return dist_class(**kwargs)
+    except TypeError as err:
+        raise HyperparameterError(
+            loss, entry,
+            f"could not build the distribution {getattr(dist_class, '__name__', dist_class)!r} "
+            f"from the keyword arguments {sorted(kwargs)}: {err}",
+        ) from err
+
+
+def _sum_rightmost(x: Tensor, dims: int) -> Tensor:
+    return x.reshape(x.shape[: x.dim() - dims] + (-1,)).sum(-1) if dims > 0 else x
+
+
+def _rsample_with_generator(
+    loss: str, dist: D.Distribution, shape: torch.Size, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Reparameterised sample and its log-prob, drawing noise from ``generator``."""
+    if isinstance(dist, D.Normal):
+        shape = dist._extended_shape(shape)
+        eps = torch.randn(shape, generator=generator, dtype=dist.loc.dtype, device=dist.loc.device)
+        x = dist.loc + eps * dist.scale
+        return x, dist.log_prob(x)
+    if isinstance(dist, D.Independent):
+        x, lp = _rsample_with_generator(loss, dist.base_dist, shape, generator)
+        return x, _sum_rightmost(lp, dist.reinterpreted_batch_ndims)
+    if isinstance(dist, D.TransformedDistribution):
+        # score the pre-image (as TorchRL's TanhNormal.rsample_and_log_prob does) rather than
+        # inverting a saturating transform
+        x, base_lp = _rsample_with_generator(loss, dist.base_dist, shape, generator)
+        event_dim = len(dist.event_shape)
+        log_prob = 0.0
+        for transform in dist.transforms:
+            y = transform(x)
+            log_prob = log_prob - _sum_rightmost(
+                transform.log_abs_det_jacobian(x, y), event_dim - transform.codomain.event_dim
+            )
+            x = y
+        log_prob = log_prob + _sum_rightmost(base_lp, event_dim - len(dist.base_dist.event_shape))
+        return x, log_prob
+    raise HyperparameterError(
+        loss, "generator",
+        f"Monte-Carlo sampling with an explicit generator is not implemented for "
+        f"{type(dist).__name__}; pass generator=None (global RNG) or precompute the entry",
+    )
+
+
+def sample_and_log_prob(
+    dist: D.Distribution,
+    num_samples: int,
+    *,
+    reparameterize: bool,
+    generator: torch.Generator | None = None,
+    loss: str = "sample_and_log_prob",
+) -> tuple[Tensor, Tensor]:
+    """Draw ``num_samples`` samples and score the same draw.
+
+    With ``generator=None`` this is TorchRL's ``sample_and_log_prob`` (same RNG calls).
+
+    Returns:
+        ``(sample, log_prob)`` with shapes ``[num_samples, *batch, *event]`` and ``[num_samples, *batch]``.
+    """
+    shape = torch.Size((num_samples,))
+    if generator is None:
+        return _torchrl_sample_and_log_prob(dist, shape, reparameterize=reparameterize)
+    x, lp = _rsample_with_generator(loss, dist, shape, generator)
+    if not reparameterize:
+        x = x.detach()
+    return x, lp
+
+
+def entropy(
+    dist: D.Distribution,
+    samples_mc_entropy: int = 1,
+    *,
+    generator: torch.Generator | None = None,
+    loss: str = "entropy",
+) -> Tensor:
+    """Policy entropy per sample: analytic when the distribution has it, else Monte-Carlo.
+
+    The Monte-Carlo estimate ``-mean_k log pi(x_k)`` uses reparameterised samples when
+    available (as TorchRL), so it carries gradients to the distribution parameters.
+    As in TorchRL's PPO, a non-finite analytic entropy falls back to the estimate.
+
+    Returns:
+        ``dist.batch_shape`` tensor.
+    """
+    if has_analytic_entropy(dist):
+        value = dist.entropy()
+        if not can_inspect_values(value) or bool(value.isfinite().all()):
+            return value
+    _, log_prob = sample_and_log_prob(
+        dist, samples_mc_entropy, reparameterize=dist.has_rsample, generator=generator, loss=loss
+    )
+    return -log_prob.mean(0)
+
+
+def kl_divergence(
+    p: D.Distribution,
+    q: D.Distribution,
+    samples_mc_kl: int = 1,
+    *,
+    generator: torch.Generator | None = None,
+    loss: str = "kl_divergence",
+) -> Tensor:
+    """``KL(p || q)`` per sample: analytic when registered, else ``mean_k log p(x_k) - log q(x_k)``, ``x_k ~ p``.
+
+    Returns:
+        ``p.batch_shape`` tensor.
+    """
+    if has_analytic_kl(p, q):
+        return D.kl.kl_divergence(p, q)
+    x, log_p = sample_and_log_prob(p, samples_mc_kl, reparameterize=False, generator=generator, loss=loss)
+    return (log_p - q.log_prob(x)).mean(0)
+

@@ -1,0 +1,89 @@
+"""Critic losses as tensor kernels (no TensorDict, no modules)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import EntryShapeError, HyperparameterError
+
+__all__ = ["LOSS_FUNCTIONS", "distance_loss", "clipped_value_loss", "explained_variance"]
+
+LOSS_FUNCTIONS = ("l2", "l1", "smooth_l1")
+
+
+def distance_loss(target: Tensor, prediction: Tensor, loss_function: str = "smooth_l1") -> Tensor:
+    """Element-wise distance between a target and a prediction (TorchRL's ``distance_loss``).
+
+    Args:
+        target: ``[*B, F]``.
+        prediction: same shape (no broadcasting: a ``[B]`` vs ``[B, 1]`` pair is an error).
+        loss_function: ``"l2"`` (squared error), ``"l1"`` or ``"smooth_l1"`` (Huber, delta 1).
+
+    Returns:
+        ``[*B, F]`` per-element loss; gradients flow to both inputs.
+    """
+    if target.shape != prediction.shape:
+        raise EntryShapeError(
+            "distance_loss", "prediction",
+            f"shape {tuple(prediction.shape)} differs from the target's {tuple(target.shape)}",
+        )
+    if loss_function == "l2":
+        return F.mse_loss(target, prediction, reduction="none")
+    if loss_function == "l1":
+        return F.l1_loss(target, prediction, reduction="none")
+    if loss_function == "smooth_l1":
+        return F.smooth_l1_loss(target, prediction, reduction="none")
+    raise HyperparameterError("distance_loss", "loss_function", f"expected one of {LOSS_FUNCTIONS}, got {loss_function!r}")
+
+
+def clipped_value_loss(
+    target: Tensor,
+    prediction: Tensor,
+    old_prediction: Tensor,
+    clip_value: float | Tensor,
+    loss_function: str = "smooth_l1",
+) -> tuple[Tensor, Tensor]:
+    """PPO value clipping: ``max(d(target, V), d(target, V_old + clip(V - V_old, -c, c)))``.
+
+    As in OpenAI baselines' PPO2 and TorchRL's ``clip_value``.
+
+    Args:
+        target: value target, ``[*B, F]``.
+        prediction: current ``V(s)``, same shape, carries the critic gradient.
+        old_prediction: ``V(s)`` when the data was collected, same shape.
+        clip_value: ``c`` (number or tensor).
+        loss_function: see :func:`distance_loss`.
+
+    Returns:
+        ``(loss, clip_fraction)``: per-element loss ``[*B, F]`` and the fraction of
+        elements whose value moved by more than ``c`` (0-d, no gradient).
+    """
+    loss = distance_loss(target, prediction, loss_function)
+    pre_clipped = prediction - old_prediction
+    if isinstance(clip_value, Tensor):
+        clipped = torch.clamp(pre_clipped, -clip_value, clip_value)
+    else:
+        clipped = pre_clipped.clamp(-clip_value, clip_value)
+    with torch.no_grad():
+        clip_fraction = (pre_clipped != clipped).to(prediction.dtype).mean()
+    loss_clipped = distance_loss(target, old_prediction + clipped, loss_function)
+    return torch.maximum(loss, loss_clipped), clip_fraction
+
+
+def explained_variance(target: Tensor, prediction: Tensor) -> Tensor:
+    """``1 - Var(target - prediction) / Var(target)`` over dim 0, without gradient.
+
+    Matches TorchRL's ``explained_variance`` output (population variance, eps of the dtype).
+
+    Returns:
+        ``target.shape[1:]`` tensor.
+    """
+    with torch.no_grad():
+        target = target.detach()
+        prediction = prediction.detach()
+        eps = torch.finfo(target.dtype).eps
+        resid = torch.var(target - prediction, correction=0, dim=0)
+        total = torch.var(target, correction=0, dim=0)
+        return 1.0 - resid / (total + eps)

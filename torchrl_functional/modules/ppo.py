@@ -1,0 +1,155 @@
+"""Drop-in replacements for TorchRL's PPO loss modules.
+
+Same constructor, keys (``set_keys``), value estimators (``make_value_estimator``),
+buffers and outputs as ``torchrl.objectives.PPOLoss``/``ClipPPOLoss``/``KLPENPPOLoss``;
+``forward`` runs the networks and the value estimator, then calls the functional loss
+of :mod:`torchrl_functional.functional.ppo`, which holds all the math.
+"""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from tensordict.nn import dispatch
+from torchrl.objectives import ppo as _trl
+
+from ..functional import ppo as F
+from ..functional.keys import PPOKeys
+from ._common import (
+    ACTOR_OUTPUT,
+    OLD_ACTOR_OUTPUT,
+    OLD_VALUE,
+    check_single_key,
+    dist_class_of,
+    dist_params,
+    estimate_advantage,
+    find_dist_module,
+    on_policy_keys,
+    run_actor,
+    run_critic,
+)
+
+__all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss"]
+
+
+class _PPOForward:
+    """``forward`` shared by the three PPO modules; subclasses pick the functional loss."""
+
+    def _setup_functional(self) -> None:
+        name = type(self).__name__
+        if self.advantage_norm is not None:
+            raise NotImplementedError(f"{name}: advantage_norm (ValueNorm) is not supported yet")
+        if self.delay_actor:
+            raise NotImplementedError(f"{name}: delay_actor=True is not supported yet")
+        if self._entropy_coeff_map is not None:
+            raise NotImplementedError(f"{name}: per-head entropy coefficients (composite actions) are not supported yet")
+        self._dist_module = find_dist_module(name, self.actor_network)
+        self._dist_class = dist_class_of(self._dist_module)
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        # torch.func.functional_call passes remove_duplicate, which TorchRL's override rejects
+        for name, param in super().named_parameters(prefix=prefix, recurse=recurse):
+            yield name, param
+
+    def _inputs(self, tensordict: TensorDictBase, with_old_actor: bool) -> tuple[TensorDictBase, PPOKeys]:
+        tk = self.tensor_keys
+        check_single_key(type(self).__name__, tk.sample_log_prob, "log-prob")
+        keys = on_policy_keys(self, PPOKeys, old_actor_output=OLD_ACTOR_OUTPUT)
+        td = tensordict.copy()
+        if td.get(tk.advantage, None) is None:
+            if self.critic_network is None:
+                raise RuntimeError("Critic network is not specified, cannot compute advantage within forward.")
+            estimate_advantage(self, td)
+        old_actor = dist_params(self._dist_module, tensordict) if with_old_actor else None
+        actor_output = run_actor(self, td, self._dist_module)
+        inputs = td.select(
+            tk.action, tk.sample_log_prob, tk.advantage, tk.value_target, *self._loss_mask_keys(), strict=False
+        )
+        for name, value in actor_output.items():
+            inputs.set(ACTOR_OUTPUT + (name,), value)
+        if old_actor is not None:
+            for name, value in old_actor.items():
+                inputs.set(OLD_ACTOR_OUTPUT + (name,), value)
+        if self._has_critic:
+            critic_td = td.detach() if self.separate_losses else td
+            if self.clip_value is not None:
+                old_value = critic_td.get(tk.value, None)
+                if old_value is None:
+                    raise KeyError(
+                        f"clip_value is set to {self.clip_value}, but the key {tk.value} was not found "
+                        "in the input tensordict."
+                    )
+                inputs.set(OLD_VALUE, old_value)
+            inputs.set(tk.value, run_critic(self, critic_td, tk.value))
+        return inputs, keys
+
+    def _common_kwargs(self) -> dict:
+        return dict(
+            entropy_bonus=self.entropy_bonus,
+            samples_mc_entropy=self.samples_mc_entropy,
+            entropy_coeff=self.entropy_coeff,
+            critic_coeff=self.critic_coeff if self._has_critic else None,
+            loss_critic_type=self.loss_critic_type,
+            clip_value=self.clip_value,
+            normalize_advantage=self.normalize_advantage,
+            normalize_advantage_exclude_dims=tuple(self.normalize_advantage_exclude_dims),
+            max_importance_ratio=self.max_importance_ratio,
+            log_explained_variance=self.log_explained_variance,
+            reduction=self.reduction,
+            loss_mask_key=self.loss_mask_key,
+        )
+
+
+class PPOLoss(_PPOForward, _trl.PPOLoss):
+    """Drop-in ``torchrl.objectives.PPOLoss`` computed by :func:`~torchrl_functional.functional.ppo_loss`."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._setup_functional()
+
+    @dispatch
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        inputs, keys = self._inputs(tensordict, with_old_actor=False)
+        return F.ppo_loss(inputs, self._dist_class, keys=keys, **self._common_kwargs())
+
+
+class ClipPPOLoss(_PPOForward, _trl.ClipPPOLoss):
+    """Drop-in ``torchrl.objectives.ClipPPOLoss`` computed by :func:`~torchrl_functional.functional.clip_ppo_loss`."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._setup_functional()
+
+    @dispatch
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        inputs, keys = self._inputs(tensordict, with_old_actor=False)
+        clip_epsilon = (
+            (self.clip_epsilon_low, self.clip_epsilon_high) if self._asymmetric_clip else self.clip_epsilon
+        )
+        return F.clip_ppo_loss(
+            inputs, self._dist_class, keys=keys, clip_epsilon=clip_epsilon, **self._common_kwargs()
+        )
+
+
+class KLPENPPOLoss(_PPOForward, _trl.KLPENPPOLoss):
+    """Drop-in ``torchrl.objectives.KLPENPPOLoss`` computed by :func:`~torchrl_functional.functional.klpen_ppo_loss`.
+
+    As in TorchRL, ``forward`` updates the ``beta`` buffer in place (from the functional
+    loss's ``"beta"`` output, which is not returned, so the output keys are TorchRL's).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._setup_functional()
+
+    @dispatch
+    def forward(self, tensordict: TensorDictBase) -> TensorDict:
+        inputs, keys = self._inputs(tensordict, with_old_actor=True)
+        out = F.klpen_ppo_loss(
+            inputs, self._dist_class, keys=keys, beta=self.beta, dtarg=self.dtarg,
+            increment=self.increment, decrement=self.decrement, samples_mc_kl=self.samples_mc_kl,
+            **self._common_kwargs(),
+        )
+        with torch.no_grad():
+            self.beta.copy_(out.pop("beta"))
+        return out
