@@ -1,0 +1,15 @@
+"""Drop-in replacements for ``torchrl.objectives`` loss modules.
+
+Each class subclasses the TorchRL 0.14.1 class of the same name (same constructor,
+keys, value estimators, buffers and outputs); its ``forward`` runs the networks and
+the value estimator, then calls the matching function of
+:mod:`torchrl_functional.functional`. Swap the import and keep the rest::
+
+    from torchrl_functional.modules import ClipPPOLoss
+"""
+
+from .a2c import A2CLoss
+from .ppo import ClipPPOLoss, KLPENPPOLoss, PPOLoss
+from .reinforce import ReinforceLoss
+
+__all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss", "A2CLoss", "ReinforceLoss"]

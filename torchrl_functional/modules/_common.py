@@ -129,3 +129,16 @@ def on_policy_keys(loss_module, cls: type[OnPolicyKeys], **extra: Any) -> OnPoli
 def check_single_key(loss_name: str, key: Any, what: str) -> None:
     if isinstance(key, list):
         raise NotImplementedError(f"{loss_name}: several {what} keys (composite actions) are not supported yet")
+
+
+class FunctionalCallMixin:
+    """Lets ``torch.func.functional_call`` swap the loss module's parameters.
+
+    TorchRL's ``LossModule.named_parameters`` rejects the ``remove_duplicate`` argument
+    that ``functional_call`` passes; this accepts it. Because every ``forward`` reads the
+    parameters at call time (no cached detached copies), swapped parameters are used
+    everywhere, including inside the value estimator.
+    """
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        yield from super().named_parameters(prefix=prefix, recurse=recurse)

@@ -8,7 +8,6 @@ of :mod:`torchrl_functional.functional.ppo`, which holds all the math.
 
 from __future__ import annotations
 
-import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import dispatch
 from torchrl.objectives import ppo as _trl
@@ -19,6 +18,7 @@ from ._common import (
     ACTOR_OUTPUT,
     OLD_ACTOR_OUTPUT,
     OLD_VALUE,
+    FunctionalCallMixin,
     check_single_key,
     dist_class_of,
     dist_params,
@@ -32,7 +32,7 @@ from ._common import (
 __all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss"]
 
 
-class _PPOForward:
+class _PPOForward(FunctionalCallMixin):
     """``forward`` shared by the three PPO modules; subclasses pick the functional loss."""
 
     def _setup_functional(self) -> None:
@@ -45,11 +45,6 @@ class _PPOForward:
             raise NotImplementedError(f"{name}: per-head entropy coefficients (composite actions) are not supported yet")
         self._dist_module = find_dist_module(name, self.actor_network)
         self._dist_class = dist_class_of(self._dist_module)
-
-    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
-        # torch.func.functional_call passes remove_duplicate, which TorchRL's override rejects
-        for name, param in super().named_parameters(prefix=prefix, recurse=recurse):
-            yield name, param
 
     def _inputs(self, tensordict: TensorDictBase, with_old_actor: bool) -> tuple[TensorDictBase, PPOKeys]:
         tk = self.tensor_keys
@@ -150,6 +145,6 @@ class KLPENPPOLoss(_PPOForward, _trl.KLPENPPOLoss):
             increment=self.increment, decrement=self.decrement, samples_mc_kl=self.samples_mc_kl,
             **self._common_kwargs(),
         )
-        with torch.no_grad():
-            self.beta.copy_(out.pop("beta"))
+        # through .data, as TorchRL: the old beta is saved for backward by this very call
+        self.beta.data.copy_(out.pop("beta"))
         return out
