@@ -179,7 +179,7 @@ def reduce_loss(
         out = value.sum() if weights is None else (value * weights).sum()
     else:  # pragma: no cover - validated by check_reduction
         raise HyperparameterError(loss, "reduction", f"expected one of {REDUCTIONS}, got {reduction!r}")
-    return out.squeeze(-1)
+    return out.squeeze(-1) if out.ndim else out
 
 
 def finish_losses(loss: str, out: dict[str, Tensor], reduction: str, mask: Tensor | None = None,
