@@ -12,7 +12,7 @@ from tensordict import TensorDictBase
 from torch import Tensor
 from torch import distributions as D
 
-from ..errors import EntryShapeError, HyperparameterError
+from ..errors import EntryShapeError, HyperparameterError, LossInputError
 from . import value as value_kernels
 from ._td import (
     check_bool,
@@ -139,18 +139,21 @@ def estimate_advantage(
     dim = _time_dim(loss, td, batch_shape, time_dim)
     value = value.detach()
     next_value = next_value.detach()
-    if value_estimator == "gae":
-        return value_kernels.generalized_advantage_estimate(
-            gamma, lmbda, value, next_value, reward, done, terminated, time_dim=dim
-        )
-    if value_estimator == "td0":
-        target = value_kernels.td0_return_estimate(gamma, next_value, reward, terminated)
-    elif value_estimator == "td1":
-        target = value_kernels.td1_return_estimate(gamma, next_value, reward, done, terminated, time_dim=dim)
-    else:
-        target = value_kernels.td_lambda_return_estimate(
-            gamma, lmbda, next_value, reward, done, terminated, time_dim=dim
-        )
+    try:
+        if value_estimator == "gae":
+            return value_kernels.generalized_advantage_estimate(
+                gamma, lmbda, value, next_value, reward, done, terminated, time_dim=dim
+            )
+        if value_estimator == "td0":
+            target = value_kernels.td0_return_estimate(gamma, next_value, reward, terminated)
+        elif value_estimator == "td1":
+            target = value_kernels.td1_return_estimate(gamma, next_value, reward, done, terminated, time_dim=dim)
+        else:
+            target = value_kernels.td_lambda_return_estimate(
+                gamma, lmbda, next_value, reward, done, terminated, time_dim=dim
+            )
+    except LossInputError as err:  # report under the loss's name
+        raise type(err)(loss, err.entry, f"{err.message} (in {err.loss})") from err
     return target - value, target
 
 

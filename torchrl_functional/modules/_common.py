@@ -62,11 +62,86 @@ def dist_params(dist_module: ProbabilisticTensorDictModule, td: TensorDictBase) 
     return params
 
 
-def params_context(loss_module: nn.Module, params: Any, module: nn.Module):
+class _ParamBinder:
+    """Binds the leaves of a ``TensorDictParams`` to the parameter slots of ``module``.
+
+    Equivalent to ``params.to_module(module, preserve_module_state=False)`` for plain
+    ``nn.Module`` trees, at a fraction of the cost: the slots are resolved once, and when
+    every leaf already *is* the module's tensor (the usual case: TorchRL keeps the same
+    ``Parameter`` objects in both) nothing is swapped at all. Swapped-in leaves (e.g.
+    after ``TensorDict.from_module(loss).to_module(loss)``, which replaces the params'
+    inner TensorDict) are bound for the duration of the call and restored afterwards.
+    """
+
+    def __init__(self, module: nn.Module, params: TensorDictBase) -> None:
+        self.params = params
+        self.keys: list[tuple] = []
+        self.slots: list[tuple[dict, str]] = []
+        for key in params.keys(True, True):
+            key = key if isinstance(key, tuple) else (key,)
+            owner = module
+            for part in key[:-1]:
+                owner = owner._modules[part]
+            if type(owner).__getattr__ is not nn.Module.__getattr__ or type(owner).__setattr__ is not nn.Module.__setattr__:
+                raise TypeError("custom attribute access")
+            name = key[-1]
+            store = owner._parameters if name in owner._parameters else owner._buffers
+            if name not in store:
+                raise KeyError(name)
+            self.keys.append(key)
+            self.slots.append((store, name))
+        self._root = None
+        self._leaf_dicts: list[dict] = []
+        self._saved: list | None = None
+
+    def _leaves(self) -> list:
+        # the leaves live in plain dicts inside the params' TensorDict; cache those dicts and
+        # re-resolve them only when the inner TensorDict is replaced (as ``to_module`` does)
+        root = getattr(self.params, "_param_td", None)
+        if root is None or not hasattr(root, "_tensordict"):
+            return [self.params.get(key) for key in self.keys]
+        if root is not self._root:
+            self._leaf_dicts = [
+                (root.get(key[:-1]) if len(key) > 1 else root)._tensordict for key in self.keys
+            ]
+            self._root = root
+        return [d[key[-1]] for d, key in zip(self._leaf_dicts, self.keys)]
+
+    def __enter__(self) -> None:
+        saved = None
+        for (store, name), leaf in zip(self.slots, self._leaves()):
+            current = store[name]
+            if leaf is not current:
+                if saved is None:
+                    saved = []
+                saved.append((store, name, current))
+                store[name] = leaf
+        self._saved = saved
+
+    def __exit__(self, *exc) -> None:
+        if self._saved:
+            for store, name, value in reversed(self._saved):
+                store[name] = value
+        self._saved = None
+
+
+def params_context(loss_module, params: Any, module: nn.Module):
     """Run ``module`` with ``params`` (TorchRL's functional convention), or as is."""
     if params is None or not getattr(loss_module, "functional", True):
         return contextlib.nullcontext()
-    return params.to_module(module, preserve_module_state=False)
+    if torch.compiler.is_compiling():
+        return params.to_module(module, preserve_module_state=False)
+    cache = loss_module.__dict__.setdefault("_tf_binders", {})
+    entry = cache.get(id(module))
+    if entry is None or entry[0] is not params:
+        try:
+            binder = _ParamBinder(module, params)
+        except (KeyError, TypeError, AttributeError):
+            binder = None  # unusual module tree: use TensorDict.to_module
+        entry = cache[id(module)] = (params, binder)
+    if entry[1] is None:
+        return params.to_module(module, preserve_module_state=False)
+    return entry[1]
 
 
 def run_actor(loss_module, td: TensorDictBase, dist_module: ProbabilisticTensorDictModule) -> dict:
