@@ -180,12 +180,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--dists", nargs="+", default=list(DISTS), choices=DISTS)
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--inner", type=int, default=10)
-    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--no-compile", dest="compile", action="store_false",
+                        help="skip the torch.compile variant (it is skipped in --smoke too)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, few repeats (CI)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.smoke:
-        args.batches, args.repeats, args.inner = [8], 3, 1
+        args.batches, args.repeats, args.inner, args.compile = [8], 3, 1, False
     rows = run(args.batches, tuple(args.dists), args.repeats, args.inner, args.compile)
     headers = list(rows[0])
     print(f"Clip PPO forward+backward, ms per call (median of {args.repeats} interleaved repeats x {args.inner} calls), "

@@ -85,3 +85,75 @@ def save_json(path: Path, payload: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=2))
     tmp.replace(path)
+
+
+class PeakTensorMemory:
+    """Peak bytes of tensor storage allocated *inside* the context (inputs and parameters
+    created before it are not counted), including what autograd saves for backward.
+
+    Implemented with a ``TorchDispatchMode`` that sees every aten op's outputs and tracks
+    each new storage until the last tensor referencing it is garbage collected. CPU and
+    allocator independent, so the numbers are comparable between implementations.
+    """
+
+    def __init__(self) -> None:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        tracker = self
+
+        class _Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                for t in torch.utils._pytree.tree_leaves(out):
+                    if isinstance(t, torch.Tensor):
+                        tracker._track(t)
+                return out
+
+        self._mode = _Mode()
+        self.current = 0
+        self.peak = 0
+        self._refs: dict[int, list] = {}
+
+    def _track(self, t: torch.Tensor) -> None:
+        import weakref
+
+        storage = t.untyped_storage()
+        ptr = storage.data_ptr()
+        entry = self._refs.get(ptr)
+        if entry is None:
+            if ptr in self._preexisting:
+                return
+            entry = self._refs[ptr] = [0, storage.nbytes()]
+            self.current += entry[1]
+            self.peak = max(self.peak, self.current)
+        entry[0] += 1
+
+        def release(ptr=ptr):
+            e = self._refs.get(ptr)
+            if e is None:
+                return
+            e[0] -= 1
+            if e[0] == 0:
+                self.current -= e[1]
+                del self._refs[ptr]
+
+        weakref.finalize(t, release)
+
+    def __enter__(self) -> "PeakTensorMemory":
+        import warnings
+
+        gc.collect()
+        self._preexisting: set[int] = set()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for obj in gc.get_objects():
+                if isinstance(obj, torch.Tensor):
+                    try:
+                        self._preexisting.add(obj.untyped_storage().data_ptr())
+                    except (RuntimeError, NotImplementedError):
+                        pass
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._mode.__exit__(*exc)
