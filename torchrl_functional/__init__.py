@@ -24,6 +24,7 @@ from .functional import (
     PPOKeys,
     ReinforceKeys,
     a2c_loss,
+    check_finite,
     clip_ppo_loss,
     klpen_ppo_loss,
     ppo_loss,
@@ -35,6 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "functional",
     "errors",
+    "check_finite",
     "ppo_loss",
     "clip_ppo_loss",
     "klpen_ppo_loss",

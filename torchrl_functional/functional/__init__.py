@@ -30,9 +30,13 @@ from .value import (
     td_lambda_return_estimate,
     vtrace_advantage_estimate,
 )
+from ._validation import check_finite, set_check_finite
 from .value_learning import clipped_value_loss, distance_loss, explained_variance
 
 __all__ = [
+    # opt-in input checks
+    "check_finite",
+    "set_check_finite",
     # TensorDict losses
     "ppo_loss",
     "clip_ppo_loss",

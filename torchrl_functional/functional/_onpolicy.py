@@ -12,11 +12,12 @@ from tensordict import TensorDictBase
 from torch import Tensor
 from torch import distributions as D
 
-from ..errors import EntryShapeError, HyperparameterError, LossInputError
+from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError, LossInputError
 from . import value as value_kernels
 from ._td import (
     check_bool,
     check_constant,
+    check_finite_leaves,
     check_float,
     check_per_sample,
     check_shape,
@@ -26,7 +27,7 @@ from ._td import (
     require,
 )
 from ._validation import check_choice, check_range
-from .distributions import build_distribution
+from .distributions import build_distribution, is_continuous
 from .distributions import entropy as dist_entropy
 from .keys import OnPolicyKeys
 from .value_learning import LOSS_FUNCTIONS, clipped_value_loss, distance_loss, explained_variance
@@ -52,23 +53,24 @@ def current_log_prob(
     """
     params = td.get(keys.actor_output, None)
     if params is not None:
+        check_finite_leaves(loss, keys.actor_output, params)
         dist = build_distribution(loss, keys.actor_output, dist_class, params)
         action = require(loss, td, keys.action, "the action taken, written by the collector")
         check_constant(loss, keys.action, action, "the action must be a constant of the data")
+        if is_continuous(dist) and not action.is_floating_point():
+            raise EntryDtypeError(
+                loss, keys.action, f"{type(dist).__name__} is continuous: expected a floating point action, got {action.dtype}"
+            )
+        shapes = (
+            f"action shape {tuple(action.shape)}, while the distribution built from {keys.actor_output!r} has "
+            f"batch shape {tuple(dist.batch_shape)} and event shape {tuple(dist.event_shape)}"
+        )
         try:
             log_prob = dist.log_prob(action)
-        except (RuntimeError, ValueError) as err:
-            raise EntryShapeError(
-                loss, keys.action,
-                f"cannot be scored by {type(dist).__name__} with batch shape {tuple(dist.batch_shape)} "
-                f"and event shape {tuple(dist.event_shape)}: {err}",
-            ) from err
+        except (RuntimeError, ValueError, IndexError) as err:
+            raise EntryShapeError(loss, keys.action, f"cannot be scored: {shapes} ({err})") from err
         if log_prob.shape != dist.batch_shape:
-            raise EntryShapeError(
-                loss, keys.action,
-                f"shape {tuple(action.shape)} broadcasts against the distribution's batch shape "
-                f"{tuple(dist.batch_shape)} (log-prob shape {tuple(log_prob.shape)})",
-            )
+            raise EntryShapeError(loss, keys.action, f"would broadcast: {shapes} (log-prob shape {tuple(log_prob.shape)})")
         return log_prob, dist
     log_prob = td.get(keys.log_prob, None)
     if log_prob is None:

@@ -16,7 +16,7 @@ from ..errors import (
     HyperparameterError,
     MissingEntryError,
 )
-from ._validation import check_choice
+from ._validation import assert_finite, check_choice, finite_checks_enabled
 
 REDUCTIONS = ("mean", "sum", "none")
 #: Entries that ``loss_mask_key="auto"`` ANDs together when present (as TorchRL's LossModule).
@@ -44,6 +44,16 @@ def check_float(loss: str, key: Any, x: Tensor) -> None:
         raise EntryDtypeError(loss, key, f"expected a tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise EntryDtypeError(loss, key, f"expected a floating point tensor, got {x.dtype}")
+    if finite_checks_enabled():
+        assert_finite(loss, key, x)
+
+
+def check_finite_leaves(loss: str, key: Any, td: Any) -> None:
+    """With :func:`check_finite` on, check every float leaf of a sub-TensorDict entry."""
+    if finite_checks_enabled() and td is not None and not isinstance(td, Tensor):
+        for name, leaf in td.items(True, True):
+            name = name if isinstance(name, tuple) else (name,)
+            assert_finite(loss, (key if isinstance(key, tuple) else (key,)) + name, leaf)
 
 
 def check_bool(loss: str, key: Any, x: Tensor) -> None:
@@ -89,6 +99,8 @@ def hyperparameter(
         return value
     if not isinstance(entry, Tensor) or not (entry.is_floating_point() or entry.dtype in (torch.int64, torch.int32)):
         raise EntryDtypeError(loss, name, f"a hyperparameter entry must be a real tensor, got {getattr(entry, 'dtype', type(entry))}")
+    if finite_checks_enabled():
+        assert_finite(loss, name, entry)
     if batch_shape is not None:
         if entry.shape == batch_shape:
             entry = entry.unsqueeze(-1)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..errors import HyperparameterError
+from ..errors import HyperparameterError, NonFiniteEntryError
+
+_CHECK_FINITE: contextvars.ContextVar[bool] = contextvars.ContextVar("torchrl_functional_check_finite", default=False)
 
 try:  # torch >= 2.0
     from torch._C._functorch import is_functorch_wrapped_tensor as _is_wrapped
@@ -67,3 +73,46 @@ def check_unit_interval(loss: str, name: str, x: float | Tensor) -> None:
 def check_choice(loss: str, name: str, value: object, choices: tuple) -> None:
     if value not in choices:
         raise HyperparameterError(loss, name, f"expected one of {choices}, got {value!r}")
+
+
+@contextlib.contextmanager
+def check_finite(enabled: bool = True) -> Iterator[None]:
+    """Opt-in: inside this context every loss and kernel input entry that a loss reads is
+    checked for NaN/inf, and a :class:`~torchrl_functional.errors.NonFiniteEntryError` names
+    the loss and the entry. Off by default (the check costs a host sync per entry); skipped
+    under ``torch.compile`` tracing and ``torch.func`` transforms.
+
+    Example::
+
+        with torchrl_functional.check_finite():
+            out = clip_ppo_loss(td, Categorical)
+    """
+    token = _CHECK_FINITE.set(enabled)
+    try:
+        yield
+    finally:
+        _CHECK_FINITE.reset(token)
+
+
+def set_check_finite(enabled: bool) -> None:
+    """Turn the finiteness check on or off for the current context (see :func:`check_finite`)."""
+    _CHECK_FINITE.set(enabled)
+
+
+def finite_checks_enabled() -> bool:
+    return _CHECK_FINITE.get()
+
+
+def assert_finite(loss: str, key: Any, x: Tensor) -> None:
+    """Raise :class:`NonFiniteEntryError` if ``x`` holds NaN or inf (values permitting)."""
+    if not x.is_floating_point() or not can_inspect_values(x):
+        return
+    with torch.no_grad():
+        finite = torch.isfinite(x)
+        if bool(finite.all()):
+            return
+        n_nan = int(torch.isnan(x).sum())
+        n_inf = int((~finite).sum()) - n_nan
+    raise NonFiniteEntryError(
+        loss, key, f"holds {n_nan} NaN and {n_inf} infinite value(s) out of {x.numel()} (shape {tuple(x.shape)})"
+    )

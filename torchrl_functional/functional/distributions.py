@@ -24,7 +24,7 @@ from torchrl.modules.distributions.utils import (
     sample_and_log_prob as _torchrl_sample_and_log_prob,
 )
 
-from ..errors import EntryShapeError, HyperparameterError
+from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
 from ._validation import can_inspect_values
 
 __all__ = ["build_distribution", "sample_and_log_prob", "entropy", "kl_divergence"]
@@ -57,6 +57,11 @@ def build_distribution(
             "e.g. {'loc': ..., 'scale': ...} or {'logits': ...}, got a tensor",
         )
     kwargs = dict(params.items()) if isinstance(params, TensorDictBase) else dict(params)
+    for name, value in kwargs.items():
+        if isinstance(value, Tensor) and not value.is_floating_point():
+            raise EntryDtypeError(
+                loss, _join(entry, name), f"distribution parameters must be floating point tensors, got {value.dtype}"
+            )
     try:
         return dist_class(**kwargs)
     except TypeError as err:
@@ -65,6 +70,28 @@ def build_distribution(
             f"could not build the distribution {getattr(dist_class, '__name__', dist_class)!r} "
             f"from the keyword arguments {sorted(kwargs)}: {err}",
         ) from err
+    except (RuntimeError, ValueError) as err:
+        raise EntryShapeError(
+            loss, entry,
+            f"could not build the distribution {getattr(dist_class, '__name__', dist_class)!r} from "
+            + ", ".join(f"{k}{tuple(v.shape) if isinstance(v, Tensor) else ''}" for k, v in kwargs.items())
+            + f": {err}",
+        ) from err
+
+
+def _join(entry: Any, name: str) -> tuple:
+    return (entry if isinstance(entry, tuple) else (entry,)) + (name,)
+
+
+def is_continuous(dist: D.Distribution) -> bool:
+    """True when the distribution's samples must be floats (reparameterizable, or a continuous support)."""
+    if getattr(dist, "has_rsample", False):
+        return True
+    try:
+        support = dist.support
+        return support is not None and not support.is_discrete
+    except Exception:  # some distributions cannot report a support: do not guess
+        return False
 
 
 def _sum_rightmost(x: Tensor, dims: int) -> Tensor:

@@ -18,7 +18,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 from torch import distributions as D
 
-from ..errors import HyperparameterError
+from ..errors import EntryShapeError, HyperparameterError
 from ._onpolicy import (
     advantage_and_target,
     behaviour_log_prob,
@@ -29,7 +29,7 @@ from ._onpolicy import (
     entropy_term,
     standardize_advantage,
 )
-from ._td import check_reduction, finish_losses, hyperparameter, loss_mask, missing, require
+from ._td import check_finite_leaves, check_reduction, finish_losses, hyperparameter, loss_mask, missing, require
 from ._validation import check_range
 from .distributions import build_distribution, kl_divergence
 from .keys import NestedKey, PPOKeys, resolve_keys
@@ -381,7 +381,15 @@ def klpen_ppo_loss(
                       "the KL penalty needs the current policy's distribution parameters and dist_class")
     old_params = require(name, td, batch.keys.old_actor_output,
                          "the behaviour policy's distribution parameters, needed for KL(pi_old || pi)")
+    check_finite_leaves(name, batch.keys.old_actor_output, old_params)
     old_dist = build_distribution(name, batch.keys.old_actor_output, dist_class, old_params.detach())
+    if old_dist.batch_shape != batch.dist.batch_shape or old_dist.event_shape != batch.dist.event_shape:
+        raise EntryShapeError(
+            name, batch.keys.old_actor_output,
+            f"builds a distribution with batch shape {tuple(old_dist.batch_shape)} and event shape "
+            f"{tuple(old_dist.event_shape)}, but the current policy from {batch.keys.actor_output!r} has "
+            f"{tuple(batch.dist.batch_shape)} and {tuple(batch.dist.event_shape)}",
+        )
     kl = kl_divergence(old_dist, batch.dist, samples_mc_kl, generator=generator, loss=name).unsqueeze(-1)
     beta_in = hyperparameter(name, td, "beta", beta, batch.batch_shape)
     log_weight = batch.log_weight

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
-from ._validation import check_unit_interval
+from ._validation import assert_finite, check_unit_interval, finite_checks_enabled
 
 __all__ = [
     "reverse_discounted_scan",
@@ -87,6 +87,9 @@ def _time_dim(name: str, time_dim: int, ref: Tensor) -> int:
 def _check_signals(name: str, ref_name: str, ref: Tensor, **tensors: Tensor | None) -> None:
     if not ref.is_floating_point():
         raise EntryDtypeError(name, ref_name, f"expected a floating point tensor, got {ref.dtype}")
+    checking = finite_checks_enabled()
+    if checking:
+        assert_finite(name, ref_name, ref)
     for key, tensor in tensors.items():
         if tensor is None:
             continue
@@ -101,6 +104,8 @@ def _check_signals(name: str, ref_name: str, ref: Tensor, **tensors: Tensor | No
                 raise EntryDtypeError(name, key, f"expected a torch.bool tensor, got {tensor.dtype}")
         elif not tensor.is_floating_point():
             raise EntryDtypeError(name, key, f"expected a floating point tensor, got {tensor.dtype}")
+        elif checking:
+            assert_finite(name, key, tensor)
 
 
 def _as_factor(name: str, key: str, x: Scalar, ref: Tensor, check_range: bool = True) -> Scalar:
