@@ -147,7 +147,7 @@ class FunctionalCallMixin:
 # ----------------------------------------------------------------------------- off-policy
 
 
-def estimator_kwargs(loss_module) -> dict:
+def estimator_kwargs(loss_module, tensordict: TensorDictBase | None = None) -> dict:
     """The loss module's value estimator (TorchRL's TD0 by default) as keyword arguments of
     the off-policy functional losses: ``value_estimator``, ``gamma``, ``lmbda``, ``time_dim``."""
     from torchrl.objectives.value import TD0Estimator, TD1Estimator, TDLambdaEstimator
@@ -165,7 +165,12 @@ def estimator_kwargs(loss_module) -> dict:
     if getattr(est, "average_rewards", False):
         raise NotImplementedError(f"{name}: value estimators with average_rewards=True are not supported yet")
     lmbda = getattr(est, "lmbda", 0.95)
-    return {"value_estimator": kind, "gamma": est.gamma, "lmbda": lmbda, "time_dim": getattr(est, "time_dim", None)}
+    time_dim = getattr(est, "time_dim", None)
+    if time_dim is None and tensordict is not None and tensordict.batch_dims:
+        # TorchRL's rule: a dim named "time", else the last one
+        names = tensordict.names if tensordict._has_names() else []
+        time_dim = names.index("time") if "time" in names else tensordict.batch_dims - 1
+    return {"value_estimator": kind, "gamma": est.gamma, "lmbda": lmbda, "time_dim": time_dim}
 
 
 def transition_inputs(loss_module, tensordict: TensorDictBase, *extra: Any) -> TensorDictBase:
@@ -173,7 +178,7 @@ def transition_inputs(loss_module, tensordict: TensorDictBase, *extra: Any) -> T
     action, ``("next", reward/done/terminated)``, the priority weight (when the module uses
     it), loss masks and ``extra`` entries. Network outputs are added to it afterwards."""
     tk = loss_module.tensor_keys
-    keys = [tk.action, ("next", tk.reward), ("next", tk.done), ("next", tk.terminated), *extra,
+    keys = [getattr(tk, "action", "action"), ("next", tk.reward), ("next", tk.done), ("next", tk.terminated), *extra,
             *loss_module._loss_mask_keys()]
     if getattr(loss_module, "use_prioritized_weights", False) in (True, "auto") and hasattr(tk, "priority_weight"):
         keys.append(tk.priority_weight)
@@ -181,14 +186,18 @@ def transition_inputs(loss_module, tensordict: TensorDictBase, *extra: Any) -> T
         raise NotImplementedError(
             f"{type(loss_module).__name__}: n-step data ('steps_to_next_obs') is not supported yet"
         )
-    return tensordict.select(*keys, strict=False)
+    # Q-ensemble outputs are [E, *B, 1]: the inputs carry no batch dimensions
+    inputs = TensorDict(batch_size=[], device=tensordict.device)
+    for key, value in tensordict.select(*keys, strict=False).items(True, True):
+        inputs.set(key, value)
+    return inputs
 
 
 def off_policy_keys(loss_module, cls: type, **private: Any):
     """The functional loss's keys object: data entries named by the module's ``tensor_keys``,
     network outputs under the private root (``private`` maps a field to its private name)."""
     tk = loss_module.tensor_keys
-    names = dict(action=tk.action, reward=tk.reward, done=tk.done, terminated=tk.terminated)
+    names = dict(action=getattr(tk, "action", "action"), reward=tk.reward, done=tk.done, terminated=tk.terminated)
     if hasattr(tk, "priority_weight"):
         names["priority_weight"] = tk.priority_weight
     names.update({field: (PRIVATE, value) for field, value in private.items()})

@@ -62,7 +62,7 @@ class DQNLoss(FunctionalCallMixin, _trl.DQNLoss):
             loss_mask_key=self.loss_mask_key,
             use_prioritized_weights=self.use_prioritized_weights in (True, "auto"),
             keys=off_policy_keys(self, DQNKeys, action_value="action_value", online_action_value="online_action_value"),
-            **estimator_kwargs(self),
+            **estimator_kwargs(self, tensordict),
         )
         write_priority(tensordict, tk.priority, out.pop("td_error"))
         return out
