@@ -9,6 +9,7 @@ the value estimator, then calls the matching function of
 """
 
 from .a2c import A2CLoss
+from .cql import CQLLoss, DiscreteCQLLoss
 from .ddpg import DDPGLoss
 from .dqn import DQNLoss
 from .iql import DiscreteIQLLoss, IQLLoss
@@ -20,4 +21,5 @@ from .td3 import TD3Loss
 __all__ = [
     "PPOLoss", "ClipPPOLoss", "KLPENPPOLoss", "A2CLoss", "ReinforceLoss",
     "DQNLoss", "DDPGLoss", "TD3Loss", "SACLoss", "DiscreteSACLoss", "IQLLoss", "DiscreteIQLLoss",
+    "CQLLoss", "DiscreteCQLLoss",
 ]
