@@ -465,3 +465,4 @@ def test_discrete_cql_parity(space, case_id, kwargs, opts):
     ref, mine = build(TDCQL, ours.DiscreteCQLLoss, (dqn_actor(one_hot=space == "one_hot"),),
                       {"action_space": space, **kwargs}, opts.get("keys"), opts.get("estimator"))
     compare(ref, mine, _data(opts, space))
+
