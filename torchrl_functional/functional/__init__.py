@@ -2,12 +2,33 @@
 
 Tensor kernels (tensors in, tensors out) live in :mod:`.value`, :mod:`.policy_gradient`,
 :mod:`.value_learning` and :mod:`.distributions`; TensorDict losses (precomputed network
-outputs in, a TensorDict of losses out) in :mod:`.ppo`, :mod:`.a2c`, :mod:`.reinforce`.
+outputs in, a TensorDict of losses out) in :mod:`.ppo`, :mod:`.a2c`, :mod:`.reinforce`, and the off-policy :mod:`.dqn`,
+:mod:`.ddpg`, :mod:`.td3`, :mod:`.sac`, :mod:`.iql`, :mod:`.cql`.
 """
 
 from .a2c import a2c_loss
+from .cql import cql_loss, discrete_cql_loss
+from .ddpg import ddpg_loss
+from .dqn import dqn_loss
+from .iql import discrete_iql_loss, expectile_loss, iql_loss
+from .sac import discrete_sac_loss, sac_loss
+from .td3 import td3_loss, td3_target_action
 from .distributions import build_distribution, entropy, kl_divergence, sample_and_log_prob
-from .keys import A2CKeys, OnPolicyKeys, PPOKeys, ReinforceKeys
+from .keys import (
+    A2CKeys,
+    CQLKeys,
+    DDPGKeys,
+    DiscreteCQLKeys,
+    DiscreteSACKeys,
+    DQNKeys,
+    IQLKeys,
+    OffPolicyKeys,
+    OnPolicyKeys,
+    PPOKeys,
+    ReinforceKeys,
+    SACKeys,
+    TD3Keys,
+)
 from .policy_gradient import (
     adapt_kl_beta,
     clip_bounds,
@@ -43,11 +64,32 @@ __all__ = [
     "klpen_ppo_loss",
     "a2c_loss",
     "reinforce_loss",
+    "dqn_loss",
+    "ddpg_loss",
+    "td3_loss",
+    "sac_loss",
+    "discrete_sac_loss",
+    "iql_loss",
+    "discrete_iql_loss",
+    "cql_loss",
+    "discrete_cql_loss",
     # keys
     "OnPolicyKeys",
     "PPOKeys",
     "A2CKeys",
     "ReinforceKeys",
+    "OffPolicyKeys",
+    "DQNKeys",
+    "DDPGKeys",
+    "TD3Keys",
+    "SACKeys",
+    "DiscreteSACKeys",
+    "IQLKeys",
+    "CQLKeys",
+    "DiscreteCQLKeys",
+    # off-policy kernels
+    "td3_target_action",
+    "expectile_loss",
     # value estimation kernels
     "reverse_discounted_scan",
     "generalized_advantage_estimate",

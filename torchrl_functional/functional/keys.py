@@ -19,7 +19,11 @@ from typing import Any, TypeVar
 
 NestedKey = str | tuple[str, ...]
 
-__all__ = ["NestedKey", "OnPolicyKeys", "PPOKeys", "A2CKeys", "ReinforceKeys", "resolve_keys"]
+__all__ = [
+    "NestedKey", "OnPolicyKeys", "PPOKeys", "A2CKeys", "ReinforceKeys", "resolve_keys",
+    "OffPolicyKeys", "DQNKeys", "DDPGKeys", "TD3Keys", "SACKeys", "DiscreteSACKeys", "IQLKeys",
+    "CQLKeys", "DiscreteCQLKeys",
+]
 
 K = TypeVar("K", bound="_Keys")
 
@@ -104,3 +108,144 @@ def resolve_keys(keys: Any, cls: type[K], loss: str) -> K:
         except TypeError as err:
             raise TypeError(f"{loss}: keys: {err}") from err
     raise TypeError(f"{loss}: keys: expected {cls.__name__}, a mapping or None, got {type(keys).__name__}")
+
+
+# ----------------------------------------------------------------------------- off-policy
+# Entries holding network outputs follow TorchRL's layout: a Q-ensemble is ``[E, *B, F]``
+# (ensemble first, as TorchRL's vmapped critics return it), a single critic ``[*B, 1]``,
+# a log-prob ``[*B]``. An entry named ``x`` is read at the root for the current state and
+# under ``("next", x)`` for the next state, as ``reward``/``done``/``terminated`` are.
+
+
+@dataclass(frozen=True)
+class OffPolicyKeys(_Keys):
+    """Entries shared by the off-policy losses.
+
+    Attributes:
+        action: the replayed action (constant).
+        reward, done, terminated: read under ``"next"``, ``[*B, 1]``.
+        priority_weight: importance weights of a prioritized replay buffer, ``[*B]``.
+    """
+
+    action: NestedKey = "action"
+    reward: NestedKey = "reward"
+    done: NestedKey = "done"
+    terminated: NestedKey = "terminated"
+    priority_weight: NestedKey = "priority_weight"
+
+
+@dataclass(frozen=True)
+class DQNKeys(OffPolicyKeys):
+    """Entries read by :func:`~torchrl_functional.functional.dqn_loss`.
+
+    Attributes:
+        action_value: ``Q(s, .)`` ``[*B, N]`` (online, with gradients); under ``"next"``,
+            ``Q_target(s', .)`` ``[*B, N]`` (detached inside).
+        online_action_value: under ``"next"``, ``Q(s', .)`` with the online parameters,
+            ``[*B, N]``: picks the bootstrap action for double DQN (detached inside).
+    """
+
+    action_value: NestedKey = "action_value"
+    online_action_value: NestedKey = "online_action_value"
+
+
+@dataclass(frozen=True)
+class DDPGKeys(OffPolicyKeys):
+    """Entries read by :func:`~torchrl_functional.functional.ddpg_loss`.
+
+    Attributes:
+        state_action_value: ``Q(s, a)`` ``[*B, 1]`` (with gradients); under ``"next"``,
+            ``Q_target(s', pi_target(s'))`` ``[*B, 1]`` (detached inside).
+        state_action_value_actor: ``Q(s, pi(s))`` ``[*B, 1]``, computed with the critic's
+            parameters detached so that ``loss_actor`` trains the actor only.
+    """
+
+    state_action_value: NestedKey = "state_action_value"
+    state_action_value_actor: NestedKey = "state_action_value_actor"
+
+
+@dataclass(frozen=True)
+class TD3Keys(DDPGKeys):
+    """Entries read by :func:`~torchrl_functional.functional.td3_loss`: as :class:`DDPGKeys`
+    with ensembles ``[E, *B, 1]``; ``("next", state_action_value)`` is ``Q_target_i`` at the
+    smoothed target action (see :func:`~torchrl_functional.functional.td3_target_action`)."""
+
+
+@dataclass(frozen=True)
+class SACKeys(DDPGKeys):
+    """Entries read by :func:`~torchrl_functional.functional.sac_loss`.
+
+    Attributes:
+        state_action_value: ``Q_i(s, a)`` ``[E, *B, 1]`` (with gradients); under ``"next"``,
+            ``Q_target_i(s', a')`` with ``a' ~ pi(s')`` (detached inside).
+        state_action_value_actor: ``Q_i(s, a~)`` ``[E, *B, 1]`` at a reparameterised sample
+            ``a~ ~ pi(s)``, with the critic's parameters detached.
+        log_prob: ``log pi(a~ | s)`` ``[*B]`` (with gradients); under ``"next"``,
+            ``log pi(a' | s')`` (detached inside).
+    """
+
+    log_prob: NestedKey = "log_prob"
+
+
+@dataclass(frozen=True)
+class DiscreteSACKeys(OffPolicyKeys):
+    """Entries read by :func:`~torchrl_functional.functional.discrete_sac_loss`.
+
+    Attributes:
+        action_value: ``Q_i(s, .)`` ``[E, *B, N]`` (with gradients); under ``"next"``,
+            ``Q_target_i(s', .)`` (detached inside).
+        logits: policy logits at ``s`` ``[*B, N]`` (with gradients); under ``"next"``, at ``s'``
+            (detached inside).
+    """
+
+    action_value: NestedKey = "action_value"
+    logits: NestedKey = "logits"
+
+
+@dataclass(frozen=True)
+class IQLKeys(OffPolicyKeys):
+    """Entries read by :func:`~torchrl_functional.functional.iql_loss` (and the discrete variant).
+
+    Attributes:
+        state_action_value: ``Q_i(s, a)`` ``[E, *B, 1]`` (with gradients); for
+            :func:`discrete_iql_loss` ``Q_i(s, .)`` ``[E, *B, N]``.
+        target_state_action_value: the same with the target parameters (detached inside).
+        value: ``V(s)`` ``[*B, 1]`` (with gradients); under ``"next"``, ``V(s')`` (detached inside).
+        log_prob: ``log pi(a | s)`` of the replayed action ``[*B]`` (with gradients).
+    """
+
+    state_action_value: NestedKey = "state_action_value"
+    target_state_action_value: NestedKey = "target_state_action_value"
+    value: NestedKey = "state_value"
+    log_prob: NestedKey = "log_prob"
+
+
+@dataclass(frozen=True)
+class CQLKeys(SACKeys):
+    """Entries read by :func:`~torchrl_functional.functional.cql_loss` (see :class:`SACKeys`), plus
+    the conservative penalty's Q-values at ``K`` sampled actions and the behaviour-cloning terms.
+
+    Attributes:
+        cql_random_value: ``Q_i(s, u)``, ``u ~ U(-1, 1)``, ``[E, *B, K, 1]`` (with gradients).
+        cql_current_value: ``Q_i(s, a_k)``, ``a_k ~ pi(s)``, ``[E, *B, K, 1]`` (with gradients).
+        cql_current_log_prob: ``log pi(a_k | s)`` ``[*B, K]`` (detached inside).
+        cql_next_value: ``Q_i(s', a'_k)``, ``a'_k ~ pi(s')``, ``[E, *B, K, 1]`` (with gradients).
+        cql_next_log_prob: ``log pi(a'_k | s')`` ``[*B, K]`` (detached inside).
+        bc_log_prob: ``log pi(a | s)`` of the replayed action ``[*B]`` (with gradients).
+        bc_sample_log_prob: ``log pi(a~ | s)`` of the sample used by the behaviour-cloning
+            loss ``[*B]``; defaults to ``log_prob``.
+    """
+
+    cql_random_value: NestedKey = "cql_random_value"
+    cql_current_value: NestedKey = "cql_current_value"
+    cql_current_log_prob: NestedKey = "cql_current_log_prob"
+    cql_next_value: NestedKey = "cql_next_value"
+    cql_next_log_prob: NestedKey = "cql_next_log_prob"
+    bc_log_prob: NestedKey = "bc_log_prob"
+    bc_sample_log_prob: NestedKey = "bc_sample_log_prob"
+
+
+@dataclass(frozen=True)
+class DiscreteCQLKeys(DQNKeys):
+    """Entries read by :func:`~torchrl_functional.functional.discrete_cql_loss`: ``Q(s, .)``
+    and, under ``"next"``, the bootstrap ``Q(s', .)`` ``[*B, N]`` (see :class:`DQNKeys`)."""

@@ -9,7 +9,17 @@ the value estimator, then calls the matching function of
 """
 
 from .a2c import A2CLoss
+from .cql import CQLLoss, DiscreteCQLLoss
+from .ddpg import DDPGLoss
+from .dqn import DQNLoss
+from .iql import DiscreteIQLLoss, IQLLoss
 from .ppo import ClipPPOLoss, KLPENPPOLoss, PPOLoss
 from .reinforce import ReinforceLoss
+from .sac import DiscreteSACLoss, SACLoss
+from .td3 import TD3Loss
 
-__all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss", "A2CLoss", "ReinforceLoss"]
+__all__ = [
+    "PPOLoss", "ClipPPOLoss", "KLPENPPOLoss", "A2CLoss", "ReinforceLoss",
+    "DQNLoss", "DDPGLoss", "TD3Loss", "SACLoss", "DiscreteSACLoss", "IQLLoss", "DiscreteIQLLoss",
+    "CQLLoss", "DiscreteCQLLoss",
+]

@@ -1,0 +1,91 @@
+"""dqn_loss against a plain-Python computation, finite differences, purity and bad inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import torchrl_functional.functional.dqn as dqn_module
+from torchrl_functional.errors import EntryDtypeError, EntryShapeError, HyperparameterError, MissingEntryError
+from torchrl_functional.functional import dqn_loss
+
+from .offpolicy_common import assert_bad, assert_fd, assert_pure, assert_stateless, randn, transition
+
+B, N = 6, 4
+
+
+def make(one_hot=False, double=False, weights=False):
+    td, g = transition((B,))
+    td["action_value"] = randn(g, B, N, grad=True)
+    td["next", "action_value"] = randn(g, B, N)
+    if double:
+        td["next", "online_action_value"] = randn(g, B, N)
+    a = torch.randint(N, (B,), generator=g)
+    td["action"] = torch.nn.functional.one_hot(a, N) if one_hot else a
+    if weights:
+        td["priority_weight"] = torch.rand(B, generator=g, dtype=torch.float64) + 0.5
+    return td
+
+
+def reference(td, gamma, double=False, weights=False):
+    """Plain Python: one sample at a time, l2 loss."""
+    td = td.detach()
+    losses, ws = [], []
+    for i in range(B):
+        a = int(td["action"][i].argmax()) if td["action"].ndim == 2 else int(td["action"][i])
+        q = float(td["action_value"][i, a])
+        nxt = td["next", "action_value"][i].tolist()
+        if double:
+            online = td["next", "online_action_value"][i].tolist()
+            v = nxt[online.index(max(online))]
+        else:
+            v = max(nxt)
+        y = float(td["next", "reward"][i, 0]) + gamma * (0.0 if td["next", "terminated"][i, 0] else 1.0) * v
+        losses.append((q - y) ** 2)
+        ws.append(float(td["priority_weight"][i]) if weights else 1.0)
+    return sum(l * w for l, w in zip(losses, ws)) / sum(ws), losses
+
+
+@pytest.mark.parametrize("one_hot", [False, True])
+@pytest.mark.parametrize("double", [False, True])
+@pytest.mark.parametrize("weights", [False, True])
+def test_matches_python_reference(one_hot, double, weights):
+    td = make(one_hot, double, weights)
+    out = dqn_loss(td, action_space="one_hot" if one_hot else "categorical", double_dqn=double, gamma=0.9)
+    ref, per_sample = reference(td, 0.9, double, weights)
+    assert out["loss"].item() == pytest.approx(ref, rel=1e-12)
+    torch.testing.assert_close(out["td_error"].squeeze(-1), torch.tensor(per_sample, dtype=torch.float64))
+    assert not out["td_error"].requires_grad
+
+
+def test_gradient_flows_to_online_q_only_and_gamma_by_finite_differences():
+    td = make()
+    out = dqn_loss(td)
+    out["loss"].backward()
+    assert td["action_value"].grad is not None
+    assert_fd(lambda gamma: dqn_loss(td, gamma=gamma)["loss"], 0.8)
+
+
+def test_pure_and_stateless():
+    td = make(double=True)
+    assert_pure(dqn_loss, td, double_dqn=True)
+    assert_stateless(dqn_module)
+
+
+def test_bad_inputs():
+    td = make()
+    missing = td.clone()
+    del missing["next", "action_value"]
+    assert_bad(dqn_loss, missing, MissingEntryError, "dqn_loss", ("next", "action_value"))
+    bad = td.clone()
+    bad["next", "reward"] = bad["next", "reward"].squeeze(-1)  # [B] would broadcast against [B, 1]
+    assert_bad(dqn_loss, bad, EntryShapeError, "dqn_loss", ("next", "reward"))
+    bad = td.clone()
+    bad["next", "done"] = bad["next", "done"].float()
+    assert_bad(dqn_loss, bad, EntryDtypeError, "dqn_loss", ("next", "done"))
+    bad = td.clone()
+    bad["action"] = bad["action"].double()
+    assert_bad(dqn_loss, bad, EntryDtypeError, "dqn_loss", "action")
+    assert_bad(dqn_loss, td, HyperparameterError, "dqn_loss", "gamma", gamma=1.5)
+    assert_bad(dqn_loss, td, MissingEntryError, "dqn_loss", ("next", "online_action_value"), double_dqn=True)
+    assert_bad(dqn_loss, td, HyperparameterError, "dqn_loss", "loss_function", loss_function="huber")

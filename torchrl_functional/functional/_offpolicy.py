@@ -1,0 +1,279 @@
+"""Pieces shared by the off-policy TensorDict losses (DQN, DDPG, TD3, SAC, IQL, CQL):
+reading the transition and network outputs, the bootstrapped target with its
+stop-gradient, ensemble reductions, the chosen action's value, and SAC's temperature.
+Each reads its entries once, checks them and names them in errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from torch import Tensor
+
+from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
+from . import value as value_kernels
+from ._onpolicy import _time_dim
+from ._td import check_bool, check_float, check_shape, hyperparameter, next_key, require
+from ._validation import check_choice, check_range, check_unit_interval
+from .keys import OffPolicyKeys
+from .value_learning import LOSS_FUNCTIONS, distance_loss
+
+VALUE_ESTIMATORS = ("td0", "td1", "td_lambda")
+ACTION_SPACES = ("categorical", "one_hot")
+
+Number = float | Tensor
+
+
+@dataclass
+class Transition:
+    """``r``, ``done``, ``terminated`` of a batch, ``[*B, 1]`` each, and ``B``."""
+
+    reward: Tensor
+    done: Tensor
+    terminated: Tensor
+    batch_shape: torch.Size
+
+
+def check_input(loss: str, td: Any) -> None:
+    if not isinstance(td, TensorDictBase):
+        raise TypeError(f"{loss}: expected a TensorDict, got {type(td).__name__}")
+
+
+def check_options(loss: str, *, reduction: str, loss_function: str | None = None,
+                  value_estimator: str | None = None) -> None:
+    from ._td import check_reduction
+
+    check_reduction(loss, reduction)
+    if loss_function is not None:
+        check_choice(loss, "loss_function", loss_function, LOSS_FUNCTIONS)
+    if value_estimator is not None:
+        check_choice(loss, "value_estimator", value_estimator, VALUE_ESTIMATORS)
+
+
+def read_transition(loss: str, td: TensorDictBase, keys: OffPolicyKeys) -> Transition:
+    """The reward and episode flags under ``"next"``; the reward's shape ``[*B, 1]`` fixes ``B``."""
+    hint = "written by the environment (collector) under 'next'; needed for the bootstrapped target"
+    reward = require(loss, td, next_key(keys.reward), hint)
+    check_float(loss, next_key(keys.reward), reward)
+    if reward.ndim == 0 or reward.shape[-1] != 1:
+        raise EntryShapeError(
+            loss, next_key(keys.reward),
+            f"expected shape [*B, 1] (a trailing singleton dimension), got {tuple(reward.shape)}"
+            + (" (add it: reward.unsqueeze(-1))" if reward.ndim else ""),
+        )
+    done = require(loss, td, next_key(keys.done), hint)
+    terminated = td.get(next_key(keys.terminated), None)
+    for key, flag in ((next_key(keys.done), done), (next_key(keys.terminated), terminated)):
+        if flag is not None:
+            check_bool(loss, key, flag)
+            check_shape(loss, key, flag, reward.shape, f"the shape of {next_key(keys.reward)!r}")
+    return Transition(reward, done, done if terminated is None else terminated, reward.shape[:-1])
+
+
+def read_per_sample(loss: str, td: TensorDictBase, key: Any, batch_shape: torch.Size, hint: str,
+                    features: int | None = 1) -> Tensor:
+    """A per-sample network output ``[*B, F]`` (``F = features`` when given)."""
+    x = require(loss, td, key, hint)
+    check_float(loss, key, x)
+    if x.ndim != len(batch_shape) + 1 or x.shape[:-1] != batch_shape or (features is not None and x.shape[-1] != features):
+        want = tuple(batch_shape) + ((features,) if features is not None else ("F",))
+        extra = " (add the trailing dimension: x.unsqueeze(-1))" if x.shape == batch_shape else ""
+        raise EntryShapeError(loss, key, f"expected shape {want} with batch {tuple(batch_shape)} "
+                                         f"(the batch of the reward), got {tuple(x.shape)}{extra}")
+    return x
+
+
+def read_log_prob(loss: str, td: TensorDictBase, key: Any, batch_shape: torch.Size, hint: str,
+                  extra_dims: tuple[int, ...] = ()) -> Tensor:
+    """A log-prob ``[*B, *extra]`` (no trailing feature dimension, as TorchRL's distributions)."""
+    x = require(loss, td, key, hint)
+    check_float(loss, key, x)
+    check_shape(loss, key, x, batch_shape + extra_dims, "the batch of the reward, without a feature dimension")
+    return x
+
+
+def read_ensemble(loss: str, td: TensorDictBase, key: Any, batch_shape: torch.Size, hint: str,
+                  features: int | None = 1, extra_dims: tuple[int, ...] = ()) -> Tensor:
+    """A Q-ensemble output ``[E, *B, *extra, F]``, ensemble first (TorchRL's vmapped critics)."""
+    x = require(loss, td, key, hint)
+    check_float(loss, key, x)
+    inner = batch_shape + extra_dims
+    ok = x.ndim == len(inner) + 2 and x.shape[1:-1] == inner and (features is None or x.shape[-1] == features)
+    if not ok:
+        want = ("E",) + tuple(inner) + ((features,) if features is not None else ("N",))
+        extra = ""
+        if x.ndim == len(inner) + 1 and x.shape[:-1] == inner:
+            extra = " (a single critic: add the ensemble dimension, x.unsqueeze(0))"
+        elif x.ndim == len(inner) + 1 and x.shape[1:] == inner:
+            extra = " (add the trailing feature dimension: x.unsqueeze(-1))"
+        raise EntryShapeError(loss, key, f"expected shape {want} with batch {tuple(batch_shape)} "
+                                         f"(the batch of the reward), got {tuple(x.shape)}{extra}")
+    if x.shape[0] < 1:
+        raise EntryShapeError(loss, key, "the ensemble dimension is empty")
+    return x
+
+
+def ensemble_min(x: Tensor) -> Tensor:
+    """``min_i x[i]`` over the leading ensemble dimension (TorchRL's ``min(0)[0]``)."""
+    return x.min(0)[0]
+
+
+def priority_weight(loss: str, td: TensorDictBase, keys: OffPolicyKeys, batch_shape: torch.Size,
+                    use_prioritized_weights: bool) -> Tensor | None:
+    """The ``priority_weight`` entry ``[*B]``/``[*B, 1]`` as ``[*B, 1]``, if present and used."""
+    if not use_prioritized_weights:
+        return None
+    w = td.get(keys.priority_weight, None)
+    if w is None:
+        return None
+    check_float(loss, keys.priority_weight, w)
+    if w.shape == batch_shape:
+        w = w.unsqueeze(-1)
+    elif w.shape != batch_shape + (1,):
+        raise EntryShapeError(loss, keys.priority_weight,
+                              f"expected shape {tuple(batch_shape)} or {tuple(batch_shape) + (1,)}, got {tuple(w.shape)}")
+    return w
+
+
+def check_gamma(loss: str, gamma: Any) -> None:
+    check_unit_interval(loss, "gamma", gamma)
+
+
+def bootstrap_target(
+    loss: str,
+    td: TensorDictBase,
+    tr: Transition,
+    next_value: Tensor,
+    *,
+    value_estimator: str,
+    gamma: Number,
+    lmbda: Number,
+    time_dim: int | None,
+) -> Tensor:
+    """Bootstrapped target ``[*B, 1]`` from ``V(s')`` ``[*B, 1]``, with ``V(s')`` **detached**.
+
+    ``"td0"``: ``r + gamma * (1 - terminated) * V(s')``; ``"td1"``/``"td_lambda"``: the
+    discounted (lambda-)return along the time dimension (TorchRL's ``TD1Estimator`` /
+    ``TDLambdaEstimator.value_estimate``). The reward, ``gamma`` and ``lmbda`` keep their graphs.
+    ``gamma``/``lmbda`` entries of ``td`` (``[*B]`` or ``[*B, 1]``) override the keywords.
+    """
+    gamma = hyperparameter(loss, td, "gamma", gamma, tr.batch_shape)
+    check_gamma(loss, gamma)
+    next_value = next_value.detach()
+    if value_estimator == "td0":
+        return value_kernels.td0_return_estimate(gamma, next_value, tr.reward, tr.terminated)
+    dim = _time_dim(loss, td, tr.batch_shape, time_dim)
+    if value_estimator == "td1":
+        return value_kernels.td1_return_estimate(gamma, next_value, tr.reward, tr.done, tr.terminated, time_dim=dim)
+    lmbda = hyperparameter(loss, td, "lmbda", lmbda, tr.batch_shape)
+    check_unit_interval(loss, "lmbda", lmbda)
+    return value_kernels.td_lambda_return_estimate(
+        gamma, lmbda, next_value, tr.reward, tr.done, tr.terminated, time_dim=dim
+    )
+
+
+def ensemble_distance(prediction: Tensor, target: Tensor, loss_function: str) -> Tensor:
+    """``sum_i d(Q_i, y)`` per sample: ``prediction`` ``[E, *B, 1]``, ``target`` ``[*B, 1]``."""
+    return distance_loss(prediction, target.expand_as(prediction), loss_function).sum(0)
+
+
+def check_action_space(loss: str, action_space: str) -> str:
+    action_space = "one_hot" if action_space == "one-hot" else action_space
+    check_choice(loss, "action_space", action_space, ACTION_SPACES)
+    return action_space
+
+
+def chosen_action_value(
+    loss: str,
+    td: TensorDictBase,
+    key: Any,
+    action_value: Tensor,
+    batch_shape: torch.Size,
+    action_space: str,
+) -> Tensor:
+    """``Q(s, a)`` ``[..., *B, 1]`` for the replayed action from ``Q(s, .)`` ``[..., *B, N]``.
+
+    ``"categorical"`` actions are integer indices ``[*B]`` or ``[*B, 1]``; ``"one_hot"``
+    actions are ``[*B, N]`` (gradients through a float one-hot action are kept).
+    """
+    action = require(loss, td, key, "the replayed action, written by the collector")
+    n = action_value.shape[-1]
+    lead = action_value.shape[: action_value.ndim - len(batch_shape) - 1]
+    if action_space == "categorical":
+        if action.is_floating_point() or action.dtype == torch.bool or action.is_complex():
+            raise EntryDtypeError(loss, key, f"a categorical action must be an integer index tensor, got {action.dtype}")
+        if action.shape == batch_shape:
+            action = action.unsqueeze(-1)
+        elif action.shape != batch_shape + (1,):
+            raise EntryShapeError(loss, key, f"a categorical action must have shape {tuple(batch_shape)} or "
+                                             f"{tuple(batch_shape) + (1,)}, got {tuple(action.shape)}")
+        index = action.expand(*lead, *action.shape)
+        return torch.gather(action_value, -1, index)
+    if action.shape != batch_shape + (n,):
+        raise EntryShapeError(loss, key, f"a one-hot action must have shape {tuple(batch_shape) + (n,)} "
+                                         f"(N={n} from the action values), got {tuple(action.shape)}")
+    if not action.is_floating_point():
+        action = action.to(action_value.dtype)
+    return (action_value * action).sum(-1, keepdim=True)
+
+
+def log_alpha_terms(loss: str, log_alpha: Number, like: Tensor) -> tuple[Tensor, Tensor]:
+    """``(log_alpha, alpha)``: ``log_alpha`` as a tensor (graph kept) and ``alpha = exp(log_alpha)``
+    **detached** (the temperature enters the actor and target terms as a constant, as in TorchRL)."""
+    if isinstance(log_alpha, Tensor):
+        check_float(loss, "log_alpha", log_alpha)
+        if log_alpha.numel() != 1:
+            raise HyperparameterError(loss, "log_alpha", f"expected a scalar, got shape {tuple(log_alpha.shape)}")
+    elif isinstance(log_alpha, (int, float)) and not isinstance(log_alpha, bool):
+        log_alpha = torch.tensor(float(log_alpha), dtype=like.dtype, device=like.device)
+    else:
+        raise HyperparameterError(loss, "log_alpha", f"expected a number or a tensor, got {type(log_alpha).__name__}")
+    check_range(loss, "log_alpha", log_alpha)  # NaN check
+    return log_alpha, log_alpha.detach().exp()
+
+
+def alpha_loss(log_alpha: Tensor, log_prob: Tensor, target_entropy: Number | None) -> Tensor:
+    """``-log_alpha * (log_prob.detach() + target_entropy)`` per sample (zeros without a target)."""
+    if target_entropy is None:
+        return torch.zeros_like(log_prob)
+    return -log_alpha * (log_prob.detach() + target_entropy)
+
+
+def discrete_q_terms(
+    loss: str,
+    td: TensorDictBase,
+    keys: Any,
+    *,
+    action_space: str,
+    double_dqn: bool,
+    value_estimator: str,
+    gamma: Number,
+    lmbda: Number,
+    time_dim: int | None,
+) -> tuple[Transition, Tensor, Tensor, Tensor]:
+    """Q-learning pieces shared by DQN and discrete CQL.
+
+    Returns:
+        ``(transition, Q(s, .) [*B, N], Q(s, a) [*B, 1], target [*B, 1])``; the target
+        bootstraps from ``max_a Q_target(s', a)`` (or, with ``double_dqn``, from
+        ``Q_target(s', argmax_a Q(s', a))``) and is detached from every network output.
+    """
+    tr = read_transition(loss, td, keys)
+    b = tr.batch_shape
+    action_value = read_per_sample(loss, td, keys.action_value, b, "Q(s, .) of the online Q-network", None)
+    n = action_value.shape[-1]
+    pred = chosen_action_value(loss, td, keys.action, action_value, b, action_space)
+    next_av = read_per_sample(loss, td, next_key(keys.action_value), b,
+                              "Q_target(s', .) of the target Q-network at the next observation", n)
+    if double_dqn:
+        online = read_per_sample(loss, td, next_key(keys.online_action_value), b,
+                                 "Q(s', .) of the online Q-network at the next observation (double DQN)", n)
+        index = online.detach().argmax(-1, keepdim=True)
+        next_value = torch.gather(next_av, -1, index)
+    else:
+        next_value = next_av.max(-1, keepdim=True)[0]
+    target = bootstrap_target(loss, td, tr, next_value, value_estimator=value_estimator,
+                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
+    return tr, action_value, pred, target

@@ -1,0 +1,84 @@
+"""Deep Q-learning as a pure function of a TensorDict of precomputed Q-values.
+
+Mnih et al. 2015, "Human-level control through deep reinforcement learning" (Nature 518);
+double DQN: van Hasselt et al. 2016 (arXiv 1509.06461). Same outputs and numbers as
+TorchRL 0.14's ``DQNLoss``; the priority TorchRL writes into its input is returned as
+the ``"td_error"`` entry instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from tensordict import TensorDict, TensorDictBase
+from torch import Tensor
+
+from ._offpolicy import check_action_space, check_input, check_options, discrete_q_terms, priority_weight
+from ._td import loss_mask, reduce_loss
+from .keys import DQNKeys, NestedKey, resolve_keys
+from .value_learning import distance_loss
+
+__all__ = ["dqn_loss"]
+
+Number = float | Tensor
+
+
+def dqn_loss(
+    td: TensorDictBase,
+    *,
+    action_space: Literal["categorical", "one_hot"] = "categorical",
+    double_dqn: bool = False,
+    loss_function: str = "l2",
+    gamma: Number = 0.99,
+    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
+    lmbda: Number = 0.95,
+    time_dim: int | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+    loss_mask_key: NestedKey | None = "auto",
+    use_prioritized_weights: bool = True,
+    keys: DQNKeys | Mapping[str, NestedKey] | None = None,
+) -> TensorDict:
+    """DQN loss ``d(Q(s, a), y)`` with ``y = r + gamma * (1 - terminated) * max_a' Q_target(s', a')``.
+
+    With ``double_dqn`` the bootstrap action is ``argmax_a' Q(s', a')`` of the online network,
+    scored by the target network. ``y`` is detached from every Q-value (it keeps the graphs
+    of the reward and of ``gamma``/``lmbda``); ``Q(s, a)`` carries the gradient.
+
+    Args:
+        td: input TensorDict (not modified); entries (``B`` = batch shape of the reward):
+
+            - ``"action_value"`` ``[*B, N]``: ``Q(s, .)`` of the online network (with gradients);
+            - ``"action"``: integer ``[*B]``/``[*B, 1]`` (categorical) or ``[*B, N]`` (one-hot);
+            - ``("next", "action_value")`` ``[*B, N]``: ``Q_target(s', .)``;
+            - ``("next", "online_action_value")`` ``[*B, N]``: ``Q(s', .)``, double DQN only;
+            - ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``;
+            - optional ``"priority_weight"`` ``[*B]``, masks, ``"gamma"``/``"lmbda"`` overrides.
+        action_space: ``"categorical"`` or ``"one_hot"``.
+        double_dqn: pick the bootstrap action with the online network.
+        loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
+        gamma, lmbda: discount (and trace decay): numbers or tensors (differentiable).
+        value_estimator: ``"td0"`` (one step), ``"td1"`` or ``"td_lambda"`` (along ``time_dim``).
+        time_dim: batch dim holding time for ``"td1"``/``"td_lambda"`` (default: last).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        loss_mask_key: ``"auto"`` (TorchRL's masks), an entry name, or ``None``.
+        use_prioritized_weights: weight the loss by ``"priority_weight"`` when present.
+        keys: :class:`~torchrl_functional.functional.keys.DQNKeys` or a mapping of renamed entries.
+
+    Returns:
+        TensorDict with ``loss`` and ``td_error = (Q(s, a) - y)^2`` ``[*B, 1]`` (detached,
+        the replay priority).
+    """
+    name = "dqn_loss"
+    check_input(name, td)
+    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    action_space = check_action_space(name, action_space)
+    keys = resolve_keys(keys, DQNKeys, name)
+    tr, _, pred, target = discrete_q_terms(
+        name, td, keys, action_space=action_space, double_dqn=double_dqn,
+        value_estimator=value_estimator, gamma=gamma, lmbda=lmbda, time_dim=time_dim,
+    )
+    weights = priority_weight(name, td, keys, tr.batch_shape, use_prioritized_weights)
+    value = reduce_loss(name, distance_loss(target, pred, loss_function), reduction,
+                        loss_mask(name, td, loss_mask_key), weights)
+    return TensorDict({"loss": value, "td_error": (pred - target).detach().pow(2)}, batch_size=[])

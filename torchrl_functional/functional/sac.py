@@ -1,0 +1,243 @@
+"""Soft actor-critic (continuous and discrete) as pure functions of a TensorDict of
+precomputed Q-values and log-probs.
+
+Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications" (arXiv 1812.05905);
+discrete: Christodoulou 2019, "Soft Actor-Critic for Discrete Action Settings"
+(arXiv 1910.07207). Same outputs and numbers as TorchRL 0.14's ``SACLoss`` (version 2,
+no value network) and ``DiscreteSACLoss``. The priority TorchRL writes into its input is
+the returned ``"td_error"`` entry. TorchRL clamps ``log_alpha`` in place when
+``min_alpha``/``max_alpha`` are set: with these functions that is a caller step
+(``log_alpha.data.clamp_(min_log_alpha, max_log_alpha)`` before the call).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import math
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torch import Tensor
+
+from ..errors import HyperparameterError
+from ._offpolicy import (
+    alpha_loss,
+    bootstrap_target,
+    check_action_space,
+    check_input,
+    check_options,
+    chosen_action_value,
+    ensemble_distance,
+    ensemble_min,
+    log_alpha_terms,
+    priority_weight,
+    read_ensemble,
+    read_log_prob,
+    read_per_sample,
+    read_transition,
+)
+from ._td import finish_losses, loss_mask, next_key, require
+from .keys import DiscreteSACKeys, NestedKey, SACKeys, resolve_keys
+
+__all__ = ["sac_loss", "discrete_sac_loss"]
+
+Number = float | Tensor
+
+
+def _target_entropy(name: str, td: TensorDictBase, keys, target_entropy) -> Number | None:
+    if isinstance(target_entropy, str):
+        if target_entropy != "auto":
+            raise HyperparameterError(name, "target_entropy", f"expected a number, a tensor, None or 'auto', got {target_entropy!r}")
+        action = require(name, td, keys.action, "target_entropy='auto' reads the action dimension from it")
+        return -float(action.shape[-1])
+    return target_entropy
+
+
+def sac_loss(
+    td: TensorDictBase,
+    *,
+    log_alpha: Number = 0.0,
+    target_entropy: Number | Literal["auto"] | None = "auto",
+    loss_function: str = "smooth_l1",
+    gamma: Number = 0.99,
+    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
+    lmbda: Number = 0.95,
+    time_dim: int | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+    loss_mask_key: NestedKey | None = "auto",
+    use_prioritized_weights: bool = True,
+    keys: SACKeys | Mapping[str, NestedKey] | None = None,
+) -> TensorDict:
+    """SAC (v2): soft Bellman critic loss, reparameterised actor loss and temperature loss.
+
+    - ``y = r + gamma (1 - terminated) min_i [Q_target_i(s', a') - alpha log pi(a'|s')]``,
+      ``a' ~ pi(s')``; ``loss_qvalue = sum_i d(Q_i(s, a), y)``;
+    - ``loss_actor = alpha log pi(a~|s) - min_i Q_i(s, a~)``, ``a~ ~ pi(s)`` reparameterised;
+    - ``loss_alpha = -log_alpha (log pi(a~|s) + target_entropy)``.
+
+    Stop-gradients: ``y`` is detached from every network output (the reward and ``gamma``
+    keep their graphs); ``alpha = exp(log_alpha)`` enters ``y`` and ``loss_actor`` detached;
+    ``loss_alpha`` uses ``log pi(a~|s)`` detached and carries the gradient to ``log_alpha``.
+    ``Q_i(s, a~)`` is used as given: compute it with the critics' parameters detached
+    (as TorchRL) so that ``loss_actor`` trains the actor only.
+
+    Args:
+        td: input TensorDict (not modified); entries (``B`` = batch shape of the reward,
+            ``E`` = number of critics):
+
+            - ``"state_action_value"`` ``[E, *B, 1]``: ``Q_i(s, a)`` (with gradients);
+            - ``("next", "state_action_value")`` ``[E, *B, 1]``: ``Q_target_i(s', a')``;
+            - ``("next", "log_prob")`` ``[*B]``: ``log pi(a'|s')``;
+            - ``"state_action_value_actor"`` ``[E, *B, 1]``: ``Q_i(s, a~)``;
+            - ``"log_prob"`` ``[*B]``: ``log pi(a~|s)`` (with gradients);
+            - ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``;
+            - ``"action"`` ``[*B, A]`` when ``target_entropy="auto"``;
+            - optional ``"priority_weight"`` ``[*B]``, masks, ``"gamma"``/``"lmbda"`` overrides.
+        log_alpha: log of the temperature (number or 0-d tensor, e.g. a ``Parameter``).
+        target_entropy: number or tensor; ``"auto"`` is ``-A``; ``None`` makes ``loss_alpha`` zero.
+        loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
+        gamma, lmbda, value_estimator, time_dim: the bootstrapped target (see :func:`dqn_loss`).
+        reduction, loss_mask_key: as :func:`dqn_loss`.
+        use_prioritized_weights: weight every loss by ``"priority_weight"`` when present.
+        keys: :class:`~torchrl_functional.functional.keys.SACKeys` or a mapping of renamed entries.
+
+    Returns:
+        TensorDict with ``loss_actor``, ``loss_qvalue``, ``loss_alpha``, ``alpha`` (detached),
+        ``entropy = -mean log pi(a~|s)`` (detached) and the replay priority
+        ``td_error = max_i |Q_i(s, a) - y|`` ``[*B]``.
+    """
+    name = "sac_loss"
+    check_input(name, td)
+    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    keys = resolve_keys(keys, SACKeys, name)
+    tr = read_transition(name, td, keys)
+    b = tr.batch_shape
+    target_entropy = _target_entropy(name, td, keys, target_entropy)
+    pred = read_ensemble(name, td, keys.state_action_value, b, "Q_i(s, a) of the critics (with gradients)")
+    next_q = read_ensemble(name, td, next_key(keys.state_action_value), b,
+                           "Q_target_i(s', a') of the target critics at a' ~ pi(s')")
+    next_log_prob = read_log_prob(name, td, next_key(keys.log_prob), b, "log pi(a'|s') of the action sampled at s'")
+    actor_q = read_ensemble(name, td, keys.state_action_value_actor, b,
+                            "Q_i(s, a~) of the critics (detached parameters) at a~ ~ pi(s)")
+    log_prob = read_log_prob(name, td, keys.log_prob, b, "log pi(a~|s) of the reparameterised sample at s")
+    log_alpha, alpha = log_alpha_terms(name, log_alpha, pred)
+
+    next_value = ensemble_min(next_q - alpha * next_log_prob.unsqueeze(-1))
+    target = bootstrap_target(name, td, tr, next_value, value_estimator=value_estimator,
+                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
+    log_prob = log_prob.unsqueeze(-1)
+    weights = priority_weight(name, td, keys, b, use_prioritized_weights)
+    out = finish_losses(
+        name,
+        {
+            "loss_actor": alpha * log_prob - ensemble_min(actor_q),
+            "loss_qvalue": ensemble_distance(pred, target, loss_function),
+            "loss_alpha": alpha_loss(log_alpha, log_prob, target_entropy),
+        },
+        reduction, loss_mask(name, td, loss_mask_key), weights,
+    )
+    out["alpha"] = alpha
+    out["entropy"] = -log_prob.detach().mean()
+    out["td_error"] = (pred.detach() - target.detach()).abs().max(0)[0].squeeze(-1)
+    return out
+
+
+def _categorical_log_probs(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """``(log pi, pi)`` from logits as ``torch.distributions.Categorical`` computes them."""
+    log_pi = logits - logits.logsumexp(dim=-1, keepdim=True)
+    return log_pi, torch.softmax(log_pi, dim=-1)
+
+
+def discrete_sac_loss(
+    td: TensorDictBase,
+    *,
+    log_alpha: Number = 0.0,
+    target_entropy: Number | Literal["auto"] | None = "auto",
+    num_actions: int | None = None,
+    target_entropy_weight: float = 0.98,
+    action_space: Literal["categorical", "one_hot"] = "categorical",
+    loss_function: str = "smooth_l1",
+    gamma: Number = 0.99,
+    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
+    lmbda: Number = 0.95,
+    time_dim: int | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+    loss_mask_key: NestedKey | None = "auto",
+    use_prioritized_weights: bool = True,
+    keys: DiscreteSACKeys | Mapping[str, NestedKey] | None = None,
+) -> TensorDict:
+    """Discrete SAC: expectations over the policy replace the sampled actions of :func:`sac_loss`.
+
+    - ``y = r + gamma (1 - terminated) sum_a pi(a|s') [min_i Q_target_i(s', a) - alpha log pi(a|s')]``;
+      ``loss_qvalue = sum_i d(Q_i(s, a_t), y)``;
+    - ``loss_actor = sum_a pi(a|s) [alpha log pi(a|s) - min_i Q_i(s, a)]`` with ``Q`` detached;
+    - ``loss_alpha = -log_alpha (sum_a pi(a|s) log pi(a|s) + target_entropy)``.
+
+    ``y`` is detached from every network output; ``alpha`` enters ``y`` and ``loss_actor``
+    detached; the actor term uses ``Q_i(s, .)`` detached (one critic pass serves both terms).
+
+    Args:
+        td: input TensorDict (not modified); entries (``B`` batch, ``E`` critics, ``N`` actions):
+
+            - ``"action_value"`` ``[E, *B, N]``: ``Q_i(s, .)`` (with gradients);
+            - ``("next", "action_value")`` ``[E, *B, N]``: ``Q_target_i(s', .)``;
+            - ``"logits"`` ``[*B, N]``: the policy at ``s`` (with gradients); ``("next", "logits")`` at ``s'``;
+            - ``"action"``: integer ``[*B]``/``[*B, 1]`` or one-hot ``[*B, N]``;
+            - ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``; optional
+              ``"priority_weight"``, masks, ``"gamma"``/``"lmbda"`` overrides.
+        log_alpha: log of the temperature (number or 0-d tensor).
+        target_entropy: number or tensor; ``"auto"`` is ``-target_entropy_weight * log(1 / N)``;
+            ``None`` makes ``loss_alpha`` zero.
+        num_actions, target_entropy_weight: for that default (``N`` from the logits if not given).
+        action_space: ``"categorical"`` or ``"one_hot"``.
+        loss_function, gamma, lmbda, value_estimator, time_dim, reduction, loss_mask_key,
+        use_prioritized_weights, keys: as :func:`sac_loss`.
+
+    Returns:
+        TensorDict with ``loss_actor``, ``loss_qvalue``, ``loss_alpha``, ``alpha``, ``entropy``
+        and ``td_error = max_i |Q_i(s, a_t) - y|`` ``[*B]``.
+    """
+    name = "discrete_sac_loss"
+    check_input(name, td)
+    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    action_space = check_action_space(name, action_space)
+    keys = resolve_keys(keys, DiscreteSACKeys, name)
+    tr = read_transition(name, td, keys)
+    b = tr.batch_shape
+    q = read_ensemble(name, td, keys.action_value, b, "Q_i(s, .) of the critics (with gradients)", None)
+    n = q.shape[-1]
+    next_q = read_ensemble(name, td, next_key(keys.action_value), b, "Q_target_i(s', .) of the target critics", n)
+    logits = read_per_sample(name, td, keys.logits, b, "the policy's logits at s (with gradients)", n)
+    next_logits = read_per_sample(name, td, next_key(keys.logits), b, "the policy's logits at s'", n)
+    log_alpha, alpha = log_alpha_terms(name, log_alpha, q)
+    if isinstance(target_entropy, str):
+        if target_entropy != "auto":
+            raise HyperparameterError(name, "target_entropy", f"expected a number, a tensor, None or 'auto', got {target_entropy!r}")
+        target_entropy = -float(math.log(1.0 / (num_actions or n)) * target_entropy_weight)
+
+    with torch.no_grad():
+        _, next_prob = _categorical_log_probs(next_logits.detach())
+        next_log_prob = torch.log(torch.where(next_prob == 0, 1e-8, next_prob))
+    next_value = (next_prob * (ensemble_min(next_q) - alpha * next_log_prob)).sum(-1, keepdim=True)
+    target = bootstrap_target(name, td, tr, next_value, value_estimator=value_estimator,
+                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
+    pred = chosen_action_value(name, td, keys.action, q, b, action_space)
+
+    log_pi, pi = _categorical_log_probs(logits)
+    expected_log_pi = (log_pi * pi).sum(-1, keepdim=True)
+    weights = priority_weight(name, td, keys, b, use_prioritized_weights)
+    out = finish_losses(
+        name,
+        {
+            "loss_actor": (pi * (alpha * log_pi - ensemble_min(q.detach()))).sum(-1, keepdim=True),
+            "loss_qvalue": ensemble_distance(pred, target, loss_function),
+            "loss_alpha": alpha_loss(log_alpha, expected_log_pi, target_entropy),
+        },
+        reduction, loss_mask(name, td, loss_mask_key), weights,
+    )
+    out["alpha"] = alpha
+    out["entropy"] = -expected_log_pi.detach().mean()
+    out["td_error"] = (pred.detach() - target.detach()).abs().max(0)[0].squeeze(-1)
+    return out

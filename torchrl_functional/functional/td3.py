@@ -1,0 +1,140 @@
+"""Twin delayed DDPG as a pure function of a TensorDict of precomputed Q-values, and
+its target-policy smoothing as a tensor kernel.
+
+Fujimoto et al. 2018, "Addressing Function Approximation Error in Actor-Critic Methods"
+(arXiv 1802.09477). Same outputs and numbers as TorchRL 0.14's ``TD3Loss``; the priority
+TorchRL writes into its input is the returned ``"td_error"`` entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torch import Tensor
+
+from ._offpolicy import (
+    bootstrap_target,
+    check_input,
+    check_options,
+    ensemble_distance,
+    ensemble_min,
+    priority_weight,
+    read_ensemble,
+    read_transition,
+)
+from ._td import finish_losses, loss_mask, next_key
+from .keys import NestedKey, TD3Keys, resolve_keys
+
+__all__ = ["td3_loss", "td3_target_action"]
+
+Number = float | Tensor
+
+
+def td3_target_action(
+    next_action: Tensor,
+    low: Number,
+    high: Number,
+    *,
+    policy_noise: Number = 0.2,
+    noise_clip: Number = 0.5,
+    noise: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Target-policy smoothing: ``clamp(pi_target(s') + clamp(policy_noise * eps, +-noise_clip), low, high)``.
+
+    Args:
+        next_action: ``pi_target(s')``, ``[*B, A]``.
+        low, high: action bounds (numbers or tensors broadcastable to ``[A]``).
+        policy_noise, noise_clip: noise scale and clipping radius.
+        noise: a standard normal draw ``eps`` of the shape of ``next_action``; drawn here
+            when ``None``: from ``generator``, or from the global RNG exactly as TorchRL's
+            ``TD3Loss`` (``torch.randn_like``) when ``generator`` is ``None``.
+
+    Returns:
+        The smoothed target action ``[*B, A]`` (differentiable w.r.t. ``next_action`` and the noise scale).
+    """
+    if noise is None:
+        if generator is None:
+            noise = torch.randn_like(next_action)
+        else:
+            noise = torch.randn(next_action.shape, generator=generator, dtype=next_action.dtype,
+                                device=next_action.device)
+    elif noise.shape != next_action.shape:
+        from ..errors import EntryShapeError
+
+        raise EntryShapeError("td3_target_action", "noise",
+                              f"expected shape {tuple(next_action.shape)}, got {tuple(noise.shape)}")
+    noise = (noise * policy_noise).clamp(-noise_clip, noise_clip)
+    return (next_action + noise).clamp(low, high)
+
+
+def td3_loss(
+    td: TensorDictBase,
+    *,
+    loss_function: str = "smooth_l1",
+    gamma: Number = 0.99,
+    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
+    lmbda: Number = 0.95,
+    time_dim: int | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+    loss_mask_key: NestedKey | None = "auto",
+    use_prioritized_weights: bool = True,
+    keys: TD3Keys | Mapping[str, NestedKey] | None = None,
+) -> TensorDict:
+    """TD3: ``loss_qvalue = sum_i d(Q_i(s, a), y)``, ``y = r + gamma (1 - terminated) min_i Q_target_i(s', a~')``,
+    and ``loss_actor = -Q_1(s, pi(s))``.
+
+    ``a~'`` is the smoothed target action (:func:`td3_target_action`), already applied by
+    whoever computed ``Q_target_i(s', a~')``. ``y`` is detached from every Q-value (the
+    reward and ``gamma`` keep their graphs). ``Q_i(s, pi(s))`` is used as given: compute it
+    with the critics' parameters detached (as TorchRL) so ``loss_actor`` trains the actor only.
+    Delaying the actor update is the caller's schedule (TorchRL's loss computes both terms).
+
+    Args:
+        td: input TensorDict (not modified); entries (``B`` = batch shape of the reward,
+            ``E`` = number of critics):
+
+            - ``"state_action_value"`` ``[E, *B, 1]``: ``Q_i(s, a)`` (with gradients);
+            - ``("next", "state_action_value")`` ``[E, *B, 1]``: ``Q_target_i(s', a~')``;
+            - ``"state_action_value_actor"`` ``[E, *B, 1]``: ``Q_i(s, pi(s))``;
+            - ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``;
+            - optional ``"priority_weight"`` ``[*B]``, masks, ``"gamma"``/``"lmbda"`` overrides.
+        loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
+        gamma, lmbda, value_estimator, time_dim: the bootstrapped target (see :func:`dqn_loss`).
+        reduction, loss_mask_key, use_prioritized_weights, keys: as :func:`ddpg_loss`.
+
+    Returns:
+        TensorDict with ``loss_actor``, ``loss_qvalue`` and the detached diagnostics
+        ``state_action_value_actor`` ``[E, *B]``, ``next_state_value`` ``[*B]``,
+        ``pred_value`` ``[E, *B]``, ``target_value`` ``[*B]`` and the replay priority
+        ``td_error = max_i (Q_i - y)^2`` ``[*B]``.
+    """
+    name = "td3_loss"
+    check_input(name, td)
+    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    keys = resolve_keys(keys, TD3Keys, name)
+    tr = read_transition(name, td, keys)
+    b = tr.batch_shape
+    pred = read_ensemble(name, td, keys.state_action_value, b, "Q_i(s, a) of the critics (with gradients)")
+    next_q = read_ensemble(name, td, next_key(keys.state_action_value), b,
+                           "Q_target_i(s', a~') of the target critics at the smoothed target action")
+    actor_q = read_ensemble(name, td, keys.state_action_value_actor, b,
+                            "Q_i(s, pi(s)) of the critics (detached parameters) at the actor's action")
+    next_value = ensemble_min(next_q)
+    target = bootstrap_target(name, td, tr, next_value, value_estimator=value_estimator,
+                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
+    weights = priority_weight(name, td, keys, b, use_prioritized_weights)
+    out = finish_losses(
+        name,
+        {"loss_actor": -actor_q[0], "loss_qvalue": ensemble_distance(pred, target, loss_function)},
+        reduction, loss_mask(name, td, loss_mask_key), weights,
+    )
+    out["state_action_value_actor"] = actor_q.detach().squeeze(-1)
+    out["next_state_value"] = next_value.detach().squeeze(-1)
+    out["pred_value"] = pred.detach().squeeze(-1)
+    out["target_value"] = target.detach().squeeze(-1)
+    out["td_error"] = (pred.detach() - target.detach()).pow(2).max(0)[0].squeeze(-1)
+    return out

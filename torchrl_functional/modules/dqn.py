@@ -1,0 +1,68 @@
+"""Drop-in replacement for ``torchrl.objectives.DQNLoss``; the math is
+:func:`torchrl_functional.functional.dqn_loss`."""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from tensordict.nn import dispatch
+from torchrl.objectives import dqn as _trl
+
+from ..functional.dqn import dqn_loss
+from ..functional.keys import DQNKeys
+from ._common import (
+    PRIVATE,
+    FunctionalCallMixin,
+    estimator_kwargs,
+    off_policy_keys,
+    transition_inputs,
+    write_priority,
+)
+
+__all__ = ["DQNLoss"]
+
+
+def check_discrete_action_space(name: str, action_space: str) -> str:
+    if action_space not in ("categorical", "one_hot"):
+        raise NotImplementedError(f"{name}: action space {action_space!r} is not supported yet")
+    return action_space
+
+
+class DQNLoss(FunctionalCallMixin, _trl.DQNLoss):
+    """Drop-in ``torchrl.objectives.DQNLoss`` computed by :func:`~torchrl_functional.functional.dqn_loss`.
+
+    As TorchRL, ``forward`` writes the priority ``td_error`` into the input TensorDict.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        check_discrete_action_space("DQNLoss", self.action_space)
+
+    def _q(self, td: TensorDictBase, params) -> torch.Tensor:
+        with params.to_module(self.value_network, preserve_module_state=False):
+            out = self.value_network(td.select(*self.value_network.in_keys, strict=False))
+        return out.get(self.tensor_keys.action_value)
+
+    @dispatch
+    def forward(self, tensordict: TensorDictBase) -> TensorDict:
+        tk = self.tensor_keys
+        inputs = transition_inputs(self, tensordict)
+        inputs.set((PRIVATE, "action_value"), self._q(tensordict, self.value_network_params))
+        next_td = tensordict.get("next")
+        with torch.no_grad():
+            inputs.set(("next", PRIVATE, "action_value"), self._q(next_td, self.target_value_network_params))
+            if self.double_dqn:
+                inputs.set(("next", PRIVATE, "online_action_value"), self._q(next_td, self.value_network_params.data))
+        out = dqn_loss(
+            inputs,
+            action_space=self.action_space,
+            double_dqn=self.double_dqn,
+            loss_function=self.loss_function,
+            reduction=self.reduction,
+            loss_mask_key=self.loss_mask_key,
+            use_prioritized_weights=self.use_prioritized_weights in (True, "auto"),
+            keys=off_policy_keys(self, DQNKeys, action_value="action_value", online_action_value="online_action_value"),
+            **estimator_kwargs(self, tensordict),
+        )
+        write_priority(tensordict, tk.priority, out.pop("td_error"))
+        return out
