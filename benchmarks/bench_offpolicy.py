@@ -4,16 +4,13 @@ Networks 17-64-64 (actor, two critics), batch 256 and 4096, CPU. Every row is me
 in one process with the variants interleaved (round-robin, rotating the first variant),
 and the median over repeats is reported with the ratio ours / TorchRL.
 
-    PYTHONPATH=. python benchmarks/bench_offpolicy.py [--threads 1] [--repeats 15]
+    python -m benchmarks.bench_offpolicy [--threads 1] [--repeats 15] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import gc
-import statistics
-import time
 import warnings
 
 import torch
@@ -25,6 +22,7 @@ from torchrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
 from torchrl.objectives import SACLoss as TorchRLSAC
 from torchrl.objectives import TD3Loss as TorchRLTD3
 
+from benchmarks.common import format_table, interleaved_medians
 from torchrl_functional.modules import SACLoss, TD3Loss
 
 OBS, ACT, CELLS = 17, 6, [64, 64]
@@ -71,45 +69,40 @@ def step(loss, td):
     return run
 
 
-def medians(variants, repeats, inner=3, warmup=3):
-    names = list(variants)
-    for name in names:
-        for _ in range(warmup):
-            variants[name]()
-    samples = {name: [] for name in names}
-    gc.disable()
-    try:
-        for r in range(repeats):
-            for name in names[r % len(names):] + names[: r % len(names)]:
-                start = time.perf_counter()
-                for _ in range(inner):
-                    variants[name]()
-                samples[name].append((time.perf_counter() - start) / inner)
-    finally:
-        gc.enable()
-    return {name: statistics.median(v) for name, v in samples.items()}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--batches", type=int, nargs="+", default=[256, 4096])
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    warnings.simplefilter("ignore")
-    print(f"threads={args.threads} torch={torch.__version__} repeats={args.repeats} (median ms per forward+backward)")
-    print(f"{'loss':<8}{'batch':>7}{'TorchRL':>10}{'ours':>10}{'ours/TorchRL':>14}")
+def run(batches: list[int], repeats: int, inner: int) -> list[dict]:
+    rows = []
     for kind, (ref_cls, our_cls) in {"sac": (TorchRLSAC, SACLoss), "td3": (TorchRLTD3, TD3Loss)}.items():
-        for batch in args.batches:
+        for batch in batches:
             torch.manual_seed(0)
             modules, kwargs = nets(kind)
             ref = ref_cls(*copy.deepcopy(modules), **kwargs)
             mine = our_cls(*copy.deepcopy(modules), **kwargs)
             mine.load_state_dict(ref.state_dict())
             td = data(batch)
-            t = medians({"torchrl": step(ref, td.clone()), "ours": step(mine, td.clone())}, args.repeats)
-            print(f"{kind:<8}{batch:>7}{t['torchrl'] * 1e3:>10.2f}{t['ours'] * 1e3:>10.2f}{t['ours'] / t['torchrl']:>14.2f}")
+            t = interleaved_medians({"torchrl": step(ref, td.clone()), "ours": step(mine, td.clone())},
+                                    repeats=repeats, inner=inner)
+            rows.append({"loss": kind, "batch": batch, "torchrl ms": t["torchrl"] * 1e3,
+                         "ours ms": t["ours"] * 1e3, "ours/torchrl": t["ours"] / t["torchrl"]})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description="SAC/TD3 forward+backward benchmark")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--inner", type=int, default=3)
+    parser.add_argument("--batches", type=int, nargs="+", default=[256, 4096])
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore")
+    if args.smoke:
+        args.batches, args.repeats, args.inner = [8], 2, 1
+    rows = run(args.batches, args.repeats, args.inner)
+    print(f"SAC / TD3 modules, forward+backward, ms per call (median of {args.repeats} interleaved repeats "
+          f"x {args.inner} calls), {args.threads} thread(s)")
+    print(format_table(list(rows[0]), [list(r.values()) for r in rows]))
+    return rows
 
 
 if __name__ == "__main__":
