@@ -6,14 +6,13 @@ outputs in, a TensorDict of losses out) in :mod:`.ppo`, :mod:`.a2c`, :mod:`.rein
 :mod:`.ddpg`, :mod:`.td3`, :mod:`.sac`, :mod:`.iql`, :mod:`.cql`.
 """
 
+from ._validation import check_finite, set_check_finite
 from .a2c import a2c_loss
 from .cql import cql_loss, discrete_cql_loss
 from .ddpg import ddpg_loss
+from .distributions import build_distribution, entropy, kl_divergence, sample_and_log_prob
 from .dqn import dqn_loss
 from .iql import discrete_iql_loss, expectile_loss, iql_loss
-from .sac import discrete_sac_loss, sac_loss
-from .td3 import td3_loss, td3_target_action
-from .distributions import build_distribution, entropy, kl_divergence, sample_and_log_prob
 from .keys import (
     A2CKeys,
     CQLKeys,
@@ -40,6 +39,8 @@ from .policy_gradient import (
 )
 from .ppo import clip_ppo_loss, klpen_ppo_loss, ppo_loss
 from .reinforce import reinforce_loss
+from .sac import discrete_sac_loss, sac_loss
+from .td3 import td3_loss, td3_target_action
 from .value import (
     generalized_advantage_estimate,
     reverse_discounted_scan,
@@ -51,7 +52,6 @@ from .value import (
     td_lambda_return_estimate,
     vtrace_advantage_estimate,
 )
-from ._validation import check_finite, set_check_finite
 from .value_learning import clipped_value_loss, distance_loss, explained_variance
 
 __all__ = [

@@ -123,7 +123,7 @@ def estimate_advantage(
     check_choice(loss, "value_estimator", value_estimator, VALUE_ESTIMATORS)
     gamma = hyperparameter(loss, td, "gamma", gamma, batch_shape)
     lmbda = hyperparameter(loss, td, "lmbda", lmbda, batch_shape)
-    hint = "needed to estimate the advantage (or pass {!r} precomputed)".format(keys.advantage)
+    hint = f"needed to estimate the advantage (or pass {keys.advantage!r} precomputed)"
     reward = require(loss, td, next_key(keys.reward), hint)
     done = require(loss, td, next_key(keys.done), hint)
     terminated = td.get(next_key(keys.terminated), None)

@@ -22,7 +22,7 @@ from ._onpolicy import (
     current_log_prob,
     entropy_term,
 )
-from ._td import check_reduction, hyperparameter, finish_losses, loss_mask
+from ._td import check_reduction, finish_losses, hyperparameter, loss_mask
 from .keys import A2CKeys, NestedKey, resolve_keys
 from .policy_gradient import policy_gradient_loss
 

@@ -21,6 +21,8 @@ from torch import distributions as D
 from torchrl.modules.distributions.utils import (
     has_analytic_entropy,
     has_analytic_kl,
+)
+from torchrl.modules.distributions.utils import (
     sample_and_log_prob as _torchrl_sample_and_log_prob,
 )
 

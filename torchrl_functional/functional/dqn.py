@@ -14,7 +14,13 @@ from typing import Literal
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
-from ._offpolicy import check_action_space, check_input, check_options, discrete_q_terms, priority_weight
+from ._offpolicy import (
+    check_action_space,
+    check_input,
+    check_options,
+    discrete_q_terms,
+    priority_weight,
+)
 from ._td import loss_mask, reduce_loss
 from .keys import DQNKeys, NestedKey, resolve_keys
 from .value_learning import distance_loss

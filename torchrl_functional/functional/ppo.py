@@ -29,7 +29,15 @@ from ._onpolicy import (
     entropy_term,
     standardize_advantage,
 )
-from ._td import check_finite_leaves, check_reduction, finish_losses, hyperparameter, loss_mask, missing, require
+from ._td import (
+    check_finite_leaves,
+    check_reduction,
+    finish_losses,
+    hyperparameter,
+    loss_mask,
+    missing,
+    require,
+)
 from ._validation import check_range
 from .distributions import build_distribution, kl_divergence
 from .keys import NestedKey, PPOKeys, resolve_keys

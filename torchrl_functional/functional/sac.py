@@ -12,10 +12,9 @@ the returned ``"td_error"`` entry. TorchRL clamps ``log_alpha`` in place when
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Literal
-
-import math
 
 import torch
 from tensordict import TensorDict, TensorDictBase

@@ -9,7 +9,7 @@ import functools
 from typing import Any
 
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDict, TensorDictBase, TensorDictParams
 from tensordict.nn import (
     CompositeDistribution,
     ProbabilisticTensorDictModule,
@@ -126,19 +126,25 @@ class _ParamBinder:
 
 
 def params_context(loss_module, params: Any, module: nn.Module):
-    """Run ``module`` with ``params`` (TorchRL's functional convention), or as is."""
+    """Run ``module`` with ``params`` (TorchRL's functional convention), or as is.
+
+    Parameters held by the loss module (``TensorDictParams``: online and target parameters)
+    are bound with a cached :class:`_ParamBinder`; anything else goes through
+    ``TensorDict.to_module``.
+    """
     if params is None or not getattr(loss_module, "functional", True):
         return contextlib.nullcontext()
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or not isinstance(params, TensorDictParams):
         return params.to_module(module, preserve_module_state=False)
     cache = loss_module.__dict__.setdefault("_tf_binders", {})
-    entry = cache.get(id(module))
+    key = (id(module), id(params))
+    entry = cache.get(key)
     if entry is None or entry[0] is not params:
         try:
             binder = _ParamBinder(module, params)
         except (KeyError, TypeError, AttributeError):
             binder = None  # unusual module tree: use TensorDict.to_module
-        entry = cache[id(module)] = (params, binder)
+        entry = cache[key] = (params, binder)
     if entry[1] is None:
         return params.to_module(module, preserve_module_state=False)
     return entry[1]

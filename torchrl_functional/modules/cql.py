@@ -20,6 +20,7 @@ from ._common import (
     estimator_kwargs,
     off_policy_keys,
     output_td,
+    params_context,
     transition_inputs,
     write_priority,
 )
@@ -43,9 +44,7 @@ class CQLLoss(FunctionalCallMixin, _trl.CQLLoss):
         return self._vmap_qvalue_networkN0(td, params).get(self.tensor_keys.state_action_value)
 
     def _sample(self, td: TensorDictBase, params):
-        with set_exploration_type(ExplorationType.RANDOM), params.to_module(
-            self.actor_network, preserve_module_state=False
-        ):
+        with set_exploration_type(ExplorationType.RANDOM), params_context(self, params, self.actor_network):
             dist = self.actor_network.get_dist(td)
             action, log_prob = rsample_and_log_prob(dist)
         return dist, action, log_prob
@@ -148,7 +147,7 @@ class DiscreteCQLLoss(FunctionalCallMixin, _trl.DiscreteCQLLoss):
         check_discrete_action_space("DiscreteCQLLoss", self.action_space)
 
     def _q(self, td: TensorDictBase, params) -> torch.Tensor:
-        with params.to_module(self.value_network, preserve_module_state=False):
+        with params_context(self, params, self.value_network):
             out = self.value_network(td.select(*self.value_network.in_keys, strict=False))
         return out.get(self.tensor_keys.action_value)
 

@@ -15,6 +15,7 @@ from ._common import (
     FunctionalCallMixin,
     estimator_kwargs,
     off_policy_keys,
+    params_context,
     transition_inputs,
     write_priority,
 )
@@ -29,12 +30,12 @@ class DDPGLoss(FunctionalCallMixin, _trl.DDPGLoss):
     """
 
     def _value(self, td: TensorDictBase, params) -> torch.Tensor:
-        with params.to_module(self.value_network, preserve_module_state=False):
+        with params_context(self, params, self.value_network):
             td = self.value_network(td)
         return td.get(self.tensor_keys.state_action_value)
 
     def _actor(self, td: TensorDictBase, params) -> TensorDictBase:
-        with params.to_module(self.actor_network, preserve_module_state=False):
+        with params_context(self, params, self.actor_network):
             return self.actor_network(td)
 
     @dispatch

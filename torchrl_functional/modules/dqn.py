@@ -15,6 +15,7 @@ from ._common import (
     FunctionalCallMixin,
     estimator_kwargs,
     off_policy_keys,
+    params_context,
     transition_inputs,
     write_priority,
 )
@@ -39,7 +40,7 @@ class DQNLoss(FunctionalCallMixin, _trl.DQNLoss):
         check_discrete_action_space("DQNLoss", self.action_space)
 
     def _q(self, td: TensorDictBase, params) -> torch.Tensor:
-        with params.to_module(self.value_network, preserve_module_state=False):
+        with params_context(self, params, self.value_network):
             out = self.value_network(td.select(*self.value_network.in_keys, strict=False))
         return out.get(self.tensor_keys.action_value)
 

@@ -17,6 +17,7 @@ from ._common import (
     estimator_kwargs,
     off_policy_keys,
     output_td,
+    params_context,
     transition_inputs,
     write_priority,
 )
@@ -32,19 +33,19 @@ class _IQLForward(FunctionalCallMixin):
     def _inputs(self, tensordict: TensorDictBase) -> TensorDictBase:
         tk = self.tensor_keys
         inputs = transition_inputs(self, tensordict)
-        with self.actor_network_params.to_module(self.actor_network, preserve_module_state=False):
+        with params_context(self, self.actor_network_params, self.actor_network):
             dist = self.actor_network.get_dist(tensordict.select(*self.actor_network.in_keys, strict=False))
         inputs.set((PRIVATE, "log_prob"), dist.log_prob(tensordict.get(tk.action)))
         q_in = tensordict.select(*self.qvalue_network.in_keys, strict=False)
         with torch.no_grad():
             target_q = self._vmap_qvalue_networkN0(q_in, self.target_qvalue_network_params)
             inputs.set((PRIVATE, "target_state_action_value"), target_q.get(tk.state_action_value))
-            with self.target_value_network_params.to_module(self.value_network, preserve_module_state=False):
+            with params_context(self, self.target_value_network_params, self.value_network):
                 next_v = self.value_network(tensordict.get("next").select(*self.value_network.in_keys, strict=False))
             inputs.set(("next", PRIVATE, "state_value"), next_v.get(tk.value))
         q = self._vmap_qvalue_networkN0(q_in, self.qvalue_network_params)
         inputs.set((PRIVATE, "state_action_value"), q.get(tk.state_action_value))
-        with self.value_network_params.to_module(self.value_network, preserve_module_state=False):
+        with params_context(self, self.value_network_params, self.value_network):
             v = self.value_network(tensordict.select(*self.value_network.in_keys, strict=False))
         inputs.set((PRIVATE, "state_value"), v.get(tk.value))
         return inputs

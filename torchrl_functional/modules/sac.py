@@ -19,6 +19,7 @@ from ._common import (
     estimator_kwargs,
     off_policy_keys,
     output_td,
+    params_context,
     transition_inputs,
     write_priority,
 )
@@ -55,9 +56,7 @@ class SACLoss(FunctionalCallMixin, _trl.SACLoss):
         return self._vmap_qnetworkN0(td, params).get(self.tensor_keys.state_action_value)
 
     def _sample(self, td: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
-        with set_exploration_type(ExplorationType.RANDOM), self.actor_network_params.to_module(
-            self.actor_network, preserve_module_state=False
-        ):
+        with set_exploration_type(ExplorationType.RANDOM), params_context(self, self.actor_network_params, self.actor_network):
             dist = self.actor_network.get_dist(td)
             return _trl.compute_rsample_log_prob(dist)
 
@@ -115,7 +114,7 @@ class DiscreteSACLoss(FunctionalCallMixin, _trl.DiscreteSACLoss):
         return self._vmap_qnetworkN0(td, params).get(self.tensor_keys.action_value)
 
     def _logits(self, td: TensorDictBase) -> torch.Tensor:
-        with self.actor_network_params.to_module(self.actor_network, preserve_module_state=False):
+        with params_context(self, self.actor_network_params, self.actor_network):
             return self.actor_network.get_dist(td).logits
 
     @dispatch

@@ -15,6 +15,7 @@ from ._common import (
     FunctionalCallMixin,
     estimator_kwargs,
     off_policy_keys,
+    params_context,
     transition_inputs,
     write_priority,
 )
@@ -30,7 +31,7 @@ class TD3Loss(FunctionalCallMixin, _trl.TD3Loss):
     """
 
     def _actor(self, td: TensorDictBase, params) -> TensorDictBase:
-        with params.to_module(self.actor_network, preserve_module_state=False):
+        with params_context(self, params, self.actor_network):
             return self.actor_network(td)
 
     def _q(self, td: TensorDictBase, params) -> torch.Tensor:
