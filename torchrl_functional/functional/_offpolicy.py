@@ -95,8 +95,11 @@ def read_log_prob(loss: str, td: TensorDictBase, key: Any, batch_shape: torch.Si
 
 
 def read_ensemble(loss: str, td: TensorDictBase, key: Any, batch_shape: torch.Size, hint: str,
-                  features: int | None = 1, extra_dims: tuple[int, ...] = ()) -> Tensor:
-    """A Q-ensemble output ``[E, *B, *extra, F]``, ensemble first (TorchRL's vmapped critics)."""
+                  features: int | None = 1, extra_dims: tuple[int, ...] = (),
+                  like: tuple[Any, Tensor] | None = None) -> Tensor:
+    """A Q-ensemble output ``[E, *B, *extra, F]``, ensemble first (TorchRL's vmapped critics).
+
+    ``like=(key, tensor)`` requires the same ensemble size ``E`` as that entry."""
     x = require(loss, td, key, hint)
     check_float(loss, key, x)
     inner = batch_shape + extra_dims
@@ -112,6 +115,9 @@ def read_ensemble(loss: str, td: TensorDictBase, key: Any, batch_shape: torch.Si
                                          f"(the batch of the reward), got {tuple(x.shape)}{extra}")
     if x.shape[0] < 1:
         raise EntryShapeError(loss, key, "the ensemble dimension is empty")
+    if like is not None and x.shape[0] != like[1].shape[0]:
+        raise EntryShapeError(loss, key, f"holds an ensemble of {x.shape[0]} critics, but {like[0]!r} "
+                                         f"holds {like[1].shape[0]} (the leading dimension is the ensemble)")
     return x
 
 

@@ -31,7 +31,8 @@ from ._offpolicy import (
     read_log_prob,
     read_transition,
 )
-from ._td import finish_losses, loss_mask, next_key, reduce_loss, require
+from ..errors import EntryShapeError
+from ._td import check_float, finish_losses, loss_mask, next_key, reduce_loss, require
 from ._validation import check_range
 from .keys import CQLKeys, DiscreteCQLKeys, NestedKey, resolve_keys
 from .sac import _target_entropy
@@ -134,11 +135,11 @@ def cql_loss(
         k = _num_samples(require(name, td, next_key(keys.state_action_value), "Q_target_i(s', a'_k) of the target critics"), b)
         next_q = read_ensemble(name, td, next_key(keys.state_action_value), b,
                                "Q_target_i(s', a'_k) of the target critics at K actions sampled at s'",
-                               extra_dims=(k,))
+                               extra_dims=(k,), like=(keys.state_action_value, pred))
         next_value = ensemble_min(next_q.max(-2)[0])
     else:
         next_q = read_ensemble(name, td, next_key(keys.state_action_value), b,
-                               "Q_target_i(s', a') of the target critics at a' ~ pi(s')")
+                               "Q_target_i(s', a') of the target critics at a' ~ pi(s')", like=(keys.state_action_value, pred))
         next_value = ensemble_min(next_q)
         if not deterministic_backup:
             next_log_prob = read_log_prob(name, td, next_key(keys.log_prob), b, "log pi(a'|s') of the action sampled at s'")
@@ -148,12 +149,16 @@ def cql_loss(
 
     # conservative penalty
     extra = (_num_samples(require(name, td, keys.cql_random_value, "Q_i(s, u) at K uniform random actions"), b),)
-    q_random = read_ensemble(name, td, keys.cql_random_value, b, "Q_i(s, u) at K uniform random actions", extra_dims=extra)
-    q_curr = read_ensemble(name, td, keys.cql_current_value, b, "Q_i(s, a_k) at K actions sampled at s", extra_dims=extra)
-    q_next = read_ensemble(name, td, keys.cql_next_value, b, "Q_i(s', a'_k) at K actions sampled at s'", extra_dims=extra)
+    q_random = read_ensemble(name, td, keys.cql_random_value, b, "Q_i(s, u) at K uniform random actions", extra_dims=extra, like=(keys.state_action_value, pred))
+    q_curr = read_ensemble(name, td, keys.cql_current_value, b, "Q_i(s, a_k) at K actions sampled at s", extra_dims=extra, like=(keys.state_action_value, pred))
+    q_next = read_ensemble(name, td, keys.cql_next_value, b, "Q_i(s', a'_k) at K actions sampled at s'", extra_dims=extra, like=(keys.state_action_value, pred))
     curr_lp = read_log_prob(name, td, keys.cql_current_log_prob, b, "log pi(a_k|s) of the K actions sampled at s", extra)
     next_lp = read_log_prob(name, td, keys.cql_next_log_prob, b, "log pi(a'_k|s') of the K actions sampled at s'", extra)
     action = require(name, td, keys.action, "the replayed action; its last dimension sets the uniform density")
+    check_float(name, keys.action, action)
+    if action.ndim != len(b) + 1 or action.shape[:-1] != b:
+        raise EntryShapeError(name, keys.action, f"expected shape {tuple(b) + ('A',)} with batch {tuple(b)} "
+                                                 f"(the batch of the reward), got {tuple(action.shape)}")
     random_density = math.log(0.5 ** action.shape[-1])
     cat = torch.cat(
         [
@@ -168,7 +173,7 @@ def cql_loss(
 
     # actor, behaviour cloning, temperature
     actor_q = read_ensemble(name, td, keys.state_action_value_actor, b,
-                            "Q_i(s, a~) of the critics (detached parameters) at a~ ~ pi(s)")
+                            "Q_i(s, a~) of the critics (detached parameters) at a~ ~ pi(s)", like=(keys.state_action_value, pred))
     log_prob = read_log_prob(name, td, keys.log_prob, b, "log pi(a~|s) of the reparameterised sample at s").unsqueeze(-1)
     bc_log_prob = read_log_prob(name, td, keys.bc_log_prob, b, "log pi(a|s) of the replayed action (with gradients)")
     bc_sample = td.get(keys.bc_sample_log_prob, None)

@@ -130,7 +130,7 @@ def iql_loss(
     tr = read_transition(name, td, keys)
     q = read_ensemble(name, td, keys.state_action_value, tr.batch_shape, "Q_i(s, a) of the critics (with gradients)")
     target_q = read_ensemble(name, td, keys.target_state_action_value, tr.batch_shape,
-                             "Q_target_i(s, a) of the target critics", q.shape[-1])
+                             "Q_target_i(s, a) of the target critics", q.shape[-1], like=(keys.state_action_value, q))
     return _iql(name, td, keys, tr, q, target_q, expectile=expectile, temperature=temperature,
                 loss_function=loss_function, gamma=gamma, value_estimator=value_estimator, lmbda=lmbda,
                 time_dim=time_dim, reduction=reduction, loss_mask_key=loss_mask_key)
@@ -178,7 +178,7 @@ def discrete_iql_loss(
     b = tr.batch_shape
     qs = read_ensemble(name, td, keys.state_action_value, b, "Q_i(s, .) of the critics (with gradients)", None)
     target_qs = read_ensemble(name, td, keys.target_state_action_value, b,
-                              "Q_target_i(s, .) of the target critics", qs.shape[-1])
+                              "Q_target_i(s, .) of the target critics", qs.shape[-1], like=(keys.state_action_value, qs))
     q = chosen_action_value(name, td, keys.action, qs, b, action_space)
     target_q = chosen_action_value(name, td, keys.action, target_qs, b, action_space)
     return _iql(name, td, keys, tr, q, target_q, expectile=expectile, temperature=temperature,

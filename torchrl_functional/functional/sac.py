@@ -116,10 +116,10 @@ def sac_loss(
     target_entropy = _target_entropy(name, td, keys, target_entropy)
     pred = read_ensemble(name, td, keys.state_action_value, b, "Q_i(s, a) of the critics (with gradients)")
     next_q = read_ensemble(name, td, next_key(keys.state_action_value), b,
-                           "Q_target_i(s', a') of the target critics at a' ~ pi(s')")
+                           "Q_target_i(s', a') of the target critics at a' ~ pi(s')", like=(keys.state_action_value, pred))
     next_log_prob = read_log_prob(name, td, next_key(keys.log_prob), b, "log pi(a'|s') of the action sampled at s'")
     actor_q = read_ensemble(name, td, keys.state_action_value_actor, b,
-                            "Q_i(s, a~) of the critics (detached parameters) at a~ ~ pi(s)")
+                            "Q_i(s, a~) of the critics (detached parameters) at a~ ~ pi(s)", like=(keys.state_action_value, pred))
     log_prob = read_log_prob(name, td, keys.log_prob, b, "log pi(a~|s) of the reparameterised sample at s")
     log_alpha, alpha = log_alpha_terms(name, log_alpha, pred)
 
@@ -207,7 +207,7 @@ def discrete_sac_loss(
     b = tr.batch_shape
     q = read_ensemble(name, td, keys.action_value, b, "Q_i(s, .) of the critics (with gradients)", None)
     n = q.shape[-1]
-    next_q = read_ensemble(name, td, next_key(keys.action_value), b, "Q_target_i(s', .) of the target critics", n)
+    next_q = read_ensemble(name, td, next_key(keys.action_value), b, "Q_target_i(s', .) of the target critics", n, like=(keys.action_value, q))
     logits = read_per_sample(name, td, keys.logits, b, "the policy's logits at s (with gradients)", n)
     next_logits = read_per_sample(name, td, next_key(keys.logits), b, "the policy's logits at s'", n)
     log_alpha, alpha = log_alpha_terms(name, log_alpha, q)

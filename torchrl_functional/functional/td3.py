@@ -120,9 +120,9 @@ def td3_loss(
     b = tr.batch_shape
     pred = read_ensemble(name, td, keys.state_action_value, b, "Q_i(s, a) of the critics (with gradients)")
     next_q = read_ensemble(name, td, next_key(keys.state_action_value), b,
-                           "Q_target_i(s', a~') of the target critics at the smoothed target action")
+                           "Q_target_i(s', a~') of the target critics at the smoothed target action", like=(keys.state_action_value, pred))
     actor_q = read_ensemble(name, td, keys.state_action_value_actor, b,
-                            "Q_i(s, pi(s)) of the critics (detached parameters) at the actor's action")
+                            "Q_i(s, pi(s)) of the critics (detached parameters) at the actor's action", like=(keys.state_action_value, pred))
     next_value = ensemble_min(next_q)
     target = bootstrap_target(name, td, tr, next_value, value_estimator=value_estimator,
                               gamma=gamma, lmbda=lmbda, time_dim=time_dim)
