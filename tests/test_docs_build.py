@@ -44,11 +44,15 @@ def test_api_reference_builds_strict(tmp_path):
     assert "samples_mc_entropy" in functional.split('id="torchrl_functional.functional.clip_ppo_loss"')[1]
 
 
-def test_strict_build_fails_on_a_broken_docstring(tmp_path):
+@pytest.mark.parametrize("entry,warning", [
+    ("y: misspelt parameter.", "Parameter 'y' does not appear in the function signature"),
+    ("x, z: a combined entry with a misspelt name.", "Parameter 'z' does not appear in the function signature"),
+])
+def test_strict_build_fails_on_a_broken_docstring(tmp_path, entry, warning):
     pkg = tmp_path / "src"
     pkg.mkdir()
     (pkg / "brokendoc.py").write_text(
-        'def f(x: int) -> int:\n    """Add one.\n\n    Args:\n        y: misspelt parameter.\n    """\n'
+        f'def f(x: int) -> int:\n    """Add one.\n\n    Args:\n        {entry}\n    """\n'
         "    return x + 1\n"
     )
     (tmp_path / "pages").mkdir()
@@ -56,9 +60,61 @@ def test_strict_build_fails_on_a_broken_docstring(tmp_path):
     cfg = yaml.safe_load(CONFIG.read_text())
     cfg["docs_dir"] = str(tmp_path / "pages")
     cfg["nav"] = [{"Home": "index.md"}]
-    cfg["plugins"][1]["mkdocstrings"]["handlers"]["python"]["paths"] = [str(pkg)]
+    handler = cfg["plugins"][1]["mkdocstrings"]["handlers"]["python"]
+    handler["paths"] = [str(pkg)]
+    handler["options"]["extensions"] = [str(ROOT / "docs" / "griffe_project_style.py") + ":ProjectDocstrings"]
     config = tmp_path / "mkdocs.yml"
     config.write_text(yaml.safe_dump(cfg))
     proc = _mkdocs_build(config, tmp_path / "site")
     assert proc.returncode != 0
-    assert "Parameter 'y' does not appear in the function signature" in proc.stderr
+    assert warning in proc.stderr
+
+
+def _style():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("griffe_project_style", ROOT / "docs" / "griffe_project_style.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_combined_entries_are_split_one_name_each():
+    doc = (
+        "Sum, with commas: kept.\n\n"
+        "Args:\n"
+        "    x: first.\n"
+        "    gamma, lmbda (float): discount and trace decay,\n"
+        "        numbers or tensors.\n"
+        "\n"
+        "    loss_function, value_estimator,\n"
+        "    keys: as :func:`~pkg.mod.dqn_loss`.\n"
+        "\n"
+        "Returns:\n"
+        "    a, b: not a parameter list.\n"
+    )
+    expected = (
+        "Sum, with commas: kept.\n\n"
+        "Args:\n"
+        "    x: first.\n"
+        "    gamma (float): discount and trace decay,\n"
+        "        numbers or tensors.\n"
+        "    lmbda (float): discount and trace decay,\n"
+        "        numbers or tensors.\n"
+        "\n"
+        "    loss_function: as :func:`~pkg.mod.dqn_loss`.\n"
+        "    value_estimator: as :func:`~pkg.mod.dqn_loss`.\n"
+        "    keys: as :func:`~pkg.mod.dqn_loss`.\n"
+        "\n"
+        "Returns:\n"
+        "    a, b: not a parameter list.\n"
+    )
+    assert _style().split_combined_entries(doc) == expected.rstrip("\n")
+
+
+def test_sphinx_roles_become_inline_code():
+    style = _style()
+    assert style.roles_to_code("see :func:`~a.b.clip_ppo_loss` and :class:`PPOKeys`") == (
+        "see `clip_ppo_loss` and `PPOKeys`"
+    )
+    assert style.roles_to_code(":py:mod:`torchrl_functional.functional`") == "`torchrl_functional.functional`"

@@ -66,16 +66,12 @@ def a2c_loss(
         dist_class: distribution class (or callable) built from ``td["actor_output"]``.
         entropy_bonus: add ``loss_entropy = -entropy_coeff * H`` (off when ``entropy_coeff == 0``).
         samples_mc_entropy: samples for a Monte-Carlo entropy.
-        entropy_coeff: number or tensor.
-        critic_coeff: number or tensor (``None`` drops the critic).
+        entropy_coeff, critic_coeff: numbers or tensors (``critic_coeff=None`` drops the critic).
         loss_critic_type: ``"smooth_l1"``, ``"l2"`` or ``"l1"``.
         clip_value: value clipping radius, or ``None``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         loss_mask_key: ``"auto"``, an entry name or ``None``.
-        value_estimator: ``"gae"``, ``"td0"``, ``"td1"`` or ``"td_lambda"``, for a missing advantage.
-        gamma: discount of that estimate.
-        lmbda: trace decay of that estimate.
-        time_dim: batch dim holding time for that estimate.
+        value_estimator, gamma, lmbda, time_dim: estimation of a missing advantage.
         keys: renamed entries.
         generator: RNG for Monte-Carlo estimates (``None``: global RNG, as TorchRL).
 

@@ -189,8 +189,7 @@ _DOC_COMMON = """
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` for every ``loss_*`` entry.
         loss_mask_key: ``"auto"`` (TorchRL's masks), an entry name, or ``None``.
         value_estimator: ``"gae"``, ``"td0"``, ``"td1"`` or ``"td_lambda"`` when the advantage is absent.
-        gamma: discount of that estimate: a number, a 0-d or a per-step tensor.
-        lmbda: trace decay of that estimate, same forms as ``gamma``.
+        gamma, lmbda: discount and trace decay for that estimate: numbers, 0-d or per-step tensors.
         time_dim: batch dim holding time for that estimate (default: ``"time"``-named or last).
         keys: :class:`~torchrl_functional.functional.keys.PPOKeys` or a mapping of renamed entries.
         generator: :class:`torch.Generator` for Monte-Carlo estimates; ``None`` uses the global

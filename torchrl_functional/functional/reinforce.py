@@ -55,10 +55,7 @@ def reinforce_loss(
         clip_value: value clipping radius, or ``None``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         loss_mask_key: ``"auto"``, an entry name or ``None``.
-        value_estimator: ``"gae"``, ``"td0"``, ``"td1"`` or ``"td_lambda"``, for a missing advantage.
-        gamma: discount of that estimate.
-        lmbda: trace decay of that estimate.
-        time_dim: batch dim holding time for that estimate.
+        value_estimator, gamma, lmbda, time_dim: estimation of a missing advantage.
         keys: renamed entries.
 
     Returns:

@@ -396,13 +396,9 @@ def vtrace_advantage_estimate(
         gamma: discount (number, 0-d or broadcastable tensor; differentiable).
         log_pi: log-prob of the taken action under the target (current) policy, ``[*B, T, 1]``.
         log_mu: log-prob under the behaviour policy, same shape.
-        state_value: ``V(s)``, ``[*B, T, *F]`` float.
-        next_state_value: ``V(s')``, same shape.
-        reward: same shape.
-        done: bool, same shape.
-        terminated: bool, same shape; defaults to ``done``.
-        rho_thresh: truncation level of ``rho`` (number or tensor).
-        c_thresh: truncation level of ``c`` (number or tensor).
+        state_value, next_state_value, reward: ``[*B, T, *F]`` float.
+        done, terminated: bool, same shape (``terminated`` defaults to ``done``).
+        rho_thresh, c_thresh: truncation levels (numbers or tensors).
         time_dim: the time dimension.
 
     Returns:
