@@ -18,7 +18,7 @@ from tests.examples.conftest import EXAMPLES, run_python, torchrun_args
 
 @pytest.mark.slow
 def test_ddp_step_equals_single_process_step_on_concatenated_batch(tmp_path):
-    proc = run_python([*torchrun_args(worker.__file__), str(tmp_path)], timeout=60)
+    proc = run_python([*torchrun_args(worker.__file__), str(tmp_path)], timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     assert all(r["world_size"] == 2 for r in ranks)
