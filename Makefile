@@ -22,13 +22,17 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m "not slow"
 
 demo: $(STAMP)
-	$(PY) examples/quickstart.py
+	$(PY) examples/ppo_cartpole.py
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
 bench-smoke: $(STAMP)
 	$(PY) -m benchmarks --smoke
+
+# API reference from the docstrings into site/; strict: any docstring warning fails.
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict -f docs/mkdocs.yml
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
