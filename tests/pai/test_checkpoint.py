@@ -78,7 +78,8 @@ def test_checkpoint_is_plain_data_and_written_atomically(out_dir, monkeypatch):
     assert payload["group"]["networks"] == ["actor", "critic"]
     assert set(payload["pai_files"]) == {"best_model.pt", "switch_2.pt"}  # one switch: n -> p -> n
     assert "tracker_string" in payload["model"]
-    assert payload["optimizer_params"]["shared"][0][0] == "actor.0.main_module.weight"
+    assert list(payload["optimizer_params"]["shared"]) == ["actor", "critic"]
+    assert payload["optimizer_params"]["shared"]["actor"][0] == "actor.0.main_module.weight"
     assert os.listdir(target.parent) == ["group.pt"]  # no temporary file left
 
     # a failing write leaves the previous file untouched and no temporary file behind
@@ -115,6 +116,39 @@ def test_load_in_the_same_process_restores_weights_and_optimizer(out_dir):
     assert state.keys() == after_one.keys()
     assert all(torch.equal(state[k], after_one[k]) for k in state)
     assert other._tracker.member_vars["accuracies"] == group._tracker.member_vars["accuracies"]
+
+
+def test_optimizer_state_is_matched_to_parameters_by_name(out_dir):
+    group = small_group(out_dir)
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(1))
+    for score in (0.0, 1.0):
+        regression_step(group, x)
+        group.add_score(score)
+    regression_step(group, x)  # Adam state for the new dendrite parameters too
+    payload = torch.load(group.save_checkpoint(out_dir / "g.pt"), weights_only=True)
+    # the same checkpoint with the actor's parameters listed in reverse order
+    names = payload["optimizer_params"]["shared"]["actor"]
+    k = len(names)
+    payload["optimizer_params"]["shared"]["actor"] = names[::-1]
+    state = payload["optimizers"]["shared"]["state"]
+    payload["optimizers"]["shared"]["state"] = {
+        (k - 1 - i if i < k else i): v for i, v in state.items()
+    }
+    for key in ("format", "version"):
+        payload.pop(key)
+    ckpt_module.write_checkpoint(out_dir / "reversed.pt", payload)
+
+    other = small_group(out_dir / "other")
+    other.load_checkpoint(out_dir / "reversed.pt")
+    by_name = {n: p for plist in group._named_params().values() for n, p in plist}
+    other_by_name = {n: p for plist in other._named_params().values() for n, p in plist}
+    compared = 0
+    for name, p in by_name.items():
+        if p in group.optimizer.state:
+            mine, theirs = other.optimizer.state[other_by_name[name]], group.optimizer.state[p]
+            assert torch.equal(mine["exp_avg"], theirs["exp_avg"]), name
+            compared += 1
+    assert compared == len(by_name) - sum(not p.requires_grad for p in by_name.values())
 
 
 def test_bad_checkpoint_files_give_clear_errors(out_dir):

@@ -84,6 +84,23 @@ def test_case3_independent_schedulers_ignore_pai(out_dir):
     assert group.schedulers["plateau"].best == 3.0
 
 
+def test_without_a_scheduler_pai_keeps_the_lrs(out_dir):
+    group = PAIGroup(
+        "nosched", {"actor": NetworkSpec(mlp([IN, 8, 2], 0), lr=1e-3), "critic": NetworkSpec(mlp([IN, 8, 1], 1), lr=4e-3)},
+        directory=out_dir, settings=fixed(3), scheduler=None, optimizer=torch.optim.SGD,
+        optimizer_kwargs={"momentum": 0.5},
+    )
+    assert group.scheduler is None and isinstance(group.optimizer, torch.optim.SGD)
+    x = torch.randn(16, IN)
+    for score, restructured in zip(SCORES, RESTRUCTURED):
+        regression_step(group, x)
+        result = group.add_score(score)
+        assert result.restructured == restructured
+        assert result.lrs == {"actor": 1e-3, "critic": 4e-3}  # the drop changes nothing
+        assert all(g["momentum"] == 0.5 for g in group.optimizer.param_groups)
+    assert group.num_dendrites == 2
+
+
 def test_optimizer_configuration_errors(out_dir):
     net = mlp([IN, 2], 0)
     with pytest.raises(PAIConfigError, match="needs an optimizer of its own"):

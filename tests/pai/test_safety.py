@@ -126,12 +126,18 @@ def test_safe_defaults(out_dir, capsys):
 
 def test_an_existing_run_folder_is_not_reused_silently(out_dir):
     two_nets(out_dir)
-    with pytest.raises(PAIConfigError, match="already holds a PAI run"):
+    with pytest.raises(PAIConfigError, match="already exists"):
         two_nets(out_dir)
     (out_dir / "safe" / "stale_file.pt").write_bytes(b"old")
     group = two_nets(out_dir, overwrite=True)
     assert not (out_dir / "safe" / "stale_file.pt").exists()
     assert group.run_directory == out_dir / "safe"
+    # overwrite never deletes a folder PAI did not write
+    (out_dir / "notes").mkdir()
+    (out_dir / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(PAIConfigError, match="does not look like a PAI run folder"):
+        two_nets(out_dir, name="notes", overwrite=True)
+    assert (out_dir / "notes" / "todo.txt").read_text() == "keep me"
 
 
 def test_two_groups_do_not_leak_configuration(out_dir):

@@ -18,9 +18,9 @@ Format (``version`` 1), a ``dict`` with:
   ``dendrite_storage_shape`` ...) and ``tracker_string`` (PAI's own tracker encoding).
 - ``"tracker"``: PAI's tracker state as text (``pai_tracker.to_string()``).
 - ``"optimizers"``: ``{"shared": state_dict, "own": {network: state_dict}}`` and
-  ``"optimizer_params"``: the parameter names of every param group in the same layout
-  (``{"shared": [[names of group 0], ...], "own": {network: [names]}}``), so that the
-  optimizer state is matched to parameters by name, not by position.
+  ``"optimizer_params"``: the parameter names of every param group in optimizer order,
+  ``{"shared": {network: [names]}, "own": {network: [names]}}``, so that the optimizer
+  state is matched to parameters by name, not by their registration order.
 - ``"schedulers"``: ``{"shared": state_dict | None, "own": {network: state_dict}}``.
 - ``"pai_files"``: ``{file name: {key: tensor}}``, the files of PAI's output folder that it
   reads back later (``best_model.pt``, the latest ``switch_<n>.pt``, ``PBCount_*.pt``);

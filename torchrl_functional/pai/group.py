@@ -138,6 +138,14 @@ class _GroupModel(nn.Module):
 _RESERVED_NAMES = set(dir(_GroupModel())) | {"tracker_string", "member_vars", "networks"}
 
 
+def _is_pai_run(path: Path, name: str) -> bool:
+    """A folder PAI (or this adapter) wrote: safe to delete with ``overwrite=True``."""
+    if not path.is_dir():
+        return False
+    entries = {p.name for p in path.iterdir()}
+    return f"{name}_config.json" in entries or "pai_output.log" in entries or any(e.endswith(".pt") for e in entries)
+
+
 def _is_template(param_name: str) -> bool:
     """PAI keeps an untrained copy of each layer as a template for new dendrites."""
     return ".parent_module." in f".{param_name}."
@@ -261,19 +269,25 @@ class PAIGroup:
             if s.case == 3
         }
 
+        self._pai: PAIModules = import_pai()
         self.directory = Path(directory).expanduser().resolve()
         self.run_directory = self.directory / self.name
-        if self.run_directory.exists() and any(self.run_directory.iterdir()):
+        if self.run_directory.exists() and (not self.run_directory.is_dir() or any(self.run_directory.iterdir())):
             if not overwrite:
                 raise PAIConfigError(
-                    f"{where}: {str(self.run_directory)!r} already holds a PAI run (PAI would reuse its "
-                    "configuration and snapshots); pass overwrite=True, another name or another directory"
+                    f"{where}: {str(self.run_directory)!r} already exists (PAI would reuse the "
+                    "configuration and snapshots of an earlier run); pass overwrite=True, another "
+                    "name or another directory"
+                )
+            if not _is_pai_run(self.run_directory, self.name):
+                raise PAIConfigError(
+                    f"{where}: {str(self.run_directory)!r} does not look like a PAI run folder "
+                    f"(no {self.name}_config.json, pai_output.log or .pt files); not deleting it"
                 )
             shutil.rmtree(self.run_directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._log_file = self.run_directory / "pai_output.log"
 
-        self._pai: PAIModules = import_pai()
         self._broken: str | None = None
         self._frozen_depth = 0
         self._num_scores = 0
@@ -567,8 +581,10 @@ class PAIGroup:
     def train_only(self, *names: str) -> Iterator[None]:
         """Freeze every network but ``names`` inside the block; restore all flags after.
 
-        Enter it *before* the forward pass whose loss you backpropagate. Parameters
-        shared with a trained network stay trainable. On exit (also on an exception)
+        Call ``backward()`` inside the block (autograd reads ``requires_grad`` of the
+        parameters then; gradients still flow *through* frozen networks to trained ones,
+        e.g. from a frozen critic into the actor). Parameters shared with a trained
+        network stay trainable. On exit (also on an exception)
         every parameter gets back exactly the ``requires_grad`` it had on entry,
         including PAI's frozen dendrite weights.
         """
@@ -752,9 +768,10 @@ class PAIGroup:
             "maximize": self.maximize,
         }
 
-    def _param_names(self, opt: torch.optim.Optimizer) -> list[list[str]]:
+    def _param_names(self, opt: torch.optim.Optimizer) -> dict[str, list[str]]:
+        """``{network: [parameter names in optimizer order]}`` for each param group."""
         names = {id(p): n for plist in self._named_params().values() for n, p in plist}
-        return [[names[id(p)] for p in group["params"]] for group in opt.param_groups]
+        return {group["network"]: [names[id(p)] for p in group["params"]] for group in opt.param_groups}
 
     def _pai_files(self) -> dict[str, dict[str, torch.Tensor]]:
         from safetensors.torch import load_file
@@ -797,7 +814,7 @@ class PAIGroup:
             },
             "optimizer_params": {
                 "shared": self._param_names(self._shared_opt),
-                "own": {n: self._param_names(o)[0] for n, o in self._own_opts.items() if o is not None},
+                "own": {n: self._param_names(o)[n] for n, o in self._own_opts.items() if o is not None},
             },
             "schedulers": {
                 "shared": None if self._shared_sched is None else self._shared_sched.state_dict(),
