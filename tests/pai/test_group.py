@@ -206,3 +206,28 @@ def test_untrained_layer_is_reported_before_pai_switches(out_dir):
     group.add_score(1.0)
     with pytest.raises(PAIStateError, match=r"never received a gradient: \['.meta.0', '.meta.2'\]"):
         group.add_score(2.0)  # the switch is due: PAI would stop in pdb
+
+
+def test_training_complete_after_max_dendrites(out_dir):
+    group = PAIGroup(
+        "complete",
+        {"actor": NetworkSpec(mlp([IN, 8, 2], 0), lr=1e-3), "critic": NetworkSpec(mlp([IN, 8, 1], 1), lr=3e-3)},
+        directory=out_dir,
+        settings=fixed(2, max_dendrites=1),
+    )
+    x = torch.randn(8, IN)
+    results = []
+    for score in [0.0, 1.0, 2.0, 3.0]:
+        regression_step(group, x)
+        results.append(group.add_score(score))
+    assert [(r.restructured, r.training_complete) for r in results] == [
+        (False, False), (True, False), (False, False), (True, True),
+    ]
+    assert group.training_complete and group.num_dendrites == 1
+    # PAI loaded its best model: the rebuilt optimizer holds the current parameters
+    opt = group.optimizer
+    for g in opt.param_groups:
+        assert {id(p) for p in g["params"]} == trainable_params(group[g["network"]])
+    before = [p.detach().clone() for p in opt.param_groups[0]["params"]]
+    regression_step(group, x)
+    assert any(not torch.equal(b, p) for b, p in zip(before, opt.param_groups[0]["params"]))

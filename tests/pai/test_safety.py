@@ -3,8 +3,10 @@ chosen directory, nothing is printed, groups do not leak configuration into each
 
 from __future__ import annotations
 
+import copy
 import os
 import pdb
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +86,25 @@ def test_time_batched_input_raises_before_pai_exits(out_dir):
     sized["a"](torch.randn(6, 3))
     with pytest.raises(PAIShapeError, match=r"output of shape \(5, 4\)"):
         sized["a"](torch.randn(5, 3))
+
+
+def test_networks_stay_copyable_and_picklable(out_dir):
+    group = two_nets(out_dir, settings=fixed(2))
+    x = torch.randn(6, 3)
+    for score in (0.0, 1.0):
+        regression_step(group, x)
+        group.add_score(score)
+    actor = group["actor"]
+    for clone in (copy.deepcopy(actor), pickle.loads(pickle.dumps(actor))):
+        torch.testing.assert_close(clone(x), actor(x))
+        with pytest.raises(PAIShapeError):
+            clone(torch.randn(2, 6, 3))
+    assert copy.deepcopy(actor)[0]._forward_pre_hooks  # the copy keeps the checks
+
+
+def test_verbose_echoes_pai_output(out_dir, capsys):
+    two_nets(out_dir, verbose=True)
+    assert "Saved" in capsys.readouterr().out
 
 
 def test_invalid_output_dimensions_are_refused(out_dir):
@@ -188,7 +209,6 @@ def test_pai_debugger_and_exit_become_exceptions(out_dir):
     assert os.getcwd() != str(out_dir)
 
 
-@pytest.mark.slow
 def test_import_without_perforatedai(tmp_path):
     code = (
         "import sys; sys.modules['perforatedai'] = None\n"

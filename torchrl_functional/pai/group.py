@@ -79,17 +79,29 @@ class ScoreResult:
         return sum(self.param_counts.values())
 
 
-def _activation_hook(group: PAIGroup):
-    """Forward pre-hook installing ``group``'s PAI state (holds the group weakly, so that
-    ``copy.deepcopy`` of a network does not copy the group)."""
-    ref = weakref.ref(group)
+class _ActivateGroup:
+    """Forward pre-hook installing the group's PAI state before a layer with dendrites runs.
 
-    def activate(module, args) -> None:
-        target = ref()
-        if target is not None:
-            target._activate()
+    Holds the group weakly; a deep copy of a network keeps pointing at the same group, a
+    pickled network (e.g. sent to a collector worker) drops the link.
+    """
 
-    return activate
+    def __init__(self, group: PAIGroup) -> None:
+        self._ref: weakref.ref | None = weakref.ref(group)
+
+    def __call__(self, module: nn.Module, args: tuple) -> None:
+        group = self._ref() if self._ref is not None else None
+        if group is not None:
+            group._activate()
+
+    def __deepcopy__(self, memo: dict) -> _ActivateGroup:
+        return self
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self._ref = None
 
 
 def _rank_preserving(layer: nn.Module) -> bool:
@@ -100,32 +112,42 @@ def _rank_preserving(layer: nn.Module) -> bool:
     return isinstance(main, (nn.Linear, nn.modules.conv._ConvNd))
 
 
-def _shape_message(group: str, net_name: str, layer: nn.Module, what: str, shape, dims: list[int]) -> str:
-    return (
-        f"PAIGroup({group!r}): network {net_name!r}, layer {layer.name!r}: {what} of shape "
-        f"{tuple(shape)} does not match PAI's output_dimensions {dims} (one entry per "
-        "output dimension, 0 = features). Give NetworkSpec(output_dimensions=...) "
-        "(e.g. [-1, -1, 0] for [B, T, F] inputs) and call the network with inputs of "
-        "that rank only: PAI stops the process at the first backward pass otherwise, and "
-        "once it has added dendrites it silently broadcasts other ranks to wrong shapes."
-    )
+class _ShapeCheck:
+    """Forward hooks checking a layer with dendrites against PAI's ``output_dimensions``.
 
+    PAI checks them in its first backward pass and calls ``sys.exit`` on a mismatch; once
+    it has added dendrites it silently broadcasts other ranks to wrong shapes. The
+    dimensions are read when the hooks are installed: inside ``torch.func`` transforms
+    the layer's buffer may be a batched tensor.
+    """
 
-def _shape_hooks(group: str, net_name: str, layer: nn.Module, dims: list[int]):
-    """Hooks checking a layer with dendrites against PAI's ``output_dimensions``."""
-    check_input = _rank_preserving(layer)
+    def __init__(self, group: str, network: str, layer: nn.Module) -> None:
+        self.group = group
+        self.network = network
+        self.dims = [int(d) for d in layer.this_output_dimensions.tolist()]
+        self.check_input = _rank_preserving(layer)
 
-    def before(module, args) -> None:
-        if check_input and args and isinstance(args[0], torch.Tensor) and args[0].dim() != len(dims):
-            raise PAIShapeError(_shape_message(group, net_name, module, "input", args[0].shape, dims))
+    def message(self, layer: nn.Module, what: str, shape) -> str:
+        return (
+            f"PAIGroup({self.group!r}): network {self.network!r}, layer {layer.name!r}: {what} of shape "
+            f"{tuple(shape)} does not match PAI's output_dimensions {self.dims} (one entry per "
+            "output dimension, 0 = features). Give NetworkSpec(output_dimensions=...) "
+            "(e.g. [-1, -1, 0] for [B, T, F] inputs) and call the network with inputs of "
+            "that rank only: PAI stops the process at the first backward pass otherwise, and "
+            "once it has added dendrites it silently broadcasts other ranks to wrong shapes."
+        )
 
-    def after(module, args, out) -> None:
+    def before(self, module: nn.Module, args: tuple) -> None:
+        x = args[0] if args else None
+        if self.check_input and isinstance(x, torch.Tensor) and x.dim() != len(self.dims):
+            raise PAIShapeError(self.message(module, "input", x.shape))
+
+    def after(self, module: nn.Module, args: tuple, out: Any) -> None:
         if not isinstance(out, torch.Tensor):
             return
+        dims = self.dims
         if out.dim() != len(dims) or any(d not in (-1, 0, 1) and out.shape[i] != d for i, d in enumerate(dims)):
-            raise PAIShapeError(_shape_message(group, net_name, module, "output", out.shape, dims))
-
-    return before, after
+            raise PAIShapeError(self.message(module, "output", out.shape))
 
 
 class _GroupModel(nn.Module):
@@ -436,16 +458,13 @@ class PAIGroup:
         for handle in self._hooks:
             handle.remove()
         self._hooks = []
-        activate = _activation_hook(self)
+        activate = _ActivateGroup(self)
         for net_name in self._specs:
             for layer in self._neuron_layers(net_name):
-                # read now: inside torch.func transforms (TorchRL's value estimators vmap the
-                # critic over its parameters) the buffer may be a batched tensor
-                dims = [int(d) for d in layer.this_output_dimensions.tolist()]
-                before, after = _shape_hooks(self.name, net_name, layer, dims)
+                check = _ShapeCheck(self.name, net_name, layer)
                 self._hooks.append(layer.register_forward_pre_hook(activate))
-                self._hooks.append(layer.register_forward_pre_hook(before))
-                self._hooks.append(layer.register_forward_hook(after))
+                self._hooks.append(layer.register_forward_pre_hook(check.before))
+                self._hooks.append(layer.register_forward_hook(check.after))
 
     # ------------------------------------------------------------------ optimizers
     def _build_shared(self, order: Mapping[str, list[str]] | None = None) -> None:
