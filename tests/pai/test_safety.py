@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensordict import TensorDict
+from tensordict.nn import TensorDictModule
 from torch import nn
 
 from tests.pai.conftest import GPA
@@ -55,6 +57,33 @@ def test_network_called_module_is_refused(out_dir):
     for bad in ("training", "forward", "2nets", "a.b"):
         with pytest.raises(PAIConfigError):
             PAIGroup("g", {bad: NetworkSpec(mlp([3, 2], 0), lr=1e-3)}, directory=out_dir)
+
+
+def test_tensordict_module_networks_work_where_raw_pai_stops(out_dir):
+    """A TensorDictModule has a ``.module`` attribute: as PAI's top-level model it makes
+    ``add_validation_score`` stop in pdb. The group is always the top level."""
+    def td_net(seed):
+        return TensorDictModule(mlp([3, 4, 2], seed), in_keys=["observation"], out_keys=["out"])
+
+    raw = td_net(0)
+    with pytest.raises(PAIInterruptError, match=r"(?s)debugger.*Need to call \.module"):
+        with pai_call("raw PAI", out_dir):
+            GPA.pc.set_configuration_confirmed(True)
+            GPA.pc.set_testing_dendrite_capacity(False)
+            upa = import_pai().upa
+            raw = upa.perforate_model(raw, save_name="raw")
+            GPA.pai_tracker.set_optimizer(torch.optim.Adam)
+            GPA.pai_tracker.setup_optimizer(raw, {"params": list(raw.parameters()), "lr": 1e-3}, {})
+            GPA.pai_tracker.add_validation_score(1.0, raw)
+
+    group = PAIGroup("tdm", {"policy": NetworkSpec(td_net(1), lr=1e-3)}, directory=out_dir / "group", settings=fixed(2))
+    td = TensorDict({"observation": torch.randn(6, 3)}, [6])
+    for score in (0.0, 1.0):
+        group.zero_grad()
+        group["policy"](td.clone())["out"].pow(2).mean().backward()
+        group.step()
+        result = group.add_score(score)
+    assert result.restructured and group.num_dendrites == 1
 
 
 def test_time_batched_input_raises_before_pai_exits(out_dir):

@@ -36,7 +36,7 @@ from .errors import (
     PAIStateError,
 )
 from .group import PAIGroup, ScoreResult
-from .losses import refresh_loss_module
+from .losses import disable_value_estimator_vmap, refresh_loss_module
 
 __all__ = [
     "PAIGroup",
@@ -44,6 +44,7 @@ __all__ = [
     "PAISettings",
     "ScoreResult",
     "refresh_loss_module",
+    "disable_value_estimator_vmap",
     "read_checkpoint",
     "write_checkpoint",
     "PAIError",

@@ -60,11 +60,12 @@ def refresh_loss_module(loss: nn.Module) -> list[str]:
         old = loss._modules[f"{name}_params"]
         new = TensorDict.from_module(module, as_module=True)
         old_leaves = dict(old.items(True, True))
+        new_keys = set(new.keys(True, True))
         # the loss detached some parameters at construction (compare_against): keep doing so
         detaching = any(
-            not _is_param(value) and _is_param(new.get(key, None))
+            not _is_param(value) and _is_param(new.get(key))
             for key, value in old_leaves.items()
-            if key in new.keys(True, True)
+            if key in new_keys
         )
         for key, value in list(new.items(True, True)):
             if not _is_param(value):
