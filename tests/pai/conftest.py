@@ -4,11 +4,14 @@ nothing was written to that working directory (all PAI output must go to ``out_d
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 
 import pytest
 
-GPA = pytest.importorskip("perforatedai.globals_perforatedai")
+with contextlib.redirect_stdout(io.StringIO()):  # perforatedai prints on import
+    GPA = pytest.importorskip("perforatedai.globals_perforatedai")
 
 
 def _reset_pai_globals() -> None:

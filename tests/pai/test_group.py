@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.pai.helpers import fixed, mlp, regression_step, trainable_params
-from torchrl_functional.pai import NetworkSpec, PAIConfigError, PAIGroup, PAIStateError
+from torchrl_functional.pai import NetworkSpec, PAIConfigError, PAIGroup, PAISettings, PAIStateError
 
 IN = 4
 
@@ -231,3 +231,30 @@ def test_training_complete_after_max_dendrites(out_dir):
     before = [p.detach().clone() for p in opt.param_groups[0]["params"]]
     regression_step(group, x)
     assert any(not torch.equal(b, p) for b, p in zip(before, opt.param_groups[0]["params"]))
+
+
+def test_failed_dendrites_are_retried_then_removed(out_dir):
+    """Falling scores: PAI retries new dendrites (a restructure without growth), then
+    declares training complete and goes back to the best model (fewer parameters)."""
+    group = PAIGroup(
+        "retry",
+        {"actor": NetworkSpec(mlp([IN, 8, 2], 0), lr=1e-2), "critic": NetworkSpec(mlp([IN, 8, 1], 1), lr=3e-2)},
+        directory=out_dir,
+        settings=PAISettings(switch_mode="fixed", fixed_switch_num=3),  # PAI's lr search on (default)
+        scheduler_kwargs={"patience": 0, "factor": 0.5},
+    )
+    x = torch.randn(16, IN, generator=torch.Generator().manual_seed(3))
+    scores = [0.0, 1.0, 2.0, 3.0, 2.5, 2.4, 2.3, 2.2, 2.1, 2.0, 1.9, 1.8]
+    results = []
+    for score in scores:
+        regression_step(group, x)
+        results.append(group.add_score(score))
+    restructures = [(i, r.total_params) for i, r in enumerate(results) if r.restructured]
+    sizes = [r.total_params for r in results]
+    assert [i for i, _ in restructures] == [2, 5, 8, 11]
+    assert sizes[2] > sizes[0] and sizes[5] > sizes[2]  # two dendrite sets added
+    assert sizes[8] == sizes[5]  # the second set did not help: new random dendrites instead
+    assert results[-1].training_complete and sizes[-1] == sizes[2]  # back to the best model
+    for g in group.optimizer.param_groups:
+        assert {id(p) for p in g["params"]} == trainable_params(group[g["network"]])
+    assert results[-1].lrs == pytest.approx({"actor": 1e-2, "critic": 3e-2})
