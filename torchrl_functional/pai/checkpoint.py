@@ -94,7 +94,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
         raise PAICheckpointError(
-            f"PAI checkpoint {str(path)!r} cannot be read (truncated or corrupted file?): {err}"
+            f"PAI checkpoint {str(path)!r} cannot be read as a weights-only checkpoint "
+            f"(truncated or corrupted file, or one holding pickled objects): {err}"
         ) from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise PAICheckpointError(f"PAI checkpoint {str(path)!r}: not a torchrl_functional.pai checkpoint")
