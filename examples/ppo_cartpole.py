@@ -119,10 +119,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.exit(2, f"{parser.prog}: error: --pai requires the PerforatedAI adapter "
                            f"(torchrl_functional.pai and the 'pai' extra: pip install "
                            f"'torchrl-functional[pai]'); it could not be imported: {err}\n")
-        # PAI HOOK: wire torchrl_functional.pai here (wrap policy_net/value_net, build the
-        # optimizer through the adapter, feed it the evaluation return as the score).
-        parser.exit(2, f"{parser.prog}: error: --pai is not wired into this example yet\n")
+        if args.loss != "functional":
+            parser.exit(2, f"{parser.prog}: error: --pai runs the functional loss; use --loss functional "
+                           "(for loss modules see PAIGroup.track_loss and examples/ppo_pai.py)\n")
     return args
+
+
+def make_pai_group(args: argparse.Namespace, cfg: PPOConfig, policy_net: nn.Module, value_net: nn.Module,
+                   iterations: int):
+    """Dendrites on both networks with the PerforatedAI adapter: one PAI-managed Adam with a
+    param group per network, dendrites added every ``iterations // 4`` scores (at most 3)."""
+    from torchrl_functional.pai import NetworkSpec, PAIGroup, PAISettings
+
+    group = PAIGroup(
+        "ppo_cartpole",
+        {"actor": NetworkSpec(policy_net, lr=cfg.lr), "critic": NetworkSpec(value_net, lr=cfg.lr)},
+        directory=args.out / "pai",
+        settings=PAISettings(switch_mode="fixed", fixed_switch_num=max(2, iterations // 4),
+                             find_best_lr=False, max_dendrites=3),
+        scheduler_kwargs={"patience": 10, "factor": 0.5},
+        maximize=True,
+        overwrite=True,
+    )
+    if group["actor"] is not policy_net or group["critic"] is not value_net:  # pragma: no cover
+        raise RuntimeError("PerforatedAI replaced a network object; the example expects in-place changes")
+    return group
 
 
 # --------------------------------------------------------------------------- configuration
@@ -206,9 +227,10 @@ Update = Callable[[TensorDictBase], TensorDict]
 
 def functional_advantage(value_net: nn.Module, data: TensorDictBase, cfg: PPOConfig) -> None:
     """Writes ``"advantage"`` and ``"value_target"`` ``[E, T, 1]`` into ``data`` with the pure GAE kernel."""
-    with torch.no_grad():
-        value = value_net(data["observation"])
-        next_value = value_net(data["next", "observation"])
+    with torch.no_grad():  # the network sees [N, F] batches (PerforatedAI layers need a fixed rank)
+        obs, next_obs = data["observation"], data["next", "observation"]
+        value = value_net(obs.reshape(-1, obs.shape[-1])).reshape(*obs.shape[:-1], 1)
+        next_value = value_net(next_obs.reshape(-1, obs.shape[-1])).reshape(*obs.shape[:-1], 1)
     advantage, value_target = generalized_advantage_estimate(
         cfg.gamma, cfg.lmbda, value, next_value,
         data["next", "reward"], data["next", "done"], data["next", "terminated"],
@@ -273,6 +295,7 @@ class Result:
     initial_eval_mean: float
     csv_path: Path
     png_path: Path | None
+    restructures: int = 0
 
 
 CSV_FIELDS = ("iteration", "frames", "seconds", "lr", "train_return", "eval_return",
@@ -285,7 +308,12 @@ def train(args: argparse.Namespace, cfg: PPOConfig | None = None) -> Result:
     torch.manual_seed(args.seed)
 
     env = make_env(args.num_envs, args.seed)
-    eval_env = TransformedEnv(GymEnv("CartPole-v1", categorical_action_encoding=True), StepCounter())
+    if args.pai:  # PAI's layers take batched inputs only: evaluate in a batch of one env
+        eval_env = TransformedEnv(
+            SerialEnv(1, lambda: GymEnv("CartPole-v1", categorical_action_encoding=True)), StepCounter()
+        )
+    else:
+        eval_env = TransformedEnv(GymEnv("CartPole-v1", categorical_action_encoding=True), StepCounter())
     eval_env.set_seed(args.seed + 10_000)
     policy_net, value_net, actor, critic = make_models(env, cfg.hidden)
     advantage, losses = make_learner(args.loss, policy_net, value_net, actor, critic, cfg)
@@ -294,6 +322,7 @@ def train(args: argparse.Namespace, cfg: PPOConfig | None = None) -> Result:
 
     frames_per_batch = args.num_envs * cfg.steps_per_env
     iterations = math.ceil(args.frames / frames_per_batch)
+    pai = make_pai_group(args, cfg, policy_net, value_net, iterations) if args.pai else None
     total_frames = iterations * frames_per_batch
     updates_per_batch = cfg.epochs * math.ceil(frames_per_batch / cfg.minibatch_size)
     total_updates = iterations * updates_per_batch
@@ -316,7 +345,7 @@ def train(args: argparse.Namespace, cfg: PPOConfig | None = None) -> Result:
     rows.append({"iteration": 0, "frames": 0, "seconds": 0.0, "lr": cfg.lr,
                  "eval_return": sum(initial) / len(initial)})
     start = time.perf_counter()
-    frames, updates, next_eval = 0, 0, args.eval_every
+    frames, updates, next_eval, restructures = 0, 0, args.eval_every, 0
     last_train, last_eval = float("nan"), rows[0]["eval_return"]
     pbar = tqdm(total=total_frames, unit="frames", disable=args.quiet, dynamic_ncols=True)
     for it, data in enumerate(collector, start=1):
@@ -327,9 +356,13 @@ def train(args: argparse.Namespace, cfg: PPOConfig | None = None) -> Result:
         stats = []
         for _ in range(cfg.epochs):
             for batch in buffer:
-                lr = cfg.lr * (1.0 - updates / total_updates)
-                for group in optim.param_groups:
-                    group["lr"] = lr
+                if pai is None:
+                    lr = cfg.lr * (1.0 - updates / total_updates)
+                    for group in optim.param_groups:
+                        group["lr"] = lr
+                else:  # PAI's scheduler owns the learning rates; its optimizer is rebuilt on restructures
+                    optim, params = pai.optimizer, list(pai.model.parameters())
+                    lr = optim.param_groups[0]["lr"]
                 out = losses(batch)
                 loss = out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]
                 optim.zero_grad(set_to_none=True)
@@ -339,6 +372,12 @@ def train(args: argparse.Namespace, cfg: PPOConfig | None = None) -> Result:
                 updates += 1
                 stats.append(out.select(*CSV_FIELDS[6:]).detach())
         collector.update_policy_weights_()
+        if pai is not None:
+            score = finished.mean().item() if finished.numel() else last_train
+            result = pai.add_score(0.0 if score != score else score)  # may add dendrites in place
+            if result.restructured:
+                restructures += 1
+                tqdm.write(f"iteration {it}: PerforatedAI added dendrites, {result.total_params} parameters")
 
         row = {"iteration": it, "frames": frames, "seconds": time.perf_counter() - start, "lr": lr}
         row.update({k: v.item() for k, v in torch.stack(stats).mean(0).items()})
@@ -367,9 +406,14 @@ def train(args: argparse.Namespace, cfg: PPOConfig | None = None) -> Result:
         plot_learning_curves({f"{args.loss} (seed {args.seed})": rows}, png_path,
                              title=f"PPO on CartPole-v1, {args.loss} loss")
     final = torch.tensor(returns)
+    if pai is not None:
+        print(f"PerforatedAI: {restructures} restructure(s), "
+              f"{sum(p.numel() for p in pai.model.parameters() if p.requires_grad)} trainable parameters; "
+              f"files under {args.out / 'pai'}")
     return Result(frames=frames, seconds=seconds, final_eval_mean=final.mean().item(),
                   final_eval_std=final.std(unbiased=False).item(),
-                  initial_eval_mean=rows[0]["eval_return"], csv_path=csv_path, png_path=png_path)
+                  initial_eval_mean=rows[0]["eval_return"], csv_path=csv_path, png_path=png_path,
+                  restructures=restructures)
 
 
 # --------------------------------------------------------------------------- plots

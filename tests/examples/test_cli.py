@@ -71,3 +71,8 @@ def test_command_line_error_is_a_message_not_a_traceback():
     assert "Traceback" not in proc.stderr
     assert "error: argument --loss: invalid choice: 'nonsense'" in proc.stderr
     assert proc.stdout == ""
+
+
+def test_pai_flag_needs_the_functional_loss(capsys):
+    err = _usage_error(ppo_cartpole.parse_args, ["--pai", "--loss", "module"], capsys)
+    assert "--pai runs the functional loss" in err

@@ -129,3 +129,19 @@ def test_plot_curves_overlays_csv_logs(tmp_path):
     out = tmp_path / "img" / "curves.png"
     assert plot_curves.main([*paths, "-o", str(out), "--labels", "A", "B"]) == 0
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_demo_with_pai_adds_dendrites(tmp_path):
+    """``--pai`` grows dendrites on both networks (real PerforatedAI, output under --out)."""
+    proc = run_python(
+        [str(EXAMPLES / "ppo_cartpole.py"), "--pai", "--frames", "4096", "--eval-every", "2048", "--quiet",
+         "--no-plot", "--out", str(tmp_path)],
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    restructures = int(proc.stdout.split("PerforatedAI: ")[1].split()[0])
+    assert restructures >= 1, proc.stdout
+    assert (tmp_path / "pai").is_dir()
+    rows = _read(tmp_path / "functional_seed0.csv")
+    assert all(math.isfinite(r["eval_return"]) for r in rows if r.get("eval_return") is not None)
