@@ -84,15 +84,15 @@ def run(sizes: list[tuple[int, int]], repeats: int, inner: int) -> list[dict]:
             gamma = torch.tensor(0.99, requires_grad=True)
             r_grad = r.clone().requires_grad_()
 
-            def fwd(fn):
+            def fwd(fn, args=(gamma, v, nv, r, d)):
                 def call():
                     with torch.no_grad():
-                        fn(gamma, v, nv, r, d)
+                        fn(*args)
                 return call
 
-            def fwd_bwd(fn):
+            def fwd_bwd(fn, args=(gamma, v, nv, r_grad, d)):
                 def call():
-                    fn(gamma, v, nv, r_grad, d).sum().backward()
+                    fn(*args).sum().backward()
                 return call
 
             variants = {}

@@ -139,7 +139,7 @@ class PeakTensorMemory:
 
         weakref.finalize(t, release)
 
-    def __enter__(self) -> "PeakTensorMemory":
+    def __enter__(self) -> PeakTensorMemory:
         import warnings
 
         gc.collect()

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 import torchrl_functional.functional.ddpg as ddpg_module
 from torchrl_functional.errors import EntryShapeError, HyperparameterError, MissingEntryError
 from torchrl_functional.functional import ddpg_loss
 
-from .offpolicy_common import assert_bad, assert_fd, assert_pure, assert_stateless, randn, transition
+from .offpolicy_common import (
+    assert_bad,
+    assert_fd,
+    assert_pure,
+    assert_stateless,
+    randn,
+    transition,
+)
 
 B = 6
 

@@ -6,10 +6,22 @@ import pytest
 import torch
 
 import torchrl_functional.functional.dqn as dqn_module
-from torchrl_functional.errors import EntryDtypeError, EntryShapeError, HyperparameterError, MissingEntryError
+from torchrl_functional.errors import (
+    EntryDtypeError,
+    EntryShapeError,
+    HyperparameterError,
+    MissingEntryError,
+)
 from torchrl_functional.functional import dqn_loss
 
-from .offpolicy_common import assert_bad, assert_fd, assert_pure, assert_stateless, randn, transition
+from .offpolicy_common import (
+    assert_bad,
+    assert_fd,
+    assert_pure,
+    assert_stateless,
+    randn,
+    transition,
+)
 
 B, N = 6, 4
 
@@ -43,7 +55,7 @@ def reference(td, gamma, double=False, weights=False):
         y = float(td["next", "reward"][i, 0]) + gamma * (0.0 if td["next", "terminated"][i, 0] else 1.0) * v
         losses.append((q - y) ** 2)
         ws.append(float(td["priority_weight"][i]) if weights else 1.0)
-    return sum(l * w for l, w in zip(losses, ws)) / sum(ws), losses
+    return sum(x * w for x, w in zip(losses, ws)) / sum(ws), losses
 
 
 @pytest.mark.parametrize("one_hot", [False, True])

@@ -15,6 +15,7 @@ from torchrl.objectives import ClipPPOLoss as TorchRLClip
 from torchrl.objectives import KLPENPPOLoss as TorchRLKLPEN
 from torchrl.objectives import PPOLoss as TorchRLPPO
 
+from tests.builders import assert_td_close, make_data, make_nets
 from torchrl_functional.functional import (
     PPOKeys,
     a2c_loss,
@@ -26,7 +27,6 @@ from torchrl_functional.functional import (
     td0_return_estimate,
     td_lambda_return_estimate,
 )
-from tests.builders import assert_td_close, make_data, make_nets
 
 ALL_LOSSES = (ppo_loss, clip_ppo_loss, klpen_ppo_loss, a2c_loss, reinforce_loss)
 

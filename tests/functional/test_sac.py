@@ -12,7 +12,14 @@ import torchrl_functional.functional.sac as sac_module
 from torchrl_functional.errors import EntryShapeError, HyperparameterError, MissingEntryError
 from torchrl_functional.functional import discrete_sac_loss, sac_loss
 
-from .offpolicy_common import assert_bad, assert_fd, assert_pure, assert_stateless, randn, transition
+from .offpolicy_common import (
+    assert_bad,
+    assert_fd,
+    assert_pure,
+    assert_stateless,
+    randn,
+    transition,
+)
 
 B, E, A, N = 5, 2, 3, 4
 

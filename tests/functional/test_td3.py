@@ -10,7 +10,14 @@ import torchrl_functional.functional.td3 as td3_module
 from torchrl_functional.errors import EntryDtypeError, EntryShapeError, MissingEntryError
 from torchrl_functional.functional import td3_loss, td3_target_action
 
-from .offpolicy_common import assert_bad, assert_fd, assert_pure, assert_stateless, randn, transition
+from .offpolicy_common import (
+    assert_bad,
+    assert_fd,
+    assert_pure,
+    assert_stateless,
+    randn,
+    transition,
+)
 
 B, E = 5, 3
 

@@ -19,18 +19,36 @@ from tensordict import TensorDict
 from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import nn
 from torchrl.data import Bounded, Categorical, OneHot
-from torchrl.modules import MLP, ProbabilisticActor, QValueActor, TanhNormal, ValueOperator
 from torchrl.modules import OneHotCategorical as OneHotCategoricalDist
+from torchrl.modules import ProbabilisticActor, QValueActor, TanhNormal, ValueOperator
 from torchrl.objectives import (
     CQLLoss as TCQL,
+)
+from torchrl.objectives import (
     DDPGLoss as TDDPG,
+)
+from torchrl.objectives import (
     DiscreteCQLLoss as TDCQL,
+)
+from torchrl.objectives import (
     DiscreteIQLLoss as TDIQL,
+)
+from torchrl.objectives import (
     DiscreteSACLoss as TDSAC,
+)
+from torchrl.objectives import (
     DQNLoss as TDQN,
+)
+from torchrl.objectives import (
     IQLLoss as TIQL,
+)
+from torchrl.objectives import (
     SACLoss as TSAC,
+)
+from torchrl.objectives import (
     TD3Loss as TTD3,
+)
+from torchrl.objectives import (
     ValueEstimators,
 )
 

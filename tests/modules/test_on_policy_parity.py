@@ -26,7 +26,6 @@ from torchrl.objectives import (
 )
 from torchrl.objectives import ValueEstimators
 
-from torchrl_functional import modules as ours
 from tests.builders import (
     DISTS,
     assert_grads_close,
@@ -36,6 +35,7 @@ from tests.builders import (
     make_data,
     make_nets,
 )
+from torchrl_functional import modules as ours
 
 PAIRS = {
     "PPOLoss": (TorchRLPPO, ours.PPOLoss),

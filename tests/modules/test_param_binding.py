@@ -20,7 +20,7 @@ def test_swapped_parameters_equal_loaded_parameters(cls, with_advantage):
     data = make_data("normal", (3, 5), seed=2, with_advantage=with_advantage, nets=nets)
     loss = cls(nets.actor, nets.critic)
     loaded = cls(clone_nets(other).actor, clone_nets(other).critic)
-    loss.value_estimator, loaded.value_estimator  # built lazily by TorchRL: build both now
+    _ = (loss.value_estimator, loaded.value_estimator)  # built lazily by TorchRL: build both now
 
     params = TensorDict.from_module(loss)
     swapped = TensorDict.from_module(loaded).detach().clone()

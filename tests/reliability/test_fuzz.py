@@ -11,7 +11,6 @@ with keys, dtypes that mean the same numbers) or raise the library's own
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 

@@ -17,6 +17,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
+from ..errors import EntryShapeError
 from ._offpolicy import (
     alpha_loss,
     bootstrap_target,
@@ -31,7 +32,6 @@ from ._offpolicy import (
     read_log_prob,
     read_transition,
 )
-from ..errors import EntryShapeError
 from ._td import check_float, finish_losses, loss_mask, next_key, reduce_loss, require
 from ._validation import check_range
 from .keys import CQLKeys, DiscreteCQLKeys, NestedKey, resolve_keys
