@@ -16,6 +16,7 @@ venv: $(STAMP)
 
 # The test command the README and CI use.
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 test-fast: $(STAMP)

@@ -150,6 +150,14 @@ def params_context(loss_module, params: Any, module: nn.Module):
     return entry[1]
 
 
+def run_value_network(loss_module, td: TensorDictBase, params: Any, key: Any) -> torch.Tensor:
+    """``loss_module.value_network`` on ``td`` with ``params``; the entry ``key`` of its output."""
+    net = loss_module.value_network
+    with params_context(loss_module, params, net):
+        out = net(td.select(*net.in_keys, strict=False))
+    return out.get(key)
+
+
 def run_actor(loss_module, td: TensorDictBase, dist_module: ProbabilisticTensorDictModule) -> dict:
     """Distribution parameters of the current policy on ``td`` (written into ``td`` like TorchRL)."""
     actor = loss_module.actor_network

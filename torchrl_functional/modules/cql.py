@@ -21,6 +21,7 @@ from ._common import (
     off_policy_keys,
     output_td,
     params_context,
+    run_value_network,
     transition_inputs,
     write_priority,
 )
@@ -147,9 +148,7 @@ class DiscreteCQLLoss(FunctionalCallMixin, _trl.DiscreteCQLLoss):
         check_discrete_action_space("DiscreteCQLLoss", self.action_space)
 
     def _q(self, td: TensorDictBase, params) -> torch.Tensor:
-        with params_context(self, params, self.value_network):
-            out = self.value_network(td.select(*self.value_network.in_keys, strict=False))
-        return out.get(self.tensor_keys.action_value)
+        return run_value_network(self, td, params, self.tensor_keys.action_value)
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:

@@ -15,7 +15,7 @@ from ._common import (
     FunctionalCallMixin,
     estimator_kwargs,
     off_policy_keys,
-    params_context,
+    run_value_network,
     transition_inputs,
     write_priority,
 )
@@ -40,9 +40,7 @@ class DQNLoss(FunctionalCallMixin, _trl.DQNLoss):
         check_discrete_action_space("DQNLoss", self.action_space)
 
     def _q(self, td: TensorDictBase, params) -> torch.Tensor:
-        with params_context(self, params, self.value_network):
-            out = self.value_network(td.select(*self.value_network.in_keys, strict=False))
-        return out.get(self.tensor_keys.action_value)
+        return run_value_network(self, td, params, self.tensor_keys.action_value)
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
