@@ -168,7 +168,24 @@ def kl_divergence(
         ``p.batch_shape`` tensor.
     """
     if has_analytic_kl(p, q):
+        if D.kl._dispatch_kl(type(p), type(q)) in _CATEGORICAL_KL:
+            return _categorical_kl(p, q)
         return D.kl.kl_divergence(p, q)
     x, log_p = sample_and_log_prob(p, samples_mc_kl, reparameterize=False, generator=generator, loss=loss)
     return (log_p - q.log_prob(x)).mean(0)
 
+
+
+_CATEGORICAL_KL = (D.kl._kl_categorical_categorical, D.kl._kl_onehotcategorical_onehotcategorical)
+
+
+def _categorical_kl(p: D.Distribution, q: D.Distribution) -> Tensor:
+    """torch's ``KL(Categorical || Categorical)`` with ``where`` instead of boolean-mask
+    assignment, which ``vmap`` cannot batch. Same values (``inf`` where ``q`` has a zero
+    the support of ``p`` reaches, ``0`` terms where ``p`` is zero)."""
+    if isinstance(p, D.OneHotCategorical):
+        p, q = p._categorical, q._categorical
+    t = p.probs * (p.logits - q.logits)
+    t = torch.where(q.probs == 0, torch.full_like(t, float("inf")), t)
+    t = torch.where(p.probs == 0, torch.zeros_like(t), t)
+    return t.sum(-1)
