@@ -161,3 +161,24 @@ def test_gae_gradient_wrt_0d_gamma(impl: str):
         assert abs(float(grad) - fd) / abs(fd) > 1e-2, "TorchRL's vectorized GAE gradient is now correct"
     else:
         _assert_close_rel(float(grad), fd, impl)
+
+
+def test_torchrl_td_estimator_classes_cut_a_tensor_gamma():
+    """TorchRL 0.14.1's TD(0)/TD(1)/TD(lambda) classes copy ``gamma`` with ``torch.tensor``:
+    their estimates do not depend on a ``gamma`` that requires grad (pinned). Ours keep it
+    (``value_estimator="td0"/"td1"/"td_lambda"`` rows of tests/meta/cases.py)."""
+    import warnings
+
+    from tensordict import TensorDict
+    from torchrl.objectives.value import TD0Estimator, TD1Estimator, TDLambdaEstimator
+
+    value, next_value, reward, done, terminated = _gae_inputs()
+    td = TensorDict({"state_value": value, "next": {"state_value": next_value, "reward": reward, "done": done,
+                                                     "terminated": terminated}}, batch_size=value.shape[:-1])
+    gamma = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
+    for cls, kwargs in ((TD0Estimator, {}), (TD1Estimator, {}), (TDLambdaEstimator, {"lmbda": 0.9})):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            estimator = cls(gamma=gamma, value_network=None, **kwargs)
+        out = estimator(td.clone())
+        assert not out["advantage"].requires_grad, cls.__name__
