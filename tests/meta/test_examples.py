@@ -59,6 +59,20 @@ def test_corridor_and_bandit_rewards_and_partial_reset():
     assert right["observation"][0, 0].argmax(-1).tolist() == [2, 3, 4, 2, 3, 4]
 
 
+def test_bad_task_tables_and_options_are_rejected():
+    with pytest.raises(ValueError, match="share the number of states and actions"):
+        stack_tasks([bandit([0.1, 0.2]), bandit([0.1, 0.2, 0.3])], 2)
+    with pytest.raises(ValueError, match="unknown inner optimizer"):
+        mgrl.InnerOptimizer("rmsprop", lr=0.1)
+    cfg = mgrl.MGRLConfig(inner_loss="dqn", n_envs=2, horizon=4)
+    env = TabularMDP(delayed_reward(max_steps=4), batch_size=[2])
+    agent = mgrl.Agent(env.n_states, env.n_actions)
+    params = dict(agent.named_parameters())
+    batch = mgrl.collect(env, agent, params, 4)
+    with pytest.raises(ValueError, match="inner_loss"):
+        mgrl.inner_loss(agent, params, batch, torch.tensor(0.9), torch.tensor(0.9), cfg)
+
+
 # --------------------------------------------------------------------------- inner optimizers
 
 

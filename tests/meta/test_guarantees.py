@@ -256,6 +256,31 @@ def test_functional_call_equals_loading_the_parameters(name: str, dist: str):
     assert all(p.grad is None for p in loss.parameters())
 
 
+def test_functional_call_with_a_shared_trunk():
+    """Actor and critic share a layer (one tensor under two TorchRL names, tied): swapping it
+    through either name swaps it for both networks, as loading it would."""
+    nets = make_nets("categorical", seed=4, shared=True)
+    loss = ours.A2CLoss(nets.actor, nets.critic)
+    loss.make_value_estimator(ValueEstimators.GAE, gamma=0.9, lmbda=0.8)
+    data = make_data("categorical", (2, 6), seed=4, with_advantage=False, nets=nets)
+    del data["state_value"], data["next", "state_value"]
+    g = torch.Generator().manual_seed(0)
+    new = {n: p.detach() + 0.3 * torch.randn(p.shape, generator=g) for n, p in loss.named_parameters()}
+    assert not any(n.startswith("critic_network_params.module.0.") for n in new)  # deduplicated
+    got = torch.func.functional_call(loss, new, (data.clone(),))
+    # the reference is built afresh (a deepcopy would untie the shared layer)
+    fresh = make_nets("categorical", seed=4, shared=True)
+    loaded = ours.A2CLoss(fresh.actor, fresh.critic)
+    loaded.make_value_estimator(ValueEstimators.GAE, gamma=0.9, lmbda=0.8)
+    with torch.no_grad():
+        for n, p in loaded.named_parameters():
+            p.copy_(new[n])
+    want = loaded(data.clone())
+    for key, value in want.items():
+        torch.testing.assert_close(got[key], value, msg=lambda m, key=key: f"{key}: {m}")
+    assert not torch.allclose(got["loss_critic"], loss(data.clone())["loss_critic"])
+
+
 @pytest.mark.parametrize("name", ["ClipPPOLoss", "A2CLoss"])
 def test_func_grad_through_functional_call_on_module(name: str):
     """``torch.func.grad`` of ``functional_call(loss, params, ...)`` w.r.t. the parameters
