@@ -167,7 +167,7 @@ def kl_divergence(
     Returns:
         ``p.batch_shape`` tensor.
     """
-    if has_analytic_kl(p, q):
+    if _has_analytic_kl(p, q):
         if D.kl._dispatch_kl(type(p), type(q)) in _CATEGORICAL_KL:
             return _categorical_kl(p, q)
         return D.kl.kl_divergence(p, q)
@@ -189,3 +189,24 @@ def _categorical_kl(p: D.Distribution, q: D.Distribution) -> Tensor:
     t = torch.where(q.probs == 0, torch.full_like(t, float("inf")), t)
     t = torch.where(p.probs == 0, torch.zeros_like(t), t)
     return t.sum(-1)
+
+
+def _has_analytic_kl(p: D.Distribution, q: D.Distribution) -> bool:
+    """TorchRL's ``has_analytic_kl``; while ``torch.compile`` traces, the same lookup without
+    TorchRL's module-level cache: filling that cache during tracing makes dynamo guard on its
+    contents, so the next call would recompile once."""
+    if not torch.compiler.is_compiling():
+        return has_analytic_kl(p, q)
+    if isinstance(p, D.Independent) and isinstance(q, D.Independent):
+        return p.reinterpreted_batch_ndims == q.reinterpreted_batch_ndims and _has_analytic_kl(
+            p.base_dist, q.base_dist
+        )
+    if isinstance(p, D.TransformedDistribution) and isinstance(q, D.TransformedDistribution):
+        return (p.transforms == q.transforms and p.event_shape == q.event_shape
+                and _has_analytic_kl(p.base_dist, q.base_dist))
+    wrappers = (D.Independent, D.TransformedDistribution)
+    return any(
+        issubclass(type(p), super_p) and issubclass(type(q), super_q)
+        for super_p, super_q in D.kl._KL_REGISTRY
+        if super_p not in wrappers and super_q not in wrappers
+    )
