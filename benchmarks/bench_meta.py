@@ -4,6 +4,8 @@
    differentiable SGD step, outer objective on fresh data, backward to ``gamma``/``lmbda``):
 
    - ``ours``: ``torch.func.functional_call`` on plain modules + ``a2c_loss``;
+   - ``ours, compiled``: the whole meta-step (``grad`` of the outer objective through an inner
+     ``grad``) as one ``torch.func`` function under ``torch.compile(fullgraph=True)``;
    - ``hand-written``: the same maths as plain tensor code (the floor any library pays);
    - ``torchrl-workaround``: TorchRL 0.14.1's ``A2CLoss``, fast weights swapped in with
      ``TensorDict.from_module(loss)`` / ``.to_module(loss)``, ``gamma``/``lmbda`` written into
@@ -18,13 +20,13 @@
 2. **32 tasks**: every task's agent (own parameters) takes the gradient of its own A2C loss:
    ``vmap`` over tasks of ``torch.func.grad`` vs a Python loop over tasks (loop with
    ``torch.autograd.grad``, the faster of the two loop forms; ``torch.func.grad`` in a loop is
-   also shown).
+   also shown), and the ``vmap`` compiled with ``torch.compile(fullgraph=True)``.
 
 Timings: medians over interleaved repeats (variants alternate within each repeat), after
 warm-up, in one process, ``torch.set_num_threads`` set explicitly. Run::
 
     PYTHONPATH=. python benchmarks/bench_meta.py            # --repeats 30 --threads 1
-    PYTHONPATH=. python benchmarks/bench_meta.py --smoke    # a few repeats, for CI
+    PYTHONPATH=. python benchmarks/bench_meta.py --smoke --no-compile   # a few repeats, for CI
 """
 
 from __future__ import annotations
@@ -128,6 +130,52 @@ class Ours:
         return torch.autograd.grad(outer, [gamma, lmbda])
 
 
+class OursCompiled(Ours):
+    """The whole meta-step as one ``torch.func`` function -- ``grad`` (w.r.t. gamma, lmbda) of
+    the outer objective of the fast weights made with an inner ``grad`` -- compiled with
+    ``torch.compile(fullgraph=True)``. TorchRL's workaround (``to_module`` swapping, cached
+    detached parameters) has no such form."""
+
+    name = "ours, compiled"
+
+    def __init__(self, actor: nn.Module, critic: nn.Module) -> None:
+        super().__init__(actor, critic)
+        self.flat = {k: v.detach() for k, v in self.params.items()}
+
+        def inner(params, gamma, lmbda, batch):
+            pa, pc = self._split(params)
+            td = TensorDict(
+                {
+                    "actor_output": {"logits": functional_call(self.actor, pa, (batch["observation"],))},
+                    "action": batch["action"],
+                    "state_value": functional_call(self.critic, pc, (batch["observation"],)),
+                    "next": {
+                        "reward": batch["next", "reward"], "done": batch["next", "done"],
+                        "terminated": batch["next", "terminated"],
+                        "state_value": functional_call(self.critic, pc, (batch["next", "observation"],)),
+                    },
+                },
+                batch_size=batch.batch_size,
+            )
+            out = a2c_loss(td, Categorical, gamma=gamma, lmbda=lmbda, entropy_bonus=False)
+            return out["loss_objective"] + out["loss_critic"]
+
+        def outer(gamma, lmbda, params, batch, next_batch):
+            g = grad(inner)(params, gamma, lmbda, batch)
+            fa, _ = self._split({k: p - INNER_LR * g[k] for k, p in params.items()})
+            td = TensorDict(
+                {"actor_output": {"logits": functional_call(self.actor, fa, (next_batch["observation"],))},
+                 "action": next_batch["action"], "advantage": next_batch["advantage_ref"]},
+                batch_size=next_batch.batch_size,
+            )
+            return a2c_loss(td, Categorical, entropy_bonus=False, critic_coeff=None)["loss_objective"]
+
+        self.fn = torch.compile(grad(outer, argnums=(0, 1)), fullgraph=True)
+
+    def meta_grad(self, batch, next_batch, gamma, lmbda):
+        return self.fn(gamma.detach(), lmbda.detach(), self.flat, batch, next_batch)
+
+
 class HandWritten(Ours):
     """The floor: the same maths as plain tensor code (CleanRL style), our GAE kernel."""
 
@@ -199,13 +247,16 @@ class TorchRLWorkaround:
         return tuple(torch.zeros_like(x) if g is None else g for g, x in zip(grads, (gamma, lmbda)))
 
 
-def bench_mgrl(hidden: int, B: int, T: int, repeats: int, warmup: int) -> list[tuple]:
+def bench_mgrl(hidden: int, B: int, T: int, repeats: int, warmup: int, compile: bool = True) -> list[tuple]:
     torch.manual_seed(0)
     actor, critic = mlp(ACT, hidden), mlp(1, hidden)
     batch, next_batch = make_batch(1, actor, B, T), make_batch(2, actor, B, T)
     variants = [Ours(actor, critic), HandWritten(actor, critic)] + [
         TorchRLWorkaround(actor, critic, m) for m in ("per_step", "loop", "naive")
     ]
+    if compile:
+        torch._dynamo.reset()
+        variants.insert(1, OursCompiled(actor, critic))
 
     def hyper():
         return torch.tensor(GAMMA, requires_grad=True), torch.tensor(LMBDA, requires_grad=True)
@@ -257,7 +308,8 @@ def task_loss(params, base, obs, action, advantage, value_target):
     return out["loss_objective"] + out["loss_critic"]
 
 
-def bench_tasks(n_tasks: int, hidden: int, n: int, t: int, repeats: int, warmup: int) -> list[tuple]:
+def bench_tasks(n_tasks: int, hidden: int, n: int, t: int, repeats: int, warmup: int,
+                compile: bool = True) -> list[tuple]:
     torch.manual_seed(0)
     agents = [TaskAgent(hidden) for _ in range(n_tasks)]
     params, _ = stack_module_state(agents)
@@ -284,10 +336,20 @@ def bench_tasks(n_tasks: int, hidden: int, n: int, t: int, repeats: int, warmup:
             out.append(dict(zip(p, torch.autograd.grad(loss, list(p.values())))))
         return out
 
+    fns = {"vmap(grad)": vmapped, "loop autograd.grad": loop_autograd, "loop func.grad": loop_func_grad}
+    if compile:
+        torch._dynamo.reset()
+        compiled = torch.compile(
+            lambda p, o, a, adv, tgt: vmap(grad(task_loss), in_dims=(0, None, 0, 0, 0, 0))(p, base, o, a, adv, tgt),
+            fullgraph=True,
+        )
+        fns["compiled vmap(grad)"] = lambda: compiled(params, obs, action, advantage, target)
     v, lf, la = vmapped(), loop_func_grad(), loop_autograd()
     err = max(float((v[k][i] - la[i][k]).abs().max()) for i in range(n_tasks) for k in v)
     err = max(err, max(float((v[k][i] - lf[i][k]).abs().max()) for i in range(n_tasks) for k in v))
-    fns = {"vmap(grad)": vmapped, "loop autograd.grad": loop_autograd, "loop func.grad": loop_func_grad}
+    if compile:
+        c = fns["compiled vmap(grad)"]()
+        err = max(err, max(float((v[k] - c[k]).abs().max()) for k in v))
     times = {k: [] for k in fns}
     names = list(fns)
     for r in range(warmup + repeats):
@@ -367,6 +429,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tasks", type=int, default=32)
     parser.add_argument("--smoke", action="store_true", help="3 repeats, 1 warm-up")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants (~10 s each to compile)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.repeats, args.warmup = 3, 1
@@ -379,12 +442,13 @@ def main(argv=None) -> None:
           "batch = envs x steps)")
     print(f"{'size':<10}{'hidden':>7}{'batch':>8}  {'variant':<20}{'ms':>9}{'x ours':>8}{'grad rel. err':>15}")
     for label, hidden, b, t in MGRL_SIZES:
-        for name, ms, ratio, err in bench_mgrl(hidden, b, t, args.repeats, args.warmup):
+        for name, ms, ratio, err in bench_mgrl(hidden, b, t, args.repeats, args.warmup, not args.no_compile):
             print(f"{label:<10}{hidden:>7}{f'{b}x{t}':>8}  {name:<20}{ms:>9.2f}{ratio:>8.2f}{err:>15.1e}")
     print(f"\n2. per-task gradients of {args.tasks} agents, each its own parameters (batch per task = envs x steps)")
     print(f"{'agent':<22}{'batch':>7}  {'variant':<20}{'ms':>9}{'x vmap':>8}{'max abs diff':>15}")
     for label, hidden, n, t in TASK_SIZES:
-        for name, ms, ratio, err in bench_tasks(args.tasks, hidden, n, t, args.repeats, args.warmup):
+        for name, ms, ratio, err in bench_tasks(args.tasks, hidden, n, t, args.repeats, args.warmup,
+                                                not args.no_compile):
             print(f"{label:<22}{f'{n}x{t}':>7}  {name:<20}{ms:>9.2f}{ratio:>8.2f}{err:>15.1e}")
 
 
