@@ -196,8 +196,46 @@ def kl_divergence(
     Returns:
         ``p.batch_shape`` tensor.
     """
-    if has_analytic_kl(p, q):
+    if _has_analytic_kl(p, q):
+        if D.kl._dispatch_kl(type(p), type(q)) in _CATEGORICAL_KL:
+            return _categorical_kl(p, q)
         return D.kl.kl_divergence(p, q)
     x, log_p = sample_and_log_prob(p, samples_mc_kl, reparameterize=False, generator=generator, loss=loss)
     return (log_p - q.log_prob(x)).mean(0)
 
+
+
+_CATEGORICAL_KL = (D.kl._kl_categorical_categorical, D.kl._kl_onehotcategorical_onehotcategorical)
+
+
+def _categorical_kl(p: D.Distribution, q: D.Distribution) -> Tensor:
+    """torch's ``KL(Categorical || Categorical)`` with ``where`` instead of boolean-mask
+    assignment, which ``vmap`` cannot batch. Same values (``inf`` where ``q`` has a zero
+    the support of ``p`` reaches, ``0`` terms where ``p`` is zero)."""
+    if isinstance(p, D.OneHotCategorical):
+        p, q = p._categorical, q._categorical
+    t = p.probs * (p.logits - q.logits)
+    t = torch.where(q.probs == 0, torch.full_like(t, float("inf")), t)
+    t = torch.where(p.probs == 0, torch.zeros_like(t), t)
+    return t.sum(-1)
+
+
+def _has_analytic_kl(p: D.Distribution, q: D.Distribution) -> bool:
+    """TorchRL's ``has_analytic_kl``; while ``torch.compile`` traces, the same lookup without
+    TorchRL's module-level cache: filling that cache during tracing makes dynamo guard on its
+    contents, so the next call would recompile once."""
+    if not torch.compiler.is_compiling():
+        return has_analytic_kl(p, q)
+    if isinstance(p, D.Independent) and isinstance(q, D.Independent):
+        return p.reinterpreted_batch_ndims == q.reinterpreted_batch_ndims and _has_analytic_kl(
+            p.base_dist, q.base_dist
+        )
+    if isinstance(p, D.TransformedDistribution) and isinstance(q, D.TransformedDistribution):
+        return (p.transforms == q.transforms and p.event_shape == q.event_shape
+                and _has_analytic_kl(p.base_dist, q.base_dist))
+    wrappers = (D.Independent, D.TransformedDistribution)
+    return any(
+        issubclass(type(p), super_p) and issubclass(type(q), super_q)
+        for super_p, super_q in D.kl._KL_REGISTRY
+        if super_p not in wrappers and super_q not in wrappers
+    )

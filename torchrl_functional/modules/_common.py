@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import weakref
 from typing import Any
 
 import torch
@@ -122,7 +123,13 @@ class _ParamBinder:
         if self._saved:
             for store, name, value in reversed(self._saved):
                 store[name] = value
+            # swapped-in leaves (possibly transform wrappers) must not outlive the call
+            self._root, self._leaf_dicts = None, []
         self._saved = None
+
+
+#: binders per loss module, outside the module so that deepcopy/pickle never see them
+_BINDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def params_context(loss_module, params: Any, module: nn.Module):
@@ -136,7 +143,9 @@ def params_context(loss_module, params: Any, module: nn.Module):
         return contextlib.nullcontext()
     if torch.compiler.is_compiling() or not isinstance(params, TensorDictParams):
         return params.to_module(module, preserve_module_state=False)
-    cache = loss_module.__dict__.setdefault("_tf_binders", {})
+    cache = _BINDERS.get(loss_module)
+    if cache is None:
+        cache = _BINDERS[loss_module] = {}
     key = (id(module), id(params))
     entry = cache.get(key)
     if entry is None or entry[0] is not params:
@@ -220,17 +229,126 @@ def check_single_key(loss_name: str, key: Any, what: str) -> None:
         raise NotImplementedError(f"{loss_name}: several {what} keys (composite actions) are not supported yet")
 
 
-class FunctionalCallMixin:
-    """Lets ``torch.func.functional_call`` swap the loss module's parameters.
+class _ParamsAlias(nn.Module):
+    """Dot-free, write-through names for the leaves of one ``TensorDictParams`` of a loss module.
 
-    TorchRL's ``LossModule.named_parameters`` rejects the ``remove_duplicate`` argument
-    that ``functional_call`` passes; this accepts it. Because every ``forward`` reads the
-    parameters at call time (no cached detached copies), swapped parameters are used
-    everywhere, including inside the value estimator.
+    ``functional_call`` resolves ``"actor_network_params.module.0.weight"`` by ``getattr`` one
+    component at a time, and ``TensorDictParams`` answers a nested ``getattr`` with a *new*
+    object each time: a swap under TorchRL's names lands in a temporary and is silently lost.
+    An alias ``"_fc_actor_network_params.module__0__weight"`` resolves to this object, whose
+    ``setattr`` replaces the leaf in the loss module's ``TensorDictParams`` (as
+    ``TensorDict.to_module`` does, so gradients flow to the swapped-in tensors) and whose
+    restore puts the original TensorDict back.
     """
 
+    def __init__(self, owner: nn.Module, params_name: str, keys: list) -> None:
+        super().__init__()
+        names = {"__".join(key if isinstance(key, tuple) else (key,)): key for key in keys}
+        if len(names) != len(keys):  # pragma: no cover - only with keys containing "__"
+            raise RuntimeError(f"{params_name}: parameter names collide once flattened with '__'")
+        self.__dict__["_owner"] = owner  # not a submodule: no recursion, no state_dict entries
+        self.__dict__["_params_name"] = params_name
+        self.__dict__["_names"] = names
+        self.__dict__["_saved"] = None  # the TensorDict in place before the first swap
+        self.__dict__["_changed"] = set()
+
+    def _params(self):
+        return self._owner._modules[self._params_name]
+
+    def __getattr__(self, name: str):
+        names = self.__dict__.get("_names", {})
+        if name in names:
+            return self._params()._param_td.get(names[name])
+        return super().__getattr__(name)
+
+    def __setattr__(self, name: str, value) -> None:
+        names = self.__dict__.get("_names", {})
+        if name not in names:
+            return super().__setattr__(name, value)
+        key = names[name]
+        params = self._params()
+        if self._saved is None:
+            self.__dict__["_saved"] = params._param_td
+        if value is self._saved.get(key):
+            self._changed.discard(key)
+        else:
+            self._changed.add(key)
+        if not self._changed:  # every leaf is back: restore the very same TensorDict
+            params._param_td = self._saved
+            self.__dict__["_saved"] = None
+            return
+        swapped = params._param_td.copy()
+        swapped.set(key, value)  # a plain TensorDict: the tensor keeps its graph
+        params._param_td = swapped
+
+
+def _is_params(module: Any) -> bool:
+    from tensordict.nn import TensorDictParams
+
+    return isinstance(module, TensorDictParams)
+
+
+class FunctionalCallMixin:
+    """Lets ``torch.func.functional_call`` swap the loss module's parameters and buffers.
+
+    Pass the names of ``loss.named_parameters()`` / ``loss.named_buffers()`` (TorchRL's names,
+    e.g. ``"actor_network_params.module.0.module.0.weight"``, ``"clip_epsilon"``)::
+
+        fast = {name: p - lr * g for (name, p), g in zip(loss.named_parameters(), grads)}
+        out = torch.func.functional_call(loss, fast, (td,))
+
+    The swapped tensors are used everywhere in ``forward`` (actor, critic, and the critic
+    inside the value estimator: nothing is cached) and gradients flow back to them.
+
+    How: TorchRL's ``LossModule.named_parameters`` rejects the ``remove_duplicate`` argument
+    that ``functional_call`` passes, and the parameters live in ``TensorDictParams``, where
+    a swap under TorchRL's dotted names would be lost (see :class:`_ParamsAlias`). With
+    ``remove_duplicate=False`` (how ``functional_call`` looks for tied weights) this class
+    also lists a write-through alias of every leaf, ``"_fc_<params>.<key joined by __>"``,
+    tied to TorchRL's name; ``functional_call``'s default ``tie_weights=True`` then swaps
+    the alias too. With ``tie_weights=False`` pass the alias names themselves.
+    """
+
+    def _functional_call_aliases(self) -> dict[str, _ParamsAlias]:
+        aliases = {}
+        for name, module in list(self._modules.items()):
+            if not _is_params(module):
+                continue
+            keys = list(module._param_td.keys(True, True))
+            alias = self.__dict__.get("_fc_" + name)
+            # rebuilt if the parameters changed, never in the middle of a swap
+            if alias is None or (alias._saved is None and set(alias._names.values()) != set(keys)):
+                alias = _ParamsAlias(self, name, keys)
+                self.__dict__["_fc_" + name] = alias
+            aliases[name] = alias
+        return aliases
+
+    def _aliased(self, named, prefix: str, want_params: bool):
+        yield from named
+        for alias in self._functional_call_aliases().values():
+            td = alias._params()._param_td
+            for short, key in alias._names.items():
+                value = td.get(key)
+                if isinstance(value, nn.Parameter) == want_params:
+                    yield f"{prefix}_fc_{alias._params_name}.{short}", value
+
     def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
-        yield from super().named_parameters(prefix=prefix, recurse=recurse)
+        if remove_duplicate:
+            yield from super().named_parameters(prefix=prefix, recurse=recurse)
+            return
+        named = (
+            (name, p)
+            for name, p in nn.Module.named_parameters(self, prefix=prefix, recurse=recurse, remove_duplicate=False)
+            if not name.startswith("_target")
+        )
+        yield from self._aliased(named, prefix + "." if prefix else "", want_params=True)
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        named = super().named_buffers(prefix=prefix, recurse=recurse, remove_duplicate=remove_duplicate)
+        if remove_duplicate:
+            yield from named
+            return
+        yield from self._aliased(named, prefix + "." if prefix else "", want_params=False)
 
 
 # ----------------------------------------------------------------------------- off-policy

@@ -1,0 +1,169 @@
+"""The table of functional losses covered by the meta-learning guarantees.
+
+Each :class:`LossCase` says how to build a small valid input TensorDict for a loss and
+which hyperparameters may be tensors with gradients. ``tests/meta/test_guarantees.py``
+and ``tests/meta/test_meta_gradients.py`` run every guarantee (``torch.func.grad``,
+``vmap`` vs a loop, ``torch.compile(fullgraph=True)`` vs eager, finite differences) on
+every row, so covering a new loss is one entry in :data:`CASES`.
+
+A builder ``make_td(seed, dtype)`` returns a TensorDict whose entries are constants
+(no graph); the tests add gradients themselves. Shapes are kept small: a batch of 2
+trajectories of 5 steps.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tensordict import TensorDict
+from torch import distributions as D
+
+from torchrl_functional.functional import (
+    a2c_loss,
+    clip_ppo_loss,
+    klpen_ppo_loss,
+    ppo_loss,
+    reinforce_loss,
+)
+
+BATCH = (2, 5)  # [trajectories, time]
+N_ACTIONS = 3
+ACTION_DIM = 2
+
+
+def diag_normal(loc: torch.Tensor, scale: torch.Tensor) -> D.Distribution:
+    """A diagonal Gaussian policy with argument checks off (they read values, which
+    ``vmap``/``compile`` cannot do)."""
+    return D.Independent(D.Normal(loc, scale, validate_args=False), 1, validate_args=False)
+
+
+def categorical(logits: torch.Tensor) -> D.Distribution:
+    return D.Categorical(logits=logits, validate_args=False)
+
+
+@dataclass(frozen=True)
+class LossCase:
+    """One row of the table.
+
+    Attributes:
+        id: test id.
+        loss: the functional loss, called as ``loss(td, **kwargs, **{hyper: value})``.
+        make_td: ``(seed, dtype) -> TensorDict``, a valid input of batch shape ``BATCH``.
+        hypers: hyperparameters that may be tensors, with the value to evaluate them at.
+        kwargs: other keyword arguments (the distribution class goes here).
+        grad_inputs: entries of the input that carry gradients in real use (network
+            outputs); the compile test checks gradients w.r.t. them too.
+        compile: whether this row is the one compiled for its loss (compiling is slow:
+            one row per loss).
+        objective_keys: the outputs summed into the differentiated objective (default:
+            every ``loss_*``). A loss whose math stops a hyperparameter's gradient on
+            purpose (REINFORCE detaches the advantage in ``loss_actor``) lists the outputs
+            where the gradient is defined, so finite differences can check it.
+    """
+
+    id: str
+    loss: Callable[..., TensorDict]
+    make_td: Callable[[int, torch.dtype], TensorDict]
+    hypers: dict[str, float]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    grad_inputs: tuple = ()
+    compile: bool = False
+    objective_keys: tuple[str, ...] | None = None
+
+    def total(self, out: TensorDict) -> torch.Tensor:
+        """The scalar the guarantees differentiate: the sum of the objective outputs."""
+        keys = self.objective_keys or [k for k in out.keys() if k.startswith("loss_")]
+        return sum(out[k].sum() for k in keys)
+
+    def objective(self, td: TensorDict, **hyper: Any) -> torch.Tensor:
+        return self.total(self.loss(td, **self.kwargs, **hyper))
+
+
+# --------------------------------------------------------------------------- on-policy inputs
+
+
+def on_policy_td(
+    seed: int,
+    dtype: torch.dtype = torch.float32,
+    *,
+    dist: str = "categorical",
+    advantage: bool = False,
+    old_actor: bool = False,
+) -> TensorDict:
+    """A collector-like batch for the on-policy losses: current policy parameters
+    (``actor_output``), behaviour log-probs close to the current ones (ratios near 1, some
+    clipped), rewards, done flags (one episode ends mid-batch) and critic values; with
+    ``advantage=True`` a given advantage and value target instead of the GAE inputs."""
+    g = torch.Generator().manual_seed(seed)
+    shape = torch.Size(BATCH)
+
+    def randn(*s: int) -> torch.Tensor:
+        return torch.randn(*s, generator=g, dtype=torch.float64).to(dtype)
+
+    if dist == "categorical":
+        params = {"logits": randn(*shape, N_ACTIONS)}
+        policy = categorical(**params)
+        action = torch.randint(N_ACTIONS, shape, generator=g)
+    else:
+        params = {"loc": randn(*shape, ACTION_DIM), "scale": randn(*shape, ACTION_DIM).exp() * 0.5 + 0.3}
+        policy = diag_normal(**params)
+        action = policy.sample()
+    log_prob = policy.log_prob(action) + 0.3 * randn(*shape)
+    done = torch.zeros(*shape, 1, dtype=torch.bool)
+    done[0, 2] = True
+    done[:, -1] = True
+    terminated = done.clone()
+    terminated[1, -1] = False  # truncated: bootstraps from V(s')
+    data = {
+        "actor_output": params,
+        "action": action,
+        "action_log_prob": log_prob,
+        "state_value": randn(*shape, 1),
+    }
+    if advantage:
+        data["advantage"] = randn(*shape, 1)
+        data["value_target"] = randn(*shape, 1)
+    else:
+        data["next"] = {
+            "reward": randn(*shape, 1),
+            "done": done,
+            "terminated": terminated,
+            "state_value": randn(*shape, 1),
+        }
+    if old_actor:
+        data["old_actor_output"] = {k: v + 0.1 * randn(*v.shape) for k, v in params.items()}
+    return TensorDict(data, batch_size=shape)
+
+
+_gae = functools.partial(on_policy_td, advantage=False)
+_given = functools.partial(on_policy_td, advantage=True)
+_ACTOR = (("actor_output", "logits"), "state_value")
+_ACTOR_NORMAL = (("actor_output", "loc"), ("actor_output", "scale"), "state_value")
+
+CASES: list[LossCase] = [
+    LossCase("ppo_loss-gae", ppo_loss, _gae, {"gamma": 0.9, "lmbda": 0.8, "entropy_coeff": 0.05},
+             {"dist_class": categorical}, _ACTOR, compile=True),
+    LossCase("clip_ppo_loss-gae", clip_ppo_loss, _gae,
+             {"gamma": 0.9, "lmbda": 0.8, "clip_epsilon": 0.2, "critic_coeff": 0.5},
+             {"dist_class": categorical}, _ACTOR, compile=True),
+    LossCase("clip_ppo_loss-normal", clip_ppo_loss, functools.partial(_given, dist="normal"),
+             {"clip_epsilon": 0.2, "entropy_coeff": 0.05},
+             {"dist_class": diag_normal}, _ACTOR_NORMAL),
+    LossCase("klpen_ppo_loss-gae", klpen_ppo_loss, functools.partial(_gae, old_actor=True),
+             {"gamma": 0.9, "lmbda": 0.8, "beta": 0.7}, {"dist_class": categorical}, _ACTOR, compile=True),
+    LossCase("a2c_loss-gae", a2c_loss, _gae, {"gamma": 0.9, "lmbda": 0.8, "entropy_coeff": 0.05},
+             {"dist_class": categorical}, _ACTOR, compile=True),
+    LossCase("a2c_loss-td_lambda", a2c_loss, _gae, {"gamma": 0.9, "lmbda": 0.8},
+             {"dist_class": categorical, "value_estimator": "td_lambda"}, _ACTOR),
+    LossCase("clip_ppo_loss-td0", clip_ppo_loss, _gae, {"gamma": 0.9, "clip_epsilon": 0.2},
+             {"dist_class": categorical, "value_estimator": "td0"}, _ACTOR),
+    LossCase("reinforce_loss-td1", reinforce_loss, _gae, {"gamma": 0.9},
+             {"dist_class": categorical, "value_estimator": "td1"}, _ACTOR, objective_keys=("loss_value",)),
+    LossCase("reinforce_loss-gae", reinforce_loss, _gae, {"gamma": 0.9, "lmbda": 0.8},
+             {"dist_class": categorical, "loss_critic_type": "l2"}, _ACTOR, compile=True,
+             objective_keys=("loss_value",)),
+]
