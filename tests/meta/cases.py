@@ -25,9 +25,18 @@ from torch import distributions as D
 from torchrl_functional.functional import (
     a2c_loss,
     clip_ppo_loss,
+    cql_loss,
+    ddpg_loss,
+    discrete_cql_loss,
+    discrete_iql_loss,
+    discrete_sac_loss,
+    dqn_loss,
+    iql_loss,
     klpen_ppo_loss,
     ppo_loss,
     reinforce_loss,
+    sac_loss,
+    td3_loss,
 )
 
 BATCH = (2, 5)  # [trajectories, time]
@@ -166,4 +175,102 @@ CASES: list[LossCase] = [
     LossCase("reinforce_loss-gae", reinforce_loss, _gae, {"gamma": 0.9, "lmbda": 0.8},
              {"dist_class": categorical, "loss_critic_type": "l2"}, _ACTOR, compile=True,
              objective_keys=("loss_value",)),
+]
+
+
+# --------------------------------------------------------------------------- off-policy inputs
+
+OFF_B, ENSEMBLE, K_SAMPLES = 6, 2, 3  # replayed transitions, critics, CQL action samples
+
+
+def off_policy_td(seed: int, dtype: torch.dtype = torch.float32, *, kind: str) -> TensorDict:
+    """Replayed transitions with the network outputs each off-policy loss reads. Q-ensembles are
+    ``[E, B, ...]`` (ensemble first), so the TensorDict has no batch dimensions."""
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*s: int) -> torch.Tensor:
+        return torch.randn(*s, generator=g, dtype=torch.float64).to(dtype)
+
+    B, E, N, K = OFF_B, ENSEMBLE, N_ACTIONS, K_SAMPLES
+    done = torch.zeros(B, 1, dtype=torch.bool)
+    done[1] = done[2] = True
+    terminated = done.clone()
+    terminated[2] = False  # truncated: bootstraps from the next value
+    data: dict = {"next": {"reward": randn(B, 1), "done": done, "terminated": terminated}}
+    if kind in ("dqn", "discrete_cql"):
+        data["action_value"] = randn(B, N)
+        data["next"]["action_value"] = randn(B, N)
+        data["action"] = torch.randint(N, (B,), generator=g)
+    elif kind == "ddpg":
+        data["state_action_value"] = randn(B, 1)
+        data["next"]["state_action_value"] = randn(B, 1)
+        data["state_action_value_actor"] = randn(B, 1)
+    elif kind in ("td3", "sac", "cql"):
+        data["state_action_value"] = randn(E, B, 1)
+        data["next"]["state_action_value"] = randn(E, B, 1)
+        data["state_action_value_actor"] = randn(E, B, 1)
+        if kind != "td3":
+            data["log_prob"] = randn(B)
+            data["next"]["log_prob"] = randn(B)
+            data["action"] = randn(B, ACTION_DIM)
+        if kind == "cql":
+            for name in ("cql_random_value", "cql_current_value", "cql_next_value"):
+                data[name] = randn(E, B, K, 1)
+            data["cql_current_log_prob"] = randn(B, K)
+            data["cql_next_log_prob"] = randn(B, K)
+            data["bc_log_prob"] = randn(B)
+    elif kind == "discrete_sac":
+        data["action_value"] = randn(E, B, N)
+        data["next"]["action_value"] = randn(E, B, N)
+        data["logits"] = randn(B, N)
+        data["next"]["logits"] = randn(B, N)
+        data["action"] = torch.randint(N, (B,), generator=g)
+    elif kind in ("iql", "discrete_iql"):
+        width = 1 if kind == "iql" else N
+        data["state_action_value"] = randn(E, B, width)
+        data["target_state_action_value"] = randn(E, B, width)
+        data["state_value"] = randn(B, 1)
+        data["next"]["state_value"] = randn(B, 1)
+        data["log_prob"] = randn(B)
+        if kind == "discrete_iql":
+            data["action"] = torch.randint(N, (B,), generator=g)
+    else:  # pragma: no cover
+        raise ValueError(kind)
+    return TensorDict(data, batch_size=[])
+
+
+def _off(kind: str):
+    return functools.partial(off_policy_td, kind=kind)
+
+
+CASES += [
+    LossCase("dqn_loss", dqn_loss, _off("dqn"), {"gamma": 0.9}, {}, ("action_value",), compile=True,
+             objective_keys=("loss",)),
+    LossCase("dqn_loss-td_lambda", dqn_loss, _off("dqn"), {"gamma": 0.9, "lmbda": 0.7},
+             {"value_estimator": "td_lambda"}, ("action_value",), objective_keys=("loss",)),
+    LossCase("ddpg_loss", ddpg_loss, _off("ddpg"), {"gamma": 0.9}, {},
+             ("state_action_value", "state_action_value_actor"), compile=True),
+    LossCase("td3_loss", td3_loss, _off("td3"), {"gamma": 0.9}, {},
+             ("state_action_value", "state_action_value_actor"), compile=True),
+    LossCase("sac_loss", sac_loss, _off("sac"), {"gamma": 0.9}, {"log_alpha": -0.5},
+             ("state_action_value", "state_action_value_actor", "log_prob"), compile=True),
+    # alpha = exp(log_alpha) enters the critic target and the actor term detached (SAC's
+    # stop-gradients): its gradient is defined through loss_alpha only
+    LossCase("sac_loss-alpha", sac_loss, _off("sac"), {"log_alpha": -0.5}, {},
+             ("log_prob",), objective_keys=("loss_alpha",)),
+    LossCase("discrete_sac_loss", discrete_sac_loss, _off("discrete_sac"), {"gamma": 0.9}, {"log_alpha": -0.5},
+             ("action_value", "logits"), compile=True),
+    LossCase("discrete_sac_loss-alpha", discrete_sac_loss, _off("discrete_sac"), {"log_alpha": -0.5}, {},
+             ("logits",), objective_keys=("loss_alpha",)),
+    LossCase("iql_loss", iql_loss, _off("iql"), {"gamma": 0.9, "expectile": 0.7, "temperature": 3.0}, {},
+             ("state_action_value", "state_value", "log_prob"), compile=True),
+    LossCase("discrete_iql_loss", discrete_iql_loss, _off("discrete_iql"),
+             {"gamma": 0.9, "expectile": 0.7, "temperature": 3.0}, {},
+             ("state_action_value", "state_value", "log_prob"), compile=True),
+    LossCase("cql_loss", cql_loss, _off("cql"), {"gamma": 0.9, "min_q_weight": 2.0}, {"log_alpha": -0.5},
+             ("state_action_value", "cql_random_value", "log_prob", "bc_log_prob"), compile=True),
+    LossCase("cql_loss-alpha", cql_loss, _off("cql"), {"log_alpha": -0.5}, {},
+             ("log_prob",), objective_keys=("loss_alpha",)),
+    LossCase("discrete_cql_loss", discrete_cql_loss, _off("discrete_cql"), {"gamma": 0.9}, {},
+             ("action_value",), compile=True),
 ]

@@ -65,7 +65,7 @@ def test_func_grad_wrt_hyperparameter_matches_finite_differences(case: LossCase,
     assert abs(fd.item()) > 1e-4, "degenerate case: the hyperparameter does not change the loss"
     torch.testing.assert_close(grad, fd, rtol=1e-6, atol=1e-9)
     # per-sample hyperparameter entries ([*B, 1] in the input) give the same total gradient
-    if hyper in ("gamma", "lmbda", "entropy_coeff", "critic_coeff", "clip_epsilon", "beta"):
+    if hyper in ("gamma", "lmbda", "entropy_coeff", "critic_coeff", "clip_epsilon", "beta") and td.batch_dims:
         per_step = torch.full((*td.batch_size, 1), x, dtype=torch.float64)
 
         def objective_entry(h):
