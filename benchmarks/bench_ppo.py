@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 4096])
     parser.add_argument("--dists", nargs="+", default=list(DISTS), choices=DISTS)
-    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--repeats", type=int, default=31)
     parser.add_argument("--inner", type=int, default=10)
     parser.add_argument("--no-compile", dest="compile", action="store_false",
                         help="skip the torch.compile variant (it is skipped in --smoke too)")

@@ -51,8 +51,11 @@ def check_range(
         if not (x.is_floating_point() or x.dtype in (torch.int32, torch.int64)):
             raise HyperparameterError(loss, name, f"expected a real-valued tensor, got {x.dtype}")
         with torch.no_grad():
-            lo_val = x.min().item()
-            hi_val = x.max().item()
+            if x.numel() == 1:  # one host sync instead of two
+                lo_val = hi_val = x.item()
+            else:
+                lo_val = x.min().item()
+                hi_val = x.max().item()
     elif isinstance(x, (int, float)) and not isinstance(x, bool):
         lo_val = hi_val = float(x)
     else:

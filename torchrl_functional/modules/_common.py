@@ -207,9 +207,10 @@ def estimate_advantage(loss_module, td: TensorDictBase) -> None:
 
 
 def on_policy_keys(loss_module, cls: type[OnPolicyKeys], **extra: Any) -> OnPolicyKeys:
-    """Translate the module's ``tensor_keys`` into the functional loss's keys object."""
+    """Translate the module's ``tensor_keys`` into the functional loss's keys object (cached
+    until ``set_keys`` changes them)."""
     tk = loss_module.tensor_keys
-    return cls(
+    names = dict(
         action=tk.action,
         sample_log_prob=tk.sample_log_prob,
         actor_output=ACTOR_OUTPUT,
@@ -222,6 +223,11 @@ def on_policy_keys(loss_module, cls: type[OnPolicyKeys], **extra: Any) -> OnPoli
         terminated=tk.terminated,
         **extra,
     )
+    signature = (cls, tuple(map(str, names.values())))
+    cached = loss_module.__dict__.get("_tf_keys")
+    if cached is None or cached[0] != signature:
+        cached = loss_module.__dict__["_tf_keys"] = (signature, cls(**names))
+    return cached[1]
 
 
 def check_single_key(loss_name: str, key: Any, what: str) -> None:
