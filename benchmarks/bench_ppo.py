@@ -3,10 +3,12 @@
 Variants, all on the same networks (obs 17 -> 64 -> 64, tanh) and the same batch:
 
 - ``networks``: actor and critic forward on plain tensors + backward (the floor for any loss);
-- ``handwritten``: the PPO math written with plain tensors, CleanRL style;
+- ``handwritten``: the PPO math written with plain tensors, CleanRL style (with CleanRL's
+  per-minibatch logs: approximate KL and clip fraction, without gradient);
 - ``torchrl``: ``torchrl.objectives.ClipPPOLoss``;
 - ``module``: our drop-in ``torchrl_functional.modules.ClipPPOLoss``;
 - ``functional``: networks run by hand + ``torchrl_functional.clip_ppo_loss``;
+- ``lean``: the same with ``diagnostics=False`` (losses only, no TorchRL logging outputs);
 - ``compiled`` (``--compile``): the functional step under ``torch.compile``.
 
 Usage: ``python -m benchmarks.bench_ppo [--threads N] [--batches 64 4096] [--smoke]``.
@@ -107,6 +109,10 @@ class Setup:
         log_ratio = (log_prob - self.old_log_prob).unsqueeze(-1)
         ratio = log_ratio.exp()
         eps = 0.2
+        with torch.no_grad():  # CleanRL logs these every minibatch
+            approx_kl = ((ratio - 1) - log_ratio).mean()
+            clipfrac = ((ratio - 1.0).abs() > eps).float().mean()
+        del approx_kl, clipfrac
         pg = -torch.minimum(ratio * self.adv, ratio.clamp(1 - eps, 1 + eps) * self.adv).mean()
         value = self.critic_net(self.obs)
         v_loss = F.smooth_l1_loss(value, self.target)
@@ -136,6 +142,11 @@ class Setup:
         out = clip_ppo_loss(self.functional_inputs(), self.dist_class)
         (out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]).backward()
 
+    def lean(self) -> None:
+        self.zero_grad()
+        out = clip_ppo_loss(self.functional_inputs(), self.dist_class, diagnostics=False)
+        (out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]).backward()
+
 
 def run(batches: list[int], dists: tuple[str, ...], repeats: int, inner: int, compile_: bool) -> list[dict]:
     rows = []
@@ -148,6 +159,7 @@ def run(batches: list[int], dists: tuple[str, ...], repeats: int, inner: int, co
                 "torchrl": s.torchrl,
                 "module": s.module,
                 "functional": s.functional,
+                "lean": s.lean,
             }
             if compile_:
                 step = torch.compile(lambda td, cls=s.dist_class: clip_ppo_loss(td, cls))
@@ -166,6 +178,7 @@ def run(batches: list[int], dists: tuple[str, ...], repeats: int, inner: int, co
             row["overhead module/torchrl"] = (t["module"] - net) / max(t["torchrl"] - net, 1e-12)
             row["overhead module/hand"] = (t["module"] - net) / max(t["handwritten"] - net, 1e-12)
             row["overhead functional/hand"] = (t["functional"] - net) / max(t["handwritten"] - net, 1e-12)
+            row["overhead lean/hand"] = (t["lean"] - net) / max(t["handwritten"] - net, 1e-12)
             if compile_:
                 row["compiled/hand"] = t["compiled"] / t["handwritten"]
             rows.append(row)

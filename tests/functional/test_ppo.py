@@ -423,3 +423,15 @@ def test_masked_entries_change_neither_values_nor_gradients():
             g = torch.autograd.grad(out["loss_objective"] + out["loss_critic"], td["actor_output", "logits"])[0]
             torch.testing.assert_close(g, g_sub)
             assert torch.count_nonzero(g[~mask]) == 0
+
+
+@pytest.mark.parametrize("fn", [ppo_loss, clip_ppo_loss, klpen_ppo_loss])
+def test_diagnostics_false_returns_the_same_losses_only(fn):
+    td = logits_batch()
+    td["old_state_value"] = td["state_value"].detach() + 0.1
+    full = fn(td, Categorical, clip_value=0.2)
+    lean = fn(td, Categorical, clip_value=0.2, diagnostics=False)
+    expected = {k for k in full.keys() if k.startswith("loss_")} | ({"beta"} & set(full.keys()))
+    assert set(lean.keys()) == expected
+    for key in expected:
+        assert torch.equal(lean[key], full[key]), key

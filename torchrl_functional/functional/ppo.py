@@ -131,24 +131,27 @@ def _common_terms(
     clip_value: Number | None,
     log_explained_variance: bool,
     generator: torch.Generator | None,
+    diagnostics: bool,
 ) -> None:
     """Entropy and critic terms (identical across PPO variants), added to ``out``."""
-    out["kl_approx"] = (-batch.log_weight).detach().mean()
+    if diagnostics:
+        out["kl_approx"] = (-batch.log_weight).detach().mean()
     if entropy_bonus:
         ent = entropy_term(name, td, batch.keys, batch.dist, batch.batch_shape,
                            samples_mc_entropy=samples_mc_entropy, generator=generator)
-        out["entropy"] = ent.detach().mean()
+        if diagnostics:
+            out["entropy"] = ent.detach().mean()
         coeff = hyperparameter(name, td, "entropy_coeff", entropy_coeff, batch.batch_shape)
         out["loss_entropy"] = -coeff * ent
     if critic_coeff is not None:
         per_sample, value_clip_fraction, ev = critic_terms(
             name, td, batch.keys, batch.batch_shape, batch.value_target,
             loss_critic_type=loss_critic_type, clip_value=clip_value,
-            log_explained_variance=log_explained_variance,
+            log_explained_variance=log_explained_variance and diagnostics,
         )
         coeff = hyperparameter(name, td, "critic_coeff", critic_coeff, batch.batch_shape)
         out["loss_critic"] = coeff * per_sample
-        if value_clip_fraction is not None:
+        if value_clip_fraction is not None and diagnostics:
             out["value_clip_fraction"] = value_clip_fraction
         if ev is not None:
             out["explained_variance"] = ev
@@ -194,6 +197,10 @@ _DOC_COMMON = """
         normalize_advantage_exclude_dims: dims kept independent in the standardisation.
         max_importance_ratio: cap on ``pi / pi_old`` (gradient-free rescaling), or ``None``.
         log_explained_variance: add ``explained_variance`` when the critic term is on.
+        diagnostics: compute the logging-only outputs (``kl_approx``, ``entropy``,
+            ``clip_fraction``, ``ESS``, ``max_ratio``, ``mean_ratio``, ``value_clip_fraction``,
+            ``explained_variance``, ``kl``). ``False`` returns the ``loss_*`` entries (and
+            ``beta``) only, which saves a few small kernels per call.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` for every ``loss_*`` entry.
         loss_mask_key: ``"auto"`` (TorchRL's masks), an entry name, or ``None``.
         value_estimator: ``"gae"``, ``"td0"``, ``"td1"`` or ``"td_lambda"`` when the advantage is absent.
@@ -219,6 +226,7 @@ def ppo_loss(
     normalize_advantage_exclude_dims: tuple[int, ...] = (),
     max_importance_ratio: Number | None = None,
     log_explained_variance: bool = True,
+    diagnostics: bool = True,
     reduction: Literal["mean", "sum", "none"] = "mean",
     loss_mask_key: NestedKey | None = "auto",
     value_estimator: str = "gae",
@@ -249,6 +257,7 @@ def ppo_loss(
         name, td, batch, out, entropy_bonus=entropy_bonus, samples_mc_entropy=samples_mc_entropy,
         entropy_coeff=entropy_coeff, critic_coeff=critic_coeff, loss_critic_type=loss_critic_type,
         clip_value=clip_value, log_explained_variance=log_explained_variance, generator=generator,
+        diagnostics=diagnostics,
     )
     return finish_losses(name, out, reduction, batch.mask)
 
@@ -268,6 +277,7 @@ def clip_ppo_loss(
     normalize_advantage_exclude_dims: tuple[int, ...] = (),
     max_importance_ratio: Number | None = None,
     log_explained_variance: bool = True,
+    diagnostics: bool = True,
     reduction: Literal["mean", "sum", "none"] = "mean",
     loss_mask_key: NestedKey | None = "auto",
     value_estimator: str = "gae",
@@ -316,20 +326,21 @@ def clip_ppo_loss(
     behaviour_log_weight = batch.log_weight
     if batch.log_is_weight is not None:
         behaviour_log_weight = behaviour_log_weight + batch.log_is_weight
-    out = {
-        "loss_objective": loss_objective,
-        "clip_fraction": clipped.to(batch.log_weight.dtype).mean(),
-    }
+    out = {"loss_objective": loss_objective}
+    if diagnostics:
+        out["clip_fraction"] = clipped.to(batch.log_weight.dtype).mean()
     _common_terms(
         name, td, batch, out, entropy_bonus=entropy_bonus, samples_mc_entropy=samples_mc_entropy,
         entropy_coeff=entropy_coeff, critic_coeff=critic_coeff, loss_critic_type=loss_critic_type,
         clip_value=clip_value, log_explained_variance=log_explained_variance, generator=generator,
+        diagnostics=diagnostics,
     )
-    out["ESS"] = effective_sample_size(behaviour_log_weight)
-    with torch.no_grad():
-        ratio = behaviour_log_weight.exp()
-        out["max_ratio"] = ratio.max()
-        out["mean_ratio"] = ratio.mean()
+    if diagnostics:
+        out["ESS"] = effective_sample_size(behaviour_log_weight)
+        with torch.no_grad():
+            ratio = behaviour_log_weight.exp()
+            out["max_ratio"] = ratio.max()
+            out["mean_ratio"] = ratio.mean()
     return finish_losses(name, out, reduction, batch.mask)
 
 
@@ -352,6 +363,7 @@ def klpen_ppo_loss(
     normalize_advantage_exclude_dims: tuple[int, ...] = (),
     max_importance_ratio: Number | None = None,
     log_explained_variance: bool = True,
+    diagnostics: bool = True,
     reduction: Literal["mean", "sum", "none"] = "mean",
     loss_mask_key: NestedKey | None = "auto",
     value_estimator: str = "gae",
@@ -403,14 +415,14 @@ def klpen_ppo_loss(
     log_weight = batch.log_weight
     if batch.log_is_weight is not None:
         log_weight = log_weight + batch.log_is_weight
-    out = {
-        "loss_objective": kl_penalty_loss(log_weight, batch.advantage, kl, beta_in),
-        "kl": kl.detach(),
-    }
+    out = {"loss_objective": kl_penalty_loss(log_weight, batch.advantage, kl, beta_in)}
+    if diagnostics:
+        out["kl"] = kl.detach()
     _common_terms(
         name, td, batch, out, entropy_bonus=entropy_bonus, samples_mc_entropy=samples_mc_entropy,
         entropy_coeff=entropy_coeff, critic_coeff=critic_coeff, loss_critic_type=loss_critic_type,
         clip_value=clip_value, log_explained_variance=log_explained_variance, generator=generator,
+        diagnostics=diagnostics,
     )
     out["beta"] = adapt_kl_beta(beta_in, kl.mean(), dtarg, increment, decrement)
     return finish_losses(name, out, reduction, batch.mask)

@@ -62,7 +62,7 @@ def reverse_discounted_scan(discount: Tensor, value: Tensor, dim: int = -2) -> T
     offset = 1
     while offset < steps:
         keep = steps - offset
-        b_head = b.narrow(dim, 0, keep) + a.narrow(dim, 0, keep) * b.narrow(dim, offset, keep)
+        b_head = torch.addcmul(b.narrow(dim, 0, keep), a.narrow(dim, 0, keep), b.narrow(dim, offset, keep))
         b = torch.cat([b_head, b.narrow(dim, keep, offset)], dim)
         if offset * 2 < steps:  # the last step's products are never read
             a_head = a.narrow(dim, 0, keep) * a.narrow(dim, offset, keep)
