@@ -31,13 +31,15 @@ def test_api_reference_builds_strict(tmp_path):
     functional = (tmp_path / "site" / "functional.html").read_text()
     modules = (tmp_path / "site" / "modules.html").read_text()
     errors = (tmp_path / "site" / "errors.html").read_text()
+    pai = (tmp_path / "site" / "pai.html").read_text()
     import torchrl_functional.errors
     import torchrl_functional.functional
     import torchrl_functional.modules
+    import torchrl_functional.pai
 
     # every public name has its entry, with its docstring's first line
     for module, page in ((torchrl_functional.functional, functional), (torchrl_functional.modules, modules),
-                         (torchrl_functional.errors, errors)):
+                         (torchrl_functional.errors, errors), (torchrl_functional.pai, pai)):
         for name in module.__all__:
             assert f'id="{module.__name__}.{name}"' in page, name
     # the arguments appended to the PPO docstrings at import time are rendered

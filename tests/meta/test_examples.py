@@ -118,7 +118,7 @@ def test_inner_optimizer_equals_torchopt(kind: str):
 def test_mgrl_moves_gamma_towards_the_better_discount():
     """Short MGRL run: gamma starts at 0.5, below gamma* (~0.76) where waiting for the larger
     reward starts to pay, and the meta-gradient raises it past gamma* (the full run then
-    learns to wait; see docs/meta.md)."""
+    learns to wait; see the README, "Meta-gradients")."""
     cfg = mgrl.MGRLConfig(n_envs=16, iterations=60, seed=0)
     history = mgrl.train(cfg, log=None)
     assert history["gamma"][-1] > cfg.gamma_star > cfg.gamma
