@@ -206,6 +206,50 @@ def estimate_advantage(loss_module, td: TensorDictBase) -> None:
     loss_module.value_estimator(td, params=params, target_params=target)
 
 
+def on_policy_inputs(
+    loss_module,
+    tensordict: TensorDictBase,
+    dist_module: ProbabilisticTensorDictModule,
+    *,
+    with_critic: bool,
+    detach_critic_input: bool = False,
+    old_actor: bool = False,
+) -> TensorDictBase:
+    """Run the value estimator (when the advantage is absent), the actor and the critic on a
+    shallow copy of ``tensordict``; return the entries the on-policy functional losses read.
+
+    ``old_actor`` also reads the behaviour policy's distribution parameters from the caller's
+    data (the KL-penalty loss); ``detach_critic_input`` is TorchRL's ``separate_losses``.
+    """
+    tk = loss_module.tensor_keys
+    td = tensordict.copy()
+    if td.get(tk.advantage, None) is None:
+        if loss_module.critic_network is None:
+            raise RuntimeError("Critic network is not specified, cannot compute advantage within forward.")
+        estimate_advantage(loss_module, td)
+    old_params = dist_params(dist_module, tensordict) if old_actor else None
+    actor_output = run_actor(loss_module, td, dist_module)
+    inputs = td.select(tk.action, tk.sample_log_prob, tk.advantage, tk.value_target,
+                       *loss_module._loss_mask_keys(), strict=False)
+    for name, value in actor_output.items():
+        inputs.set(ACTOR_OUTPUT + (name,), value)
+    if old_params is not None:
+        for name, value in old_params.items():
+            inputs.set(OLD_ACTOR_OUTPUT + (name,), value)
+    if with_critic:
+        critic_td = td.detach() if detach_critic_input else td
+        if loss_module.clip_value is not None:
+            old_value = critic_td.get(tk.value, None)
+            if old_value is None:
+                raise KeyError(
+                    f"clip_value is set to {loss_module.clip_value}, but the key {tk.value} was not found "
+                    "in the input tensordict."
+                )
+            inputs.set(OLD_VALUE, old_value)
+        inputs.set(tk.value, run_critic(loss_module, critic_td, tk.value))
+    return inputs
+
+
 def on_policy_keys(loss_module, cls: type[OnPolicyKeys], **extra: Any) -> OnPolicyKeys:
     """Translate the module's ``tensor_keys`` into the functional loss's keys object (cached
     until ``set_keys`` changes them)."""

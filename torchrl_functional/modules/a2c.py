@@ -10,16 +10,12 @@ from torchrl.objectives import a2c as _trl
 from ..functional.a2c import a2c_loss
 from ..functional.keys import A2CKeys
 from ._common import (
-    ACTOR_OUTPUT,
-    OLD_VALUE,
     FunctionalCallMixin,
     check_single_key,
     dist_class_of,
-    estimate_advantage,
     find_dist_module,
+    on_policy_inputs,
     on_policy_keys,
-    run_actor,
-    run_critic,
 )
 
 __all__ = ["A2CLoss"]
@@ -37,26 +33,8 @@ class A2CLoss(FunctionalCallMixin, _trl.A2CLoss):
 
     @dispatch()
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        tk = self.tensor_keys
-        check_single_key("A2CLoss", tk.action, "action")
-        td = tensordict.copy()
-        if td.get(tk.advantage, None) is None:
-            estimate_advantage(self, td)
-        actor_output = run_actor(self, td.select(*self.actor_network.in_keys, strict=False), self._dist_module)
-        inputs = td.select(tk.action, tk.advantage, tk.value_target, *self._loss_mask_keys(), strict=False)
-        for name, value in actor_output.items():
-            inputs.set(ACTOR_OUTPUT + (name,), value)
-        if self.critic_coeff is not None:
-            if self.clip_value is not None:
-                old_value = td.get(tk.value, None)
-                if old_value is None:
-                    raise KeyError(
-                        f"clip_value is set to {self.clip_value}, but the key {tk.value} was not found "
-                        "in the input tensordict."
-                    )
-                inputs.set(OLD_VALUE, old_value)
-            critic_in = td.select(*self.critic_network.in_keys, strict=False)
-            inputs.set(tk.value, run_critic(self, critic_in, tk.value))
+        check_single_key("A2CLoss", self.tensor_keys.action, "action")
+        inputs = on_policy_inputs(self, tensordict, self._dist_module, with_critic=self.critic_coeff is not None)
         return a2c_loss(
             inputs,
             self._dist_class,

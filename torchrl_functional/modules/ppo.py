@@ -15,18 +15,13 @@ from torchrl.objectives import ppo as _trl
 from ..functional import ppo as F
 from ..functional.keys import PPOKeys
 from ._common import (
-    ACTOR_OUTPUT,
     OLD_ACTOR_OUTPUT,
-    OLD_VALUE,
     FunctionalCallMixin,
     check_single_key,
     dist_class_of,
-    dist_params,
-    estimate_advantage,
     find_dist_module,
+    on_policy_inputs,
     on_policy_keys,
-    run_actor,
-    run_critic,
 )
 
 __all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss"]
@@ -47,36 +42,12 @@ class _PPOForward(FunctionalCallMixin):
         self._dist_class = dist_class_of(self._dist_module)
 
     def _inputs(self, tensordict: TensorDictBase, with_old_actor: bool) -> tuple[TensorDictBase, PPOKeys]:
-        tk = self.tensor_keys
-        check_single_key(type(self).__name__, tk.sample_log_prob, "log-prob")
-        keys = on_policy_keys(self, PPOKeys, old_actor_output=OLD_ACTOR_OUTPUT)
-        td = tensordict.copy()
-        if td.get(tk.advantage, None) is None:
-            if self.critic_network is None:
-                raise RuntimeError("Critic network is not specified, cannot compute advantage within forward.")
-            estimate_advantage(self, td)
-        old_actor = dist_params(self._dist_module, tensordict) if with_old_actor else None
-        actor_output = run_actor(self, td, self._dist_module)
-        inputs = td.select(
-            tk.action, tk.sample_log_prob, tk.advantage, tk.value_target, *self._loss_mask_keys(), strict=False
+        check_single_key(type(self).__name__, self.tensor_keys.sample_log_prob, "log-prob")
+        inputs = on_policy_inputs(
+            self, tensordict, self._dist_module, with_critic=self._has_critic,
+            detach_critic_input=self.separate_losses, old_actor=with_old_actor,
         )
-        for name, value in actor_output.items():
-            inputs.set(ACTOR_OUTPUT + (name,), value)
-        if old_actor is not None:
-            for name, value in old_actor.items():
-                inputs.set(OLD_ACTOR_OUTPUT + (name,), value)
-        if self._has_critic:
-            critic_td = td.detach() if self.separate_losses else td
-            if self.clip_value is not None:
-                old_value = critic_td.get(tk.value, None)
-                if old_value is None:
-                    raise KeyError(
-                        f"clip_value is set to {self.clip_value}, but the key {tk.value} was not found "
-                        "in the input tensordict."
-                    )
-                inputs.set(OLD_VALUE, old_value)
-            inputs.set(tk.value, run_critic(self, critic_td, tk.value))
-        return inputs, keys
+        return inputs, on_policy_keys(self, PPOKeys, old_actor_output=OLD_ACTOR_OUTPUT)
 
     def _common_kwargs(self) -> dict:
         return dict(

@@ -13,16 +13,12 @@ from torchrl.objectives import reinforce as _trl
 from ..functional.keys import ReinforceKeys
 from ..functional.reinforce import reinforce_loss
 from ._common import (
-    ACTOR_OUTPUT,
-    OLD_VALUE,
     FunctionalCallMixin,
     check_single_key,
     dist_class_of,
-    estimate_advantage,
     find_dist_module,
+    on_policy_inputs,
     on_policy_keys,
-    run_actor,
-    run_critic,
 )
 
 __all__ = ["ReinforceLoss"]
@@ -38,25 +34,8 @@ class ReinforceLoss(FunctionalCallMixin, _trl.ReinforceLoss):
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        tk = self.tensor_keys
-        check_single_key("ReinforceLoss", tk.action, "action")
-        td = tensordict.copy()
-        if td.get(tk.advantage, None) is None:
-            estimate_advantage(self, td)
-        actor_output = run_actor(self, td, self._dist_module)
-        inputs = td.select(tk.action, tk.advantage, tk.value_target, *self._loss_mask_keys(), strict=False)
-        for name, value in actor_output.items():
-            inputs.set(ACTOR_OUTPUT + (name,), value)
-        if self.clip_value is not None:
-            old_value = td.get(tk.value, None)
-            if old_value is None:
-                raise KeyError(
-                    f"clip_value is set to {self.clip_value}, but the key {tk.value} was not found "
-                    "in the input tensordict."
-                )
-            inputs.set(OLD_VALUE, old_value)
-        critic_in = td.select(*self.critic_network.in_keys, strict=False)
-        inputs.set(tk.value, run_critic(self, critic_in, tk.value))
+        check_single_key("ReinforceLoss", self.tensor_keys.action, "action")
+        inputs = on_policy_inputs(self, tensordict, self._dist_module, with_critic=True)
         return reinforce_loss(
             inputs,
             self._dist_class,
