@@ -102,8 +102,9 @@ class Ours:
         c = {k[7:]: v for k, v in params.items() if k.startswith("critic.")}
         return a, c
 
-    def meta_grad(self, batch: TensorDict, next_batch: TensorDict, gamma, lmbda):
-        pa, pc = self._split(self.params)
+    def inner_loss(self, params, gamma, lmbda, batch: TensorDict):
+        """The inner A2C objective of ``params`` on ``batch``, GAE inside with ``gamma``/``lmbda``."""
+        pa, pc = self._split(params)
         td = TensorDict(
             {
                 "actor_output": {"logits": functional_call(self.actor, pa, (batch["observation"],))},
@@ -118,7 +119,10 @@ class Ours:
             batch_size=batch.batch_size,
         )
         out = a2c_loss(td, Categorical, gamma=gamma, lmbda=lmbda, entropy_bonus=False)
-        inner = out["loss_objective"] + out["loss_critic"]
+        return out["loss_objective"] + out["loss_critic"]
+
+    def meta_grad(self, batch: TensorDict, next_batch: TensorDict, gamma, lmbda):
+        inner = self.inner_loss(self.params, gamma, lmbda, batch)
         grads = torch.autograd.grad(inner, list(self.params.values()), create_graph=True)
         fast = {k: p - INNER_LR * g for (k, p), g in zip(self.params.items(), grads)}
         fa, _ = self._split(fast)
@@ -144,22 +148,7 @@ class OursCompiled(Ours):
         self.flat = {k: v.detach() for k, v in self.params.items()}
 
         def inner(params, gamma, lmbda, batch):
-            pa, pc = self._split(params)
-            td = TensorDict(
-                {
-                    "actor_output": {"logits": functional_call(self.actor, pa, (batch["observation"],))},
-                    "action": batch["action"],
-                    "state_value": functional_call(self.critic, pc, (batch["observation"],)),
-                    "next": {
-                        "reward": batch["next", "reward"], "done": batch["next", "done"],
-                        "terminated": batch["next", "terminated"],
-                        "state_value": functional_call(self.critic, pc, (batch["next", "observation"],)),
-                    },
-                },
-                batch_size=batch.batch_size,
-            )
-            out = a2c_loss(td, Categorical, gamma=gamma, lmbda=lmbda, entropy_bonus=False)
-            return out["loss_objective"] + out["loss_critic"]
+            return self.inner_loss(params, gamma, lmbda, batch)
 
         def outer(gamma, lmbda, params, batch, next_batch):
             g = grad(inner)(params, gamma, lmbda, batch)
