@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test test-fast demo bench bench-smoke lint docs clean
+.PHONY: venv test test-fast conformance demo bench bench-smoke lint docs clean
 
 $(STAMP): pyproject.toml constraints-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+# TorchRL's own loss tests with our classes swapped in (suite: $$TORCHRL_TESTS, default
+# ../shared/torchrl_tests; absent: says so and exits 0). One line per file: passed/baseline.
+conformance: $(STAMP)
+	$(PY) -m conformance.run
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m "not slow"

@@ -9,8 +9,8 @@ from torchrl.objectives import a2c as _trl
 
 from ..functional.a2c import a2c_loss
 from ..functional.keys import A2CKeys
-from ._common import (
-    FunctionalCallMixin,
+from ._binding import FunctionalCallMixin
+from ._onpolicy import (
     check_single_key,
     dist_class_of,
     find_dist_module,

@@ -14,13 +14,12 @@ from torchrl.objectives import cql as _trl
 
 from ..functional.cql import cql_loss, discrete_cql_loss
 from ..functional.keys import CQLKeys, DiscreteCQLKeys
-from ._common import (
-    PRIVATE,
-    FunctionalCallMixin,
+from ._binding import FunctionalCallMixin, params_context
+from ._common import PRIVATE
+from ._offpolicy import (
     estimator_kwargs,
     off_policy_keys,
     output_td,
-    params_context,
     run_value_network,
     transition_inputs,
     write_priority,

@@ -10,15 +10,9 @@ from torchrl.objectives import ddpg as _trl
 
 from ..functional.ddpg import ddpg_loss
 from ..functional.keys import DDPGKeys
-from ._common import (
-    PRIVATE,
-    FunctionalCallMixin,
-    estimator_kwargs,
-    off_policy_keys,
-    params_context,
-    transition_inputs,
-    write_priority,
-)
+from ._binding import FunctionalCallMixin, params_context
+from ._common import PRIVATE
+from ._offpolicy import estimator_kwargs, off_policy_keys, transition_inputs, write_priority
 
 __all__ = ["DDPGLoss"]
 

@@ -10,9 +10,9 @@ from torchrl.objectives import dqn as _trl
 
 from ..functional.dqn import dqn_loss
 from ..functional.keys import DQNKeys
-from ._common import (
-    PRIVATE,
-    FunctionalCallMixin,
+from ._binding import FunctionalCallMixin
+from ._common import PRIVATE
+from ._offpolicy import (
     estimator_kwargs,
     off_policy_keys,
     run_value_network,

@@ -11,13 +11,12 @@ from torchrl.objectives import iql as _trl
 
 from ..functional.iql import discrete_iql_loss, iql_loss
 from ..functional.keys import IQLKeys
-from ._common import (
-    PRIVATE,
-    FunctionalCallMixin,
+from ._binding import FunctionalCallMixin, params_context
+from ._common import PRIVATE
+from ._offpolicy import (
     estimator_kwargs,
     off_policy_keys,
     output_td,
-    params_context,
     transition_inputs,
     write_priority,
 )

@@ -14,9 +14,9 @@ from torchrl.objectives import ppo as _trl
 
 from ..functional import ppo as F
 from ..functional.keys import PPOKeys
-from ._common import (
-    OLD_ACTOR_OUTPUT,
-    FunctionalCallMixin,
+from ._binding import FunctionalCallMixin
+from ._common import OLD_ACTOR_OUTPUT
+from ._onpolicy import (
     check_single_key,
     dist_class_of,
     find_dist_module,

@@ -12,8 +12,8 @@ from torchrl.objectives import reinforce as _trl
 
 from ..functional.keys import ReinforceKeys
 from ..functional.reinforce import reinforce_loss
-from ._common import (
-    FunctionalCallMixin,
+from ._binding import FunctionalCallMixin
+from ._onpolicy import (
     check_single_key,
     dist_class_of,
     find_dist_module,

@@ -12,17 +12,16 @@ from torchrl.objectives import sac as _trl
 
 from ..functional.keys import DiscreteSACKeys, SACKeys
 from ..functional.sac import discrete_sac_loss, sac_loss
-from ._common import (
-    PRIVATE,
-    FunctionalCallMixin,
-    check_single_key,
+from ._binding import FunctionalCallMixin, params_context
+from ._common import PRIVATE
+from ._offpolicy import (
     estimator_kwargs,
     off_policy_keys,
     output_td,
-    params_context,
     transition_inputs,
     write_priority,
 )
+from ._onpolicy import check_single_key
 from .dqn import check_discrete_action_space
 
 __all__ = ["SACLoss", "DiscreteSACLoss"]

@@ -10,15 +10,9 @@ from torchrl.objectives import td3 as _trl
 
 from ..functional.keys import TD3Keys
 from ..functional.td3 import td3_loss, td3_target_action
-from ._common import (
-    PRIVATE,
-    FunctionalCallMixin,
-    estimator_kwargs,
-    off_policy_keys,
-    params_context,
-    transition_inputs,
-    write_priority,
-)
+from ._binding import FunctionalCallMixin, params_context
+from ._common import PRIVATE
+from ._offpolicy import estimator_kwargs, off_policy_keys, transition_inputs, write_priority
 
 __all__ = ["TD3Loss"]
 

@@ -1,0 +1,100 @@
+"""The impure part shared by the drop-in off-policy modules: the value estimator as
+keyword arguments, the transition entries, the keys object, priorities and the output
+layout. No loss math here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from ._binding import params_context
+from ._common import PRIVATE
+
+
+def run_value_network(loss_module, td: TensorDictBase, params: Any, key: Any) -> torch.Tensor:
+    """``loss_module.value_network`` on ``td`` with ``params``; the entry ``key`` of its output."""
+    net = loss_module.value_network
+    with params_context(loss_module, params, net):
+        out = net(td.select(*net.in_keys, strict=False))
+    return out.get(key)
+
+
+
+
+def estimator_kwargs(loss_module, tensordict: TensorDictBase | None = None) -> dict:
+    """The loss module's value estimator (TorchRL's TD0 by default) as keyword arguments of
+    the off-policy functional losses: ``value_estimator``, ``gamma``, ``lmbda``, ``time_dim``."""
+    from torchrl.objectives.value import TD0Estimator, TD1Estimator, TDLambdaEstimator
+
+    name = type(loss_module).__name__
+    est = loss_module.value_estimator
+    if isinstance(est, TDLambdaEstimator):
+        kind = "td_lambda"
+    elif isinstance(est, TD1Estimator):
+        kind = "td1"
+    elif isinstance(est, TD0Estimator):
+        kind = "td0"
+    else:
+        raise NotImplementedError(f"{name}: value estimator {type(est).__name__} is not supported")
+    if getattr(est, "average_rewards", False):
+        raise NotImplementedError(f"{name}: value estimators with average_rewards=True are not supported yet")
+    lmbda = getattr(est, "lmbda", 0.95)
+    time_dim = getattr(est, "time_dim", None)
+    if time_dim is None and tensordict is not None and tensordict.batch_dims:
+        # TorchRL's rule: a dim named "time", else the last one
+        names = tensordict.names if tensordict._has_names() else []
+        time_dim = names.index("time") if "time" in names else tensordict.batch_dims - 1
+    return {"value_estimator": kind, "gamma": est.gamma, "lmbda": lmbda, "time_dim": time_dim}
+
+
+def transition_inputs(loss_module, tensordict: TensorDictBase, *extra: Any) -> TensorDictBase:
+    """A new TensorDict holding what a functional off-policy loss reads from the data:
+    action, ``("next", reward/done/terminated)``, the priority weight (when the module uses
+    it), loss masks and ``extra`` entries. Network outputs are added to it afterwards."""
+    tk = loss_module.tensor_keys
+    keys = [getattr(tk, "action", "action"), ("next", tk.reward), ("next", tk.done), ("next", tk.terminated), *extra,
+            *loss_module._loss_mask_keys()]
+    if getattr(loss_module, "use_prioritized_weights", False) in (True, "auto") and hasattr(tk, "priority_weight"):
+        keys.append(tk.priority_weight)
+    if "steps_to_next_obs" in tensordict.keys():
+        raise NotImplementedError(
+            f"{type(loss_module).__name__}: n-step data ('steps_to_next_obs') is not supported yet"
+        )
+    # Q-ensemble outputs are [E, *B, 1]: the inputs carry no batch dimensions
+    inputs = TensorDict(batch_size=[], device=tensordict.device)
+    for key, value in tensordict.select(*keys, strict=False).items(True, True):
+        inputs.set(key, value)
+    return inputs
+
+
+def off_policy_keys(loss_module, cls: type, **private: Any):
+    """The functional loss's keys object: data entries named by the module's ``tensor_keys``,
+    network outputs under the private root (``private`` maps a field to its private name)."""
+    tk = loss_module.tensor_keys
+    names = dict(action=getattr(tk, "action", "action"), reward=tk.reward, done=tk.done, terminated=tk.terminated)
+    if hasattr(tk, "priority_weight"):
+        names["priority_weight"] = tk.priority_weight
+    names.update({field: (PRIVATE, value) for field, value in private.items()})
+    return cls(**names)
+
+
+def write_priority(tensordict: TensorDictBase, key: Any, value: torch.Tensor) -> None:
+    """Write the replay priority into the caller's data, as TorchRL does (for prioritized replay)."""
+    if tensordict.device is not None:
+        value = value.to(tensordict.device)
+    tensordict.set(key, value, inplace=True)
+
+
+def output_td(out: TensorDictBase, loss_module, tensordict: TensorDictBase, scalars: tuple[str, ...]):
+    """Arrange a functional loss's outputs as TorchRL's SAC/IQL/CQL modules do for ``reduction="none"``
+    (per-sample losses in a TensorDict of the data's batch size, scalars excluded or non-tensor)."""
+    if loss_module.reduction != "none":
+        return out
+    losses = {k: v for k, v in out.items() if k.startswith("loss_")}
+    td_out = TensorDict(losses, batch_size=tensordict.batch_size)
+    if getattr(loss_module, "scalar_output_mode", None) == "non_tensor":
+        for key in scalars:
+            td_out.set_non_tensor(key, out[key])
+    return td_out
