@@ -189,6 +189,17 @@ class FunctionalCallMixin:
     the alias too. With ``tie_weights=False`` pass the alias names themselves.
     """
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # TensorDictModuleBase.__new__ turns a class's *own* ``in_keys``/``out_keys`` list into
+        # the property that ``select_out_keys`` and ``dispatch`` rely on; a subclass inherits
+        # TorchRL's plain list instead, so give each drop-in class its own copy to convert.
+        for attr in ("in_keys", "out_keys"):
+            if attr not in cls.__dict__:
+                value = getattr(cls, attr, None)
+                if isinstance(value, list):
+                    setattr(cls, attr, list(value))
+
     def _functional_call_aliases(self) -> dict[str, _ParamsAlias]:
         aliases = {}
         for name, module in list(self._modules.items()):
