@@ -80,7 +80,14 @@ def on_policy_case(
             del td[keys.get("value", "state_value")], td["next", keys.get("value", "state_value")]
         return td
 
-    return ModuleCase(f"{dist}-{case_id}", build, data, functional_call=functional_call)
+    def rebatch(new_batch: tuple[int, ...]) -> ModuleCase:
+        return on_policy_case(
+            case_id, torchrl_cls, our_cls, dist=dist, kwargs=kwargs, batch=new_batch, advantage=advantage,
+            estimator=estimator, mask=mask, keys=keys, shared=shared, no_critic=no_critic,
+            functional_call=functional_call,
+        )
+
+    return ModuleCase(f"{dist}-{case_id}", build, data, functional_call=functional_call, rebatch=rebatch)
 
 
 # ----------------------------------------------------------------------------- comparison
@@ -181,5 +188,11 @@ def off_policy_case(
     def data(seed: int) -> TensorDict:
         return P.make_data(batch, discrete=discrete, seed=seed, mask=mask, weights=weights, keys=keys)
 
+    def rebatch(new_batch: tuple[int, ...]) -> ModuleCase:
+        return off_policy_case(
+            case_id, torchrl_cls, our_cls, nets, kwargs=kwargs, discrete=discrete, batch=new_batch, mask=mask,
+            weights=weights, keys=keys, estimator=estimator, functional_call=functional_call, **compare,
+        )
+
     prefix = f"{discrete}-" if discrete else ""
-    return ModuleCase(prefix + case_id, build, data, functional_call=functional_call, **compare)
+    return ModuleCase(prefix + case_id, build, data, functional_call=functional_call, rebatch=rebatch, **compare)

@@ -81,6 +81,8 @@ class ModuleCase:
         sum_only: outputs compared by their sum only (documented per-sample differences).
         atol: absolute tolerance (float32; 1e-6 unless the math needs more).
         functional_call: use this case for the ``functional_call`` guarantee.
+        rebatch: ``(batch) -> ModuleCase``: the same case on data of another batch shape
+            (the registry benchmark runs the first case of each spec at realistic sizes).
     """
 
     id: str
@@ -91,6 +93,7 @@ class ModuleCase:
     skip_grads: str | None = None
     atol: float = 1e-6
     functional_call: bool = False
+    rebatch: Callable[[tuple[int, ...]], ModuleCase] | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class LossSpec:
             that hold drawn noise); empty when the loss is deterministic.
         grad_outputs: the outputs that carry gradients; every other output is detached.
         objective: outputs summed into the differentiated objective (default: ``loss*``).
+        bench_batch: batch shape of the registry benchmark's row (its first module case).
     """
 
     name: str
@@ -123,6 +127,7 @@ class LossSpec:
     random: tuple[str, ...] = ()
     grad_outputs: tuple[str, ...] = ()
     objective: tuple[str, ...] | None = None
+    bench_batch: tuple[int, ...] = (256,)
 
     def __post_init__(self) -> None:
         if sum(layout.compile for layout in self.layouts) != 1:

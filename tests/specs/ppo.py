@@ -41,29 +41,30 @@ def common_hypers() -> tuple[Hyper, ...]:
 def module_cases(torchrl_cls: type, our_cls: type):
     def cases():
         return [
-            on_policy_case("given", torchrl_cls, our_cls),
-            on_policy_case("given", torchrl_cls, our_cls, dist="tanh_normal"),
             on_policy_case("gae", torchrl_cls, our_cls, dist="normal", batch=(2, 6), advantage=False,
                            estimator=ValueEstimators.GAE, functional_call=True),
+            on_policy_case("given", torchrl_cls, our_cls),
+            on_policy_case("given", torchrl_cls, our_cls, dist="tanh_normal"),
         ]
 
     return cases
 
 
 GRAD_OUTPUTS = ("loss_objective", "loss_critic", "loss_entropy")
+ON_POLICY_BENCH = (16, 64)  # trajectories x time
 
 SPECS = [
     LossSpec(
         "ppo_loss", ppo_loss, PPOKeys, layouts(), common_hypers(),
         modules.PPOLoss, torchrl_objectives.PPOLoss, module_cases(torchrl_objectives.PPOLoss, modules.PPOLoss),
-        random=("generator",), grad_outputs=GRAD_OUTPUTS,
+        random=("generator",), grad_outputs=GRAD_OUTPUTS, bench_batch=ON_POLICY_BENCH,
     ),
     LossSpec(
         "clip_ppo_loss", clip_ppo_loss, PPOKeys, layouts(),
         common_hypers() + (Hyper("clip_epsilon", 0.2, invalid=(-0.1, 1.5), entry=True),),
         modules.ClipPPOLoss, torchrl_objectives.ClipPPOLoss,
         module_cases(torchrl_objectives.ClipPPOLoss, modules.ClipPPOLoss),
-        random=("generator",), grad_outputs=GRAD_OUTPUTS,
+        random=("generator",), grad_outputs=GRAD_OUTPUTS, bench_batch=ON_POLICY_BENCH,
     ),
     LossSpec(
         "klpen_ppo_loss", klpen_ppo_loss, PPOKeys, layouts(old_actor=True),
@@ -75,6 +76,6 @@ SPECS = [
         ),
         modules.KLPENPPOLoss, torchrl_objectives.KLPENPPOLoss,
         module_cases(torchrl_objectives.KLPENPPOLoss, modules.KLPENPPOLoss),
-        random=("generator",), grad_outputs=GRAD_OUTPUTS,
+        random=("generator",), grad_outputs=GRAD_OUTPUTS, bench_batch=ON_POLICY_BENCH,
     ),
 ]

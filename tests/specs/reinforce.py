@@ -8,7 +8,7 @@ from torchrl_functional import modules
 from torchrl_functional.functional import ReinforceKeys, reinforce_loss
 
 from ._spec import Hyper, LossSpec
-from .ppo import DISCOUNT, layouts, module_cases
+from .ppo import DISCOUNT, ON_POLICY_BENCH, layouts, module_cases
 
 # REINFORCE detaches the advantage in loss_actor: the discount's gradient is defined
 # through the critic's target only
@@ -21,6 +21,6 @@ SPECS = [
         ),
         modules.ReinforceLoss, torchrl_objectives.ReinforceLoss,
         module_cases(torchrl_objectives.ReinforceLoss, modules.ReinforceLoss),
-        grad_outputs=("loss_actor", "loss_value"),
+        grad_outputs=("loss_actor", "loss_value"), bench_batch=ON_POLICY_BENCH,
     ),
 ]
