@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+START = time.perf_counter()  # the whole command's time is printed at the end
+
 from _cli import (
     add_output_flag,
     add_threads_flag,
@@ -469,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"final evaluation return: {result.final_eval_mean:.1f} +/- {result.final_eval_std:.1f} "
           f"({2 * args.eval_episodes} greedy episodes)")
     print(f"log: {result.csv_path}" + (f"  curve: {result.png_path}" if result.png_path else ""))
+    print(f"whole command: {time.perf_counter() - START:.0f} s (start-up, evaluations and plot included), "
+          f"{args.threads} torch thread(s)")
     return 0
 
 

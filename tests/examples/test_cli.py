@@ -82,7 +82,7 @@ def test_pai_flag_needs_the_functional_loss(capsys):
 
 # --------------------------------------------------------------------------- every example's command line
 
-SCRIPTS = ("mgrl", "lpg", "ppo_cartpole", "ppo_ddp", "quickstart")
+SCRIPTS = ("mgrl", "lpg", "ppo_cartpole", "ppo_ddp", "quickstart", "plot_curves")
 HEAVY = ("torch", "tensordict", "torchrl", "torchrl_functional")
 
 
@@ -90,7 +90,7 @@ def _parser(name: str):
     module = __import__(name)
     if hasattr(module, "build_parser"):
         return module.build_parser()
-    # quickstart builds its parser inside parse_args: capture it
+    # quickstart and plot_curves build their parser inside parse_args/main: capture it
     import argparse
     from unittest import mock
 
@@ -102,7 +102,10 @@ def _parser(name: str):
         return real(self, *args, **kwargs)
 
     with mock.patch.object(argparse.ArgumentParser, "parse_args", capture):
-        module.parse_args([])
+        try:
+            (module.parse_args if hasattr(module, "parse_args") else module.main)(["--help"])
+        except SystemExit:
+            pass
     return seen[0]
 
 
@@ -149,9 +152,12 @@ def test_every_flag_is_explained(script):
 
 @pytest.mark.parametrize("script", [s for s in SCRIPTS if s != "quickstart"])
 def test_outputs_go_under_runs_example(script):
-    """One output root: ``runs/<example>/`` relative to the current directory (quickstart writes nothing)."""
-    out = next(a for a in _parser(script)._actions if "--out" in a.option_strings)
-    assert out.default == Path("runs") / script
+    """One output root: ``runs/<example>/`` relative to the current directory (quickstart writes
+    nothing; plot_curves overlays ppo_cartpole's logs, next to them)."""
+    flag = "--output" if script == "plot_curves" else "--out"
+    out = next(a for a in _parser(script)._actions if flag in a.option_strings)
+    folder = "ppo_cartpole" if script == "plot_curves" else script
+    assert Path(out.default).parts[:2] == ("runs", folder)
 
 
 BAD_VALUES = [
