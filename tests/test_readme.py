@@ -114,7 +114,7 @@ data, next_data = batch(), batch()
     # inside train() of examples/ppo_ddp.py, for one rank
     "ppo_ddp_rank": """
 import sys
-sys.path.insert(0, "examples")
+sys.path.insert(0, str(ROOT / "examples"))
 import argparse
 from ppo_cartpole import make_env
 args = argparse.Namespace(seed=0)
@@ -214,8 +214,8 @@ def test_readme_block(block: Block, monkeypatch, tmp_path):
             check_command(argv)
         return
     assert block.lang == "python", f"README line {block.line}: a {block.lang} block needs a marker"
-    monkeypatch.chdir(ROOT)
-    namespace: dict = {"__name__": "__readme__"}
+    monkeypatch.chdir(tmp_path)  # whatever a snippet writes (runs/...) lands here
+    namespace: dict = {"__name__": "__readme__", "ROOT": ROOT}
     if block.mode == "setup":
         assert block.arg in SETUPS, f"README line {block.line}: unknown setup {block.arg!r}"
         exec(compile(SETUPS[block.arg], f"setup {block.arg}", "exec"), namespace)
