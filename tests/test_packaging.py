@@ -29,6 +29,8 @@ from packaging.specifiers import SpecifierSet
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 BUILD_TOOLS = ["build>=1.2", "twine>=6.1", "setuptools>=77", "trove-classifiers"]
+# one worker builds once for the whole module (make test runs xdist with --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("packaging")
 
 
 def _version() -> str:
