@@ -42,8 +42,11 @@ def expectile_loss(diff: Tensor, expectile: Number) -> Tensor:
     """Asymmetric squared loss ``|tau - 1(diff < 0)| * diff^2`` (IQL's value loss), elementwise.
 
     Args:
-        diff: ``Q - V``, any shape.
+        diff: ``Q - V``, any shape (e.g. ``[*B, 1]``).
         expectile: ``tau`` in ``(0, 1)`` (number or tensor; differentiable).
+
+    Returns:
+        The weighted squared difference, of the shape of ``diff``.
     """
     tau = expectile if isinstance(expectile, Tensor) else torch.tensor(expectile, dtype=diff.dtype, device=diff.device)
     weight = torch.where(diff > 0, tau, 1 - tau)
@@ -103,6 +106,7 @@ def iql_loss(
 
     Stop-gradients: the target Q-values, ``V(s')`` and (in the actor term) ``V(s)`` are
     detached; the reward, ``gamma``, ``expectile`` and ``temperature`` keep their graphs.
+
     Args:
         td: input TensorDict (not modified); entries (``B`` = batch shape of the reward,
             ``E`` = number of critics):
@@ -113,7 +117,8 @@ def iql_loss(
             - ``"log_prob"`` ``[*B]``: ``log pi(a|s)`` of the replayed action (with gradients);
             - ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``; optional masks and
               ``"gamma"``/``"lmbda"`` overrides.
-        expectile: ``tau`` in ``(0, 1)``; temperature: ``beta >= 0`` (numbers or tensors).
+        expectile: ``tau`` in ``(0, 1)`` (number or tensor, differentiable).
+        temperature: ``beta >= 0`` of the actor's weight (number or tensor, differentiable).
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
         gamma, lmbda, value_estimator, time_dim: the bootstrapped target (see :func:`dqn_loss`).
         reduction, loss_mask_key: as :func:`dqn_loss`.
@@ -159,15 +164,27 @@ def discrete_iql_loss(
 
     Stop-gradients: the target Q-values, ``V(s')`` and (in the actor term) ``V(s)`` are
     detached; the reward, ``gamma``, ``expectile`` and ``temperature`` keep their graphs.
+
     Args:
-        td: as :func:`iql_loss`, except that ``"state_action_value"`` and
-            ``"target_state_action_value"`` hold ``Q_i(s, .)`` ``[E, *B, N]`` and the
-            ``"action"`` is an integer ``[*B]``/``[*B, 1]`` (categorical) or ``[*B, N]`` (one-hot).
+        td: input TensorDict (not modified); entries as :func:`iql_loss` (``B`` = batch shape
+            of the reward, ``E`` = number of critics, ``N`` = number of actions), except:
+
+            - ``"state_action_value"`` ``[E, *B, N]``: ``Q_i(s, .)`` (with gradients);
+            - ``"target_state_action_value"`` ``[E, *B, N]``: ``Q_target_i(s, .)``;
+            - ``"action"``: integer ``[*B]``/``[*B, 1]`` (categorical) or ``[*B, N]`` (one-hot);
+            - ``"state_value"`` ``[*B, 1]`` and ``("next", "state_value")``, ``"log_prob"``
+              ``[*B]``, ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]`` as in :func:`iql_loss`.
         action_space: ``"categorical"`` or ``"one_hot"``.
-        other arguments: as :func:`iql_loss`.
+        expectile: ``tau`` in ``(0, 1)`` (number or tensor, differentiable).
+        temperature: ``beta >= 0`` of the actor's weight (number or tensor, differentiable).
+        loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
+        gamma, lmbda, value_estimator, time_dim: the bootstrapped target (see :func:`dqn_loss`).
+        reduction, loss_mask_key: as :func:`dqn_loss`.
+        keys: :class:`~torchrl_functional.functional.keys.IQLKeys` or a mapping of renamed entries.
 
     Returns:
-        as :func:`iql_loss`.
+        as :func:`iql_loss`: ``loss_actor``, ``loss_qvalue``, ``loss_value``, ``entropy``
+        and ``td_error`` ``[*B]``.
     """
     name = "discrete_iql_loss"
     check_input(name, td)

@@ -52,6 +52,7 @@ def td3_target_action(
         noise: a standard normal draw ``eps`` of the shape of ``next_action``; drawn here
             when ``None``: from ``generator``, or from the global RNG exactly as TorchRL's
             ``TD3Loss`` (``torch.randn_like``) when ``generator`` is ``None``.
+        generator: :class:`torch.Generator` for that draw, or ``None`` (global RNG).
 
     Returns:
         The smoothed target action ``[*B, A]`` (differentiable w.r.t. ``next_action`` and the noise scale).

@@ -77,6 +77,10 @@ def explained_variance(target: Tensor, prediction: Tensor) -> Tensor:
 
     Matches TorchRL's ``explained_variance`` output (population variance, eps of the dtype).
 
+    Args:
+        target: value target, ``[N, *F]`` (e.g. ``[N, 1]``; a flattened batch).
+        prediction: critic output, same shape.
+
     Returns:
         ``target.shape[1:]`` tensor.
     """
