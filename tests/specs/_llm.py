@@ -101,12 +101,13 @@ def collected_batch(
     nan_pad: bool = False,
     noise: float = 0.3,
     model_seed: int = 1,
+    **chat_kwargs,
 ):
     """A GRPO batch as a collector writes it: tokens, masks and behaviour log-probs from a
     (slightly different) behaviour model, an advantage, reference log-probs, ``("next", ...)``."""
     g = torch.Generator().manual_seed(seed)
     behaviour = wrapper(tiny_model(model_seed), pad_output)
-    data = scored(behaviour, history_td(n, seed))
+    data = scored(behaviour, history_td(n, seed, **chat_kwargs))
 
     def perturb(x):
         return x + noise * torch.randn(x.shape, generator=g)
