@@ -57,10 +57,25 @@ class TokenLayout:
         return self.shape.numel() if self.lengths is None else sum(self.lengths)
 
 
+def _per_sequence(td: LazyStackedTensorDict, key: Any) -> list | Tensor | None:
+    if td.stack_dim == 0:
+        try:  # one sequence at a time: much cheaper than the lazy stack's nested-key machinery
+            items = [sub.get(key, None) for sub in td.tensordicts]
+        except RuntimeError:  # nested lazy stacks of ragged leaves
+            items = None
+        if items is not None:
+            found = [x is not None for x in items]
+            if all(found):
+                return items
+            if not any(found):
+                return None
+    return td.get(key, None, as_list=True)  # exclusive keys, other stack dims: TensorDict's rules
+
+
 def _raw(td: TensorDictBase, key: Any) -> Tensor | list[Tensor] | None:
     """The entry as a tensor, or as a list of per-sequence tensors when it is ragged."""
     if isinstance(td, LazyStackedTensorDict):
-        items = td.get(key, None, as_list=True)
+        items = _per_sequence(td, key)
         if items is None or isinstance(items, Tensor):
             return items
         if all(isinstance(x, Tensor) for x in items) and len({tuple(x.shape) for x in items}) == 1:

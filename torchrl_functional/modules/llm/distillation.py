@@ -26,6 +26,9 @@ from ._inputs import (
 
 __all__ = ["DistillationLoss"]
 
+#: flat names for the per-sequence entries handed to the function (cheap to stack and read)
+_KEYS = DistillationKeys(log_probs="log_probs", mask="mask", teacher_log_prob="teacher_log_prob")
+
 
 class DistillationLoss(FunctionalCallMixin, _trl.DistillationLoss):
     """Drop-in ``torchrl.objectives.llm.DistillationLoss`` computed by
@@ -47,11 +50,11 @@ class DistillationLoss(FunctionalCallMixin, _trl.DistillationLoss):
         check_sequences(self, mask_key, masks, log_probs, tk.log_probs)
         if not self.assistant_only and assistant is not None:
             check_teacher_zero_fill(self, tk.teacher_log_prob, teacher, attention, assistant)
-        keys = DistillationKeys()
         out = distillation_loss(
-            sequences({keys.log_probs: log_probs, keys.mask: masks, keys.teacher_log_prob: teacher}),
+            sequences({_KEYS.log_probs: log_probs, _KEYS.mask: masks, _KEYS.teacher_log_prob: teacher}),
             kl_direction=self.kl_direction,
             reduction=self.reduction,
             normalize_by_seq_length=self.normalize_by_seq_length,
+            keys=_KEYS,
         )
         return _trl.DistillationLossOutput(**dict(out.items()))

@@ -24,6 +24,9 @@ from ._inputs import (
 
 __all__ = ["SFTLoss"]
 
+#: flat names for the per-sequence entries handed to the function (cheap to stack and read)
+_KEYS = SFTKeys(log_probs="log_probs", mask="mask", ref_log_prob="ref_log_prob")
+
 
 class SFTLoss(FunctionalCallMixin, _trl.SFTLoss):
     """Drop-in ``torchrl.objectives.llm.SFTLoss`` computed by :func:`~torchrl_functional.functional.llm.sft_loss`."""
@@ -36,10 +39,9 @@ class SFTLoss(FunctionalCallMixin, _trl.SFTLoss):
         check_nonempty(self, TORCHRL_MASKS[0], masks, every=False)
         log_probs = run_log_probs(self, tensordict, masks)
         check_sequences(self, TORCHRL_MASKS[0], masks, log_probs, tk.log_probs)
-        keys = SFTKeys()
-        entries = {keys.log_probs: log_probs, keys.mask: masks}
+        entries = {_KEYS.log_probs: log_probs, _KEYS.mask: masks}
         if self.kl_to_ref_coeff is not None or self.loss_function == "minor_sft":
-            entries[keys.ref_log_prob] = stored_log_probs(
+            entries[_KEYS.ref_log_prob] = stored_log_probs(
                 self, tensordict, tk.ref_log_prob, "the reference log-probs, written by TorchRL's RetrieveLogProb"
             )
         out = sft_loss(
@@ -49,5 +51,6 @@ class SFTLoss(FunctionalCallMixin, _trl.SFTLoss):
             kl_to_ref_coeff=self.kl_to_ref_coeff,
             loss_function=self.loss_function,
             beta=self.beta,
+            keys=_KEYS,
         )
         return _trl.SFTLossOutput(**dict(out.items()))
