@@ -141,7 +141,7 @@ def test_dapo_is_grpo_with_clip_higher_defaults():
 
 
 def test_asymmetric_clip_gradients_match_finite_differences():
-    td = token_batch(2, DT, drift=0.6, per_token_advantage=True)
+    td = token_batch(5, DT, drift=0.6, per_token_advantage=True)  # tokens clipped at both bounds
     lo, hi = torch.tensor(0.15, dtype=DT, requires_grad=True), torch.tensor(0.25, dtype=DT, requires_grad=True)
 
     def total(a, b):

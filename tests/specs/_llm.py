@@ -173,28 +173,22 @@ def token_batch(
     lengths = [length - (i % 3) for i in range(batch)]
     present = torch.arange(length) >= (length - torch.tensor(lengths)).unsqueeze(-1)
     cur = -randn(batch, length).abs() - 0.5
-    prev = cur + drift * randn(batch, length)
     mask = present & (torch.rand(batch, length, generator=g) > 0.25)
     mask[:, -1] = True
-    if nan_pad:
-        prev[:, 0] = float("nan")
     entries = {
         "cur_log_prob": cur,
-        ("log_probs", "full"): prev,
-        ("masks", "all_assistant_mask"): mask,
+        ("log_probs", "full"): cur + drift * randn(batch, length),
         "advantage": randn(batch, length, 1) if per_token_advantage else randn(batch, 1, 1),
         "entropy": randn(batch, length).abs() + 0.5,
         ("next", "ref_log_probs", "full"): cur + 0.3 * randn(batch, length),
         ("next", "teacher_log_probs", "full"): cur + 0.5 * randn(batch, length),
     }
-    for key, value in entries.items():
-        if value.is_floating_point() and value.shape[:2] == present.shape and key != ("log_probs", "full"):
+    for key, value in entries.items():  # padding positions hold 0, as TorchRL pads
+        if value.shape[1] == length:
             entries[key] = torch.where(present.reshape(present.shape + (1,) * (value.ndim - 2)), value, 0.0)
-    if nan_pad:
-        entries[("log_probs", "full")] = torch.where(present, prev, 0.0)
+    if nan_pad:  # the first position of every row: a non-finite behaviour log-prob (alignment pad)
         entries[("log_probs", "full")][:, 0] = float("nan")
-    else:
-        entries[("log_probs", "full")] = torch.where(present, prev, 0.0)
+    entries[("masks", "all_assistant_mask")] = mask
     td = TensorDict(entries, batch_size=[batch])
     if not ragged:
         return td
