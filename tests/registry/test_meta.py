@@ -219,9 +219,10 @@ def test_functional_call_equals_loading_the_parameters(spec, case):
     torch.manual_seed(0)
     want = loaded(data.clone())
     for key, value in want.items():
-        torch.testing.assert_close(got[key], value, rtol=1e-5, atol=1e-6, msg=lambda m, key=key: f"{key}: {m}")
+        # .get: outputs may be TensorClasses (the LLM losses' outputs), which refuse str indexing
+        torch.testing.assert_close(got.get(key), value, rtol=1e-5, atol=1e-6, msg=lambda m, key=key: f"{key}: {m}")
     # the swap really took effect
-    assert any(not torch.allclose(got[k], original[k]) for k in original.keys() if k.startswith("loss"))
+    assert any(not torch.allclose(got.get(k), original.get(k)) for k in original.keys() if k.startswith("loss"))
 
     loss_sum(got).backward()
     loss_sum(want).backward()
