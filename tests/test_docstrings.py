@@ -83,13 +83,16 @@ def module_problems(name: str, cls, sections: dict[str, str]) -> list[str]:
     doc = inspect.getdoc(cls) or ""
     problems = []
     functional = re.search(r"torchrl_functional\.functional\.(\w+)`", doc)
-    if f"torchrl.objectives.{name}" not in doc or functional is None:
+    torchrl_names = (f"torchrl.objectives.{name}", f"torchrl.objectives.llm.{name}")
+    if not any(n in doc for n in torchrl_names) or functional is None:
         problems.append(f"{path}: the docstring must name torchrl.objectives.{name} and the function computing it")
     elif functional.group(1) not in torchrl_functional.functional.__all__:
         problems.append(f"{path}: names {functional.group(1)}, not a public function")
     owner = STYLE.torchrl_signature_owner(cls)
+    # the TorchRL class replaced, or the TorchRL base whose constructor it inherits (DAPO's is GRPOLoss's)
+    replaced = next((c for c in cls.__mro__[1:] if c.__module__.startswith("torchrl.") and c.__name__ == name), None)
     if owner is None or f"{owner.__module__}.{owner.__name__}".split(".")[:2] != ["torchrl", "objectives"] \
-            or owner.__name__ != name:
+            or replaced is None or not issubclass(replaced, owner):
         problems.append(f"{path}: no TorchRL constructor signature to render (found {owner})")
     section = next((text for title, text in sections.items() if re.search(rf"`{name}`", title)), None)
     if section is None:

@@ -17,6 +17,7 @@ from tests.specs._llm import collected_batch, module_pair, token_batch
 from tests.specs._modules import loss_sum
 from torchrl_functional import modules
 from torchrl_functional.errors import (
+    EmptyMaskError,
     EntryDtypeError,
     EntryRequiresGradError,
     EntryShapeError,
@@ -30,7 +31,6 @@ from torchrl_functional.functional.llm import (
     grpo_loss,
     sft_loss,
 )
-from torchrl_functional.modules.llm._inputs import EmptyMaskError
 
 DT = torch.float64
 MASK, PREV = ("masks", "all_assistant_mask"), ("log_probs", "full")

@@ -93,6 +93,7 @@ def trajectory_return(
         rewards: ``[*B, T]`` per-step rewards (``dim`` is the step dimension).
         mask: optional bool ``[*B, T]``: the steps of each trajectory (ragged trajectories).
         reduction: ``"sum"``, ``"max"`` or ``"mean"`` over the valid steps.
+        dim: the step dimension of ``rewards`` (and ``mask``).
 
     Returns:
         ``[*B]`` returns.
@@ -120,6 +121,7 @@ def dynamic_sampling_mask(returns: Tensor, low: float | Tensor, high: float | Te
     Args:
         returns: ``[*G, n]`` returns of the ``n`` answers of each group.
         low, high: exclusive bounds on a group's mean return.
+        dim: the dimension of ``returns`` holding a group's answers.
 
     Returns:
         Bool ``[*G]``: True for the groups to keep.

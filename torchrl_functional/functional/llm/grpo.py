@@ -286,7 +286,8 @@ def dapo_loss(
     Args:
         td, clip_epsilon, kl_mask_threshold, aggregation, entropy_bonus, entropy_coeff,
             kl_to_ref_coeff, kl_to_inference_coeff, reduction, loss_mask_key, keys: as
-            :func:`grpo_loss`.
+            :func:`grpo_loss` (per-token entries ``[B, L]``, the advantage ``[B, 1]`` or
+            ``[B, L]``).
 
     Returns:
         The outputs of :func:`grpo_loss`.
@@ -322,7 +323,8 @@ def cispo_loss(
     Args:
         td, clip_epsilon, kl_mask_threshold, aggregation, entropy_bonus, entropy_coeff,
             kl_to_ref_coeff, kl_to_inference_coeff, reduction, loss_mask_key, keys: as
-            :func:`grpo_loss`.
+            :func:`grpo_loss` (per-token entries ``[B, L]``, the advantage ``[B, 1]`` or
+            ``[B, L]``).
         detach_clipped_weight: ``False`` (TorchRL): differentiate ``clip(r) A``, so clipped
             tokens get no gradient; ``True`` (the paper): ``sg(clip(r)) A grad log pi`` on
             every token (same value; see :func:`clipped_importance_loss`).

@@ -14,21 +14,13 @@ from tensordict.nn import ProbabilisticTensorDictModule, ProbabilisticTensorDict
 from torch import Tensor
 from torchrl.objectives.llm._utils import _runtime_device
 
-from ...errors import EntryShapeError, LossInputError
+from ...errors import EmptyMaskError, EntryShapeError, ZeroFilledEntryError
 from ...functional._td import AUTO_LOSS_MASK_KEYS, missing
 from ...functional.llm import GRPOKeys, token_entropy, token_log_probs
 
-__all__ = ["grpo_inputs", "grpo_hyperparameters", "chat_masks", "run_log_probs", "sequences", "EmptyMaskError"]
+__all__ = ["grpo_inputs", "grpo_hyperparameters", "chat_masks", "run_log_probs", "sequences"]
 
 TORCHRL_MASKS = (("masks", "all_assistant_mask"), ("masks", "all_attention_mask"))
-
-
-class EmptyMaskError(LossInputError, ValueError):
-    """A sequence has no token selected by the loss's mask (TorchRL's classes refuse it)."""
-
-
-class ZeroFilledEntryError(LossInputError, RuntimeError):
-    """Teacher log-probs zero-filled off the assistant tokens, used on all tokens (as TorchRL)."""
 
 
 def _device_context(loss: Any, td: TensorDictBase, *values: Any):

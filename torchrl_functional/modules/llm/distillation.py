@@ -32,7 +32,7 @@ _KEYS = DistillationKeys(log_probs="log_probs", mask="mask", teacher_log_prob="t
 
 class DistillationLoss(FunctionalCallMixin, _trl.DistillationLoss):
     """Drop-in ``torchrl.objectives.llm.DistillationLoss`` computed by
-    :func:`~torchrl_functional.functional.llm.distillation_loss`."""
+    :func:`~torchrl_functional.functional.distillation_loss`."""
 
     def forward(self, tensordict: TensorDictBase) -> _trl.DistillationLossOutput:
         tk = self.tensor_keys

@@ -22,7 +22,7 @@ __all__ = ["GRPOLoss", "DAPO", "CISPOLoss"]
 
 
 class GRPOLoss(FunctionalCallMixin, _trl.GRPOLoss):
-    """Drop-in ``torchrl.objectives.llm.GRPOLoss`` computed by :func:`~torchrl_functional.functional.llm.grpo_loss`.
+    """Drop-in ``torchrl.objectives.llm.GRPOLoss`` computed by :func:`~torchrl_functional.functional.grpo_loss`.
 
     Keyword Args:
         advantage_padding_side (str): how a per-token advantage stored as ragged sequences
@@ -48,13 +48,13 @@ class GRPOLoss(FunctionalCallMixin, _trl.GRPOLoss):
 
 
 class DAPO(GRPOLoss, _trl.DAPO):
-    """Drop-in ``torchrl.objectives.llm.DAPO`` computed by :func:`~torchrl_functional.functional.llm.dapo_loss`."""
+    """Drop-in ``torchrl.objectives.llm.DAPO`` computed by :func:`~torchrl_functional.functional.dapo_loss`."""
 
     _loss_function = staticmethod(dapo_loss)
 
 
 class CISPOLoss(GRPOLoss, _trl.CISPOLoss):
-    """Drop-in ``torchrl.objectives.llm.CISPOLoss`` computed by :func:`~torchrl_functional.functional.llm.cispo_loss`.
+    """Drop-in ``torchrl.objectives.llm.CISPOLoss`` computed by :func:`~torchrl_functional.functional.cispo_loss`.
 
     Keyword Args:
         detach_clipped_weight (bool): ``False`` (default, TorchRL's gradient: clipped tokens

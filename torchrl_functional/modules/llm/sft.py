@@ -29,7 +29,7 @@ _KEYS = SFTKeys(log_probs="log_probs", mask="mask", ref_log_prob="ref_log_prob")
 
 
 class SFTLoss(FunctionalCallMixin, _trl.SFTLoss):
-    """Drop-in ``torchrl.objectives.llm.SFTLoss`` computed by :func:`~torchrl_functional.functional.llm.sft_loss`."""
+    """Drop-in ``torchrl.objectives.llm.SFTLoss`` computed by :func:`~torchrl_functional.functional.sft_loss`."""
 
     def forward(self, tensordict: TensorDictBase) -> _trl.SFTLossOutput:
         tk = self.tensor_keys
