@@ -98,16 +98,20 @@ def test_sac_with_dendrites_on_the_actor_only(out_dir, cls):
         result = group.add_score(score)
     assert result.restructured
     group.track_loss(loss)  # after the restructure: the actor's new dendrites join the loss
-    assert [p for p in loss.qvalue_network_params.values(True, True)] == q_params  # untouched
+    for score in (2.0, 3.0):  # and a second restructure, with the loss tracked
+        step(int(score))
+        result = group.add_score(score)
+    assert result.restructured and group.num_dendrites == 2
+    assert [id(p) for p in loss.qvalue_network_params.values(True, True)] == [id(p) for p in q_params]  # untouched
     assert loss.qvalue_network_params.batch_size == torch.Size([2])
     before = [p.detach().clone() for p in q_params]
-    for seed in (2, 3):  # PAI starts the dendrite output weights at zero: two steps
+    for seed in (4, 5):  # PAI starts the dendrite output weights at zero: two steps
         step(seed)
     assert all(not torch.equal(b, p) for b, p in zip(before, q_params))  # the Q copies train
     dendrites = {n: p for n, p in group["actor"].named_parameters()
                  if "dendrite_module.layers" in n and p.requires_grad}
     held = {id(p) for p in loss.parameters()}
-    assert dendrites and all(id(p) in held for p in dendrites.values())
+    assert len(dendrites) == 8 and all(id(p) in held for p in dendrites.values())
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in dendrites.values())
 
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from .errors import PAIConfigError
 
-__all__ = ["PAISettings", "NetworkSpec", "SwitchMode"]
+__all__ = ["PAISettings", "NetworkSpec", "SwitchMode", "GroupModel", "check_networks", "scheduler_kwargs_for"]
 
 SwitchMode = Literal["history", "fixed", "every_time", "none"]
 
@@ -252,7 +252,19 @@ def check_group_name(name: Any) -> str:
     return name
 
 
-def check_network_name(group: str, name: Any, reserved: set[str]) -> str:
+class GroupModel(nn.Module):
+    """The top-level module PAI converts and tracks: the networks as attributes."""
+
+    def forward(self, *args, **kwargs):  # pragma: no cover - never called
+        raise RuntimeError("call the networks of the group, not the group module")
+
+
+_RESERVED_NAMES = set(dir(GroupModel())) | {"tracker_string", "member_vars", "networks"}
+
+
+def check_network_name(group: str, name: Any) -> str:
+    """A network name is an attribute of PAI's top-level module: an identifier, not ``module``
+    (PAI then takes the model for a wrapper and stops in pdb), not an ``nn.Module`` attribute."""
     if not isinstance(name, str) or not _NETWORK_NAME.match(name):
         raise PAIConfigError(
             f"PAIGroup({group!r}): network names must be identifiers (letters, digits, '_'), got {name!r}"
@@ -263,6 +275,55 @@ def check_network_name(group: str, name: Any, reserved: set[str]) -> str:
             "model with a .module attribute as a DataParallel/TensorDictModule wrapper and stops "
             "in pdb; pick another name"
         )
-    if name in reserved:
+    if name in _RESERVED_NAMES:
         raise PAIConfigError(f"PAIGroup({group!r}): network name {name!r} clashes with an nn.Module attribute")
     return name
+
+
+def check_networks(group: str, networks: Any) -> dict[str, NetworkSpec]:
+    """The group's ``{name: NetworkSpec}``, each checked; at least one on the shared optimizer.
+
+    Args:
+        group: the group's name (for messages).
+        networks: what was given as ``PAIGroup(networks=...)``.
+    """
+    where = f"PAIGroup({group!r})"
+    if not isinstance(networks, Mapping) or not networks:
+        raise PAIConfigError(f"{where}: networks must be a non-empty mapping of name -> NetworkSpec")
+    specs: dict[str, NetworkSpec] = {}
+    seen: dict[int, str] = {}
+    for net_name, spec in networks.items():
+        check_network_name(group, net_name)
+        if not isinstance(spec, NetworkSpec):
+            raise PAIConfigError(
+                f"{where}: network {net_name!r} must be a NetworkSpec (e.g. NetworkSpec(module, lr=1e-3)), "
+                f"got {type(spec).__name__}"
+            )
+        spec.validate(group, net_name)
+        if id(spec.module) in seen:
+            raise PAIConfigError(f"{where}: networks {seen[id(spec.module)]!r} and {net_name!r} are the same module")
+        seen[id(spec.module)] = net_name
+        specs[net_name] = spec
+    if not any(spec.case == 1 for spec in specs.values()):
+        raise PAIConfigError(
+            f"{where}: at least one network must use the shared PAI-managed optimizer "
+            "(NetworkSpec(optimizer=None)); PAI schedules learning rates through it"
+        )
+    return specs
+
+
+def scheduler_kwargs_for(where: str, cls: Any, kwargs: Mapping[str, Any] | None, maximize: bool) -> dict[str, Any]:
+    """``kwargs`` of a scheduler class, with ``mode`` from ``maximize`` for ``ReduceLROnPlateau``.
+
+    Args:
+        where: names the caller in error messages.
+        cls: the scheduler class (or ``None``).
+        kwargs: its arguments as given.
+        maximize: whether a higher score is better.
+    """
+    kwargs = dict(kwargs or {})
+    if cls is not None and isinstance(cls, type) and issubclass(cls, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        mode = "max" if maximize else "min"
+        if kwargs.setdefault("mode", mode) != mode:
+            raise PAIConfigError(f"{where}: ReduceLROnPlateau(mode={kwargs['mode']!r}) contradicts maximize={maximize}")
+    return kwargs

@@ -5,16 +5,14 @@ several networks (actor, critics, value net, meta-net ...), each with its own le
 rate, some with an optimizer of another kind. :class:`PAIGroup` owns PAI for such a group
 and delegates by idea: :mod:`._setup` (converting the networks), :mod:`._hooks`
 (forward hooks), :mod:`._optimizers` (building and rebuilding optimizers),
-:mod:`._resume` (checkpoints), :mod:`._rundir` (the run folder),
-:mod:`.losses` / :mod:`.targets` (loss modules and target networks kept current).
+:mod:`.scoring` (scores and restructures), :mod:`._resume` (checkpoints), :mod:`._rundir`
+(the run folder), :mod:`.losses` / :mod:`.targets` (loss modules and target networks).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,82 +25,23 @@ from ._hooks import install_hooks
 from ._rundir import _LIVE, LOG, claim, release
 from ._runtime import LOCK, PAIModules, import_pai, pai_call
 from ._setup import perforate
-from .config import NetworkSpec, PAISettings, check_group_name, check_network_name
+from .config import (
+    GroupModel,
+    NetworkSpec,
+    PAISettings,
+    check_group_name,
+    check_networks,
+    scheduler_kwargs_for,
+)
 from .errors import PAIConfigError, PAIStateError
 from .losses import disable_value_estimator_vmap, group_networks, refresh_loss_module
+from .scoring import ScoreResult, add_score
 from .targets import TargetNetwork
 
 __all__ = ["PAIGroup", "ScoreResult"]
 
 _PLATEAU = torch.optim.lr_scheduler.ReduceLROnPlateau
 _DEFAULT: Any = object()
-
-
-@dataclass(frozen=True)
-class ScoreResult:
-    """What :meth:`PAIGroup.add_score` did.
-
-    Attributes:
-        restructured: PAI changed the networks (dendrites added or removed, or weights
-            reloaded for a learning-rate restart or a retry); every optimizer was rebuilt.
-        dendrites_added: change of :attr:`num_dendrites` at this score: ``1`` when PAI
-            added dendrites, ``0`` for a restructure that added none (a retry with new
-            random dendrites, a learning-rate restart), negative when PAI removed them.
-        training_complete: PAI considers training finished (best model loaded).
-        param_counts: parameters per network as PAI counts them (its internal template
-            copies of each layer excluded).
-        lrs: current learning rate of every network.
-        num_dendrites: dendrite sets added so far (PAI's ``num_dendrites_added``).
-        num_scores: scores given to the group so far, this one included.
-    """
-
-    restructured: bool
-    dendrites_added: int
-    training_complete: bool
-    param_counts: Mapping[str, int]
-    lrs: Mapping[str, float]
-    num_dendrites: int
-    num_scores: int
-
-    @property
-    def total_params(self) -> int:
-        """Sum of :attr:`param_counts`."""
-        return sum(self.param_counts.values())
-
-
-class _GroupModel(nn.Module):
-    """The top-level module PAI converts and tracks: the networks as attributes."""
-
-    def forward(self, *args, **kwargs):  # pragma: no cover - never called
-        raise RuntimeError("call the networks of the group, not the group module")
-
-
-_RESERVED_NAMES = set(dir(_GroupModel())) | {"tracker_string", "member_vars", "networks"}
-
-
-def _sched_kwargs(where: str, cls: Any, kwargs: Mapping[str, Any] | None, maximize: bool) -> dict[str, Any]:
-    kwargs = dict(kwargs or {})
-    if cls is not None and isinstance(cls, type) and issubclass(cls, _PLATEAU):
-        mode = "max" if maximize else "min"
-        if kwargs.setdefault("mode", mode) != mode:
-            raise PAIConfigError(f"{where}: ReduceLROnPlateau(mode={kwargs['mode']!r}) contradicts maximize={maximize}")
-    return kwargs
-
-
-def _as_score(where: str, what: str, value: Any) -> float:
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise PAIConfigError(f"{where}: {what} must be a single number, got a tensor of shape {tuple(value.shape)}")
-        value = value.item()
-    if isinstance(value, bool):
-        raise PAIConfigError(f"{where}: {what} must be a number, got a bool")
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise PAIConfigError(f"{where}: {what} must be a number, got {type(value).__name__}") from None
-    if not math.isfinite(out):
-        raise PAIConfigError(f"{where}: {what} must be finite, got {out}")
-    return out
 
 
 class PAIGroup:
@@ -165,8 +104,8 @@ class PAIGroup:
         self._scheduler_cls = _PLATEAU if scheduler is _DEFAULT else scheduler
         if self._scheduler_cls is None and scheduler_kwargs:
             raise PAIConfigError(f"{where}: scheduler_kwargs given without a scheduler")
-        self._scheduler_kwargs = _sched_kwargs(where, self._scheduler_cls, scheduler_kwargs, self.maximize)
-        self._specs = self._check_networks(where, networks)
+        self._scheduler_kwargs = scheduler_kwargs_for(where, self._scheduler_cls, scheduler_kwargs, self.maximize)
+        self._specs = check_networks(self.name, networks)
 
         self._pai: PAIModules = import_pai()
         self.directory = Path(directory).expanduser().resolve()
@@ -187,7 +126,7 @@ class PAIGroup:
             self._outside = owner._outside if owner is not None else (gpa.pc, gpa.pai_tracker)
             claim(self, where, self.run_directory, self.name, overwrite)
             try:
-                model = _GroupModel()
+                model = GroupModel()
                 for net_name, spec in self._specs.items():
                     setattr(model, net_name, spec.module)
                 perforate(self, model)
@@ -198,30 +137,6 @@ class PAIGroup:
                 self._restore_outside()
                 release(self.run_directory, self, self.name)
                 raise
-
-    def _check_networks(self, where: str, networks: Any) -> dict[str, NetworkSpec]:
-        if not isinstance(networks, Mapping) or not networks:
-            raise PAIConfigError(f"{where}: networks must be a non-empty mapping of name -> NetworkSpec")
-        specs: dict[str, NetworkSpec] = {}
-        seen: dict[int, str] = {}
-        for net_name, spec in networks.items():
-            check_network_name(self.name, net_name, _RESERVED_NAMES)
-            if not isinstance(spec, NetworkSpec):
-                raise PAIConfigError(
-                    f"{where}: network {net_name!r} must be a NetworkSpec (e.g. NetworkSpec(module, lr=1e-3)), "
-                    f"got {type(spec).__name__}"
-                )
-            spec.validate(self.name, net_name)
-            if id(spec.module) in seen:
-                raise PAIConfigError(f"{where}: networks {seen[id(spec.module)]!r} and {net_name!r} are the same module")
-            seen[id(spec.module)] = net_name
-            specs[net_name] = spec
-        if not any(spec.case == 1 for spec in specs.values()):
-            raise PAIConfigError(
-                f"{where}: at least one network must use the shared PAI-managed optimizer "
-                "(NetworkSpec(optimizer=None)); PAI schedules learning rates through it"
-            )
-        return specs
 
     # ------------------------------------------------------------------ PAI state
     def _activate(self) -> None:
@@ -437,15 +352,6 @@ class PAIGroup:
         """Dendrite sets added so far (PAI's ``num_dendrites_added``)."""
         return int(self._tracker.member_vars["num_dendrites_added"])
 
-    def _untrained_layers(self) -> list[str]:
-        out = []
-        for name in self._specs:
-            for layer in self._neuron_layers(name):
-                values = layer.dendrite_module.dendrite_values
-                if values and not bool(values[0].current_d_init.item()) and str(layer.name) not in out:
-                    out.append(str(layer.name))
-        return out
-
     def add_score(
         self,
         score: float | torch.Tensor,
@@ -473,55 +379,7 @@ class PAIGroup:
             PAIStateError: the group is closed, an earlier PAI call failed, or a switch is
                 due while a layer with dendrites never received a gradient.
         """
-        self._check_usable("add_score")
-        where = f"PAIGroup({self.name!r}).add_score"
-        score = _as_score(where, "score", score)
-        extra = {k: _as_score(where, f"extra_scores[{k!r}]", v) for k, v in (extra_scores or {}).items()}
-        test = {k: _as_score(where, f"test_scores[{k!r}]", v) for k, v in (test_scores or {}).items()}
-        untrained = self._untrained_layers()
-        if untrained:
-            with self._call("switch_time"):
-                due = force_restructure or bool(self._tracker.switch_time())
-            if due:
-                raise PAIStateError(
-                    f"{where}: PAI is due to add dendrites but these layers never received a "
-                    f"gradient: {untrained}; run a backward pass through every network with "
-                    "dendrites first, or give NetworkSpec(dendrites=False) to networks you do not train"
-                )
-        before = self.num_dendrites
-        try:
-            with self._call("add_score"):
-                for key, value in extra.items():
-                    self._tracker.add_extra_score(value, key)
-                for key, value in test.items():
-                    self._tracker.add_test_score(value, key)
-                model, restructured, complete = self._tracker.add_validation_score(
-                    score, self._model, force_switch=bool(force_restructure)
-                )
-            if model is not None and model is not self._model:  # pragma: no cover - PAI modifies in place
-                raise PAIStateError(f"{where}: PAI returned a new model object instead of modifying it in place")
-            restructured, complete = bool(restructured), bool(complete)
-            self._num_scores += 1
-            self._training_complete = self._training_complete or complete
-            if restructured or complete or self._tracker.member_vars.get("optimizer_instance") is None:
-                self._install_hooks()
-                opts.build_shared(self)
-                opts.build_own(self)
-                self._refresh_after_restructure()
-            else:
-                opts.sync_following(self)
-        except BaseException as err:
-            self._broken = f"add_score: {type(err).__name__}: {err}"
-            raise
-        return ScoreResult(
-            restructured=restructured,
-            dendrites_added=self.num_dendrites - before,
-            training_complete=complete,
-            param_counts=self.param_counts(),
-            lrs=self.lrs(),
-            num_dendrites=self.num_dendrites,
-            num_scores=self._num_scores,
-        )
+        return add_score(self, score, extra_scores, test_scores, force_restructure)
 
     # ------------------------------------------------------------------ checkpoints
     def _fingerprint(self) -> dict[str, Any]:
