@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import os
 import pdb
+import subprocess
 import sys
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import torch
 
 from tests.pai.helpers import fixed, mlp, regression_step
 from torchrl_functional.pai import NetworkSpec, PAIGroup
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_pai_calls_leave_other_threads_alone(out_dir, pai_sandbox, capsys):
@@ -85,3 +89,18 @@ def test_pai_calls_leave_other_threads_alone(out_dir, pai_sandbox, capsys):
     log = (out_dir / "threads" / "pai_output.log").read_text()
     assert "other thread" not in log
     assert pdb.set_trace is trace and sys.breakpointhook is hook
+
+
+def test_importing_perforatedai_keeps_the_chosen_matplotlib_backend(tmp_path):
+    """perforatedai calls ``matplotlib.use("Agg")`` on import; a backend the process chose
+    before is put back."""
+    code = (
+        "import matplotlib\n"
+        "matplotlib.use('svg')\n"
+        "from torchrl_functional.pai._runtime import import_pai\n"
+        "import_pai()\n"
+        "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
