@@ -43,7 +43,11 @@ def is_template(param_name: str) -> bool:
 
 def named_params(group: Any) -> dict[str, list[tuple[str, nn.Parameter]]]:
     """Each network's parameters as ``(qualified name, parameter)``, templates excluded; a
-    parameter shared by two networks goes to the first one (one param group only)."""
+    parameter shared by two networks goes to the first one (one param group only).
+
+    Args:
+        group: the group.
+    """
     seen: set[int] = set()
     out: dict[str, list[tuple[str, nn.Parameter]]] = {}
     for name in group._specs:
@@ -111,7 +115,11 @@ def build_shared(group: Any, order: Order | None = None) -> None:
 
 
 def pai_factor(group: Any) -> float:
-    """Current shared lr over its base lr: PAI's schedule, the same for every param group."""
+    """Current shared lr over its base lr: PAI's schedule, the same for every param group.
+
+    Args:
+        group: the group.
+    """
     first = group._shared_opt.param_groups[0]
     return first["lr"] / float(group._specs[first["network"]].lr)
 
@@ -150,7 +158,11 @@ def build_own(group: Any, order: Order | None = None) -> None:
 
 
 def sync_following(group: Any) -> None:
-    """Case 2: lr = base lr x PAI's current factor."""
+    """Case 2: lr = base lr x PAI's current factor.
+
+    Args:
+        group: the group.
+    """
     factor = pai_factor(group)
     for name, spec in group._specs.items():
         opt = group._own_opts.get(name)
@@ -160,13 +172,22 @@ def sync_following(group: Any) -> None:
 
 
 def param_names(group: Any, opt: torch.optim.Optimizer) -> dict[str, list[str]]:
-    """``{network: [parameter names in optimizer order]}`` for each param group of ``opt``."""
+    """``{network: [parameter names in optimizer order]}`` for each param group of ``opt``.
+
+    Args:
+        group: the group.
+        opt: one of its optimizers (param groups tagged with ``"network"``).
+    """
     names = {id(p): n for plist in named_params(group).values() for n, p in plist}
     return {pg["network"]: [names[id(p)] for p in pg["params"]] for pg in opt.param_groups}
 
 
 def lrs(group: Any) -> dict[str, float]:
-    """The current learning rate of every network (``nan`` for one without parameters)."""
+    """The current learning rate of every network (``nan`` for one without parameters).
+
+    Args:
+        group: the group.
+    """
     out = {}
     for name, spec in group._specs.items():
         if spec.case == 1:

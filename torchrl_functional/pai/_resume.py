@@ -19,10 +19,31 @@ from . import _optimizers as opts
 from .checkpoint import read_checkpoint, write_checkpoint
 from .errors import PAICheckpointError, PAIStateError
 
-__all__ = ["save", "load"]
+__all__ = ["save", "load", "fingerprint"]
 
 _STORAGE = "dendrite_module.dendrite_values.0.dendrite_storage_shape"
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.pt$")
+
+
+def fingerprint(group: Any) -> dict[str, Any]:
+    """Plain-data description a checkpoint must match to be loaded into ``group``.
+
+    Args:
+        group: the group.
+    """
+
+    def qualname(cls: Any) -> str | None:
+        return None if cls is None else f"{cls.__module__}.{cls.__qualname__}"
+
+    return {
+        "networks": {name: spec.fingerprint() for name, spec in group._specs.items()},
+        "settings": group.settings.fingerprint(),
+        "optimizer": qualname(group._optimizer_cls),
+        "optimizer_kwargs": {k: repr(v) for k, v in sorted(group._optimizer_kwargs.items())},
+        "scheduler": qualname(group._scheduler_cls),
+        "scheduler_kwargs": {k: repr(v) for k, v in sorted(group._scheduler_kwargs.items())},
+        "maximize": group.maximize,
+    }
 
 
 def _storage_keys(group: Any) -> dict[str, str]:
@@ -53,7 +74,12 @@ def _pai_files(group: Any) -> dict[str, dict[str, torch.Tensor]]:
 
 
 def save(group: Any, path: str | Path) -> Path:
-    """Write ``group`` to ``path`` (see :meth:`PAIGroup.save_checkpoint`)."""
+    """Write ``group`` to ``path`` (see :meth:`PAIGroup.save_checkpoint`).
+
+    Args:
+        group: the group.
+        path: the checkpoint file.
+    """
     where = f"PAIGroup({group.name!r}).save_checkpoint"
     state = group._model.state_dict()
     untrained = [layer for layer, key in _storage_keys(group).items() if key not in state]
@@ -74,7 +100,7 @@ def save(group: Any, path: str | Path) -> Path:
             group._model.register_buffer("tracker_string", text)
     own = {n: o for n, o in group._own_opts.items() if o is not None}
     payload = {
-        "group": {"name": group.name, "networks": list(group._specs), "fingerprint": group._fingerprint()},
+        "group": {"name": group.name, "networks": list(group._specs), "fingerprint": fingerprint(group)},
         "model": {k: v.detach().clone() for k, v in group._model.state_dict().items()},
         "tracker": tracker,
         "optimizers": {"shared": group._shared_opt.state_dict(), "own": {n: o.state_dict() for n, o in own.items()}},
@@ -97,7 +123,7 @@ def _check(group: Any, ckpt: dict, where: str) -> None:
     saved = ckpt["group"]
     if saved.get("networks") != list(group._specs):
         raise PAICheckpointError(f"{where}: the checkpoint holds networks {saved.get('networks')}, this group {list(group._specs)}")
-    theirs, ours = saved.get("fingerprint") or {}, group._fingerprint()
+    theirs, ours = saved.get("fingerprint") or {}, fingerprint(group)
     if theirs != ours:
         diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise PAICheckpointError(f"{where}: the checkpoint was saved by a group configured differently ({diff})")
@@ -119,7 +145,13 @@ def _check(group: Any, ckpt: dict, where: str) -> None:
 
 
 def load(group: Any, path: str | Path, restore_rng: bool) -> None:
-    """Load ``path`` into ``group`` (see :meth:`PAIGroup.load_checkpoint`)."""
+    """Load ``path`` into ``group`` (see :meth:`PAIGroup.load_checkpoint`).
+
+    Args:
+        group: the group.
+        path: a file written by :func:`save`.
+        restore_rng: also restore torch's global CPU random state.
+    """
     from safetensors.torch import save_file
 
     where = f"PAIGroup({group.name!r}).load_checkpoint"

@@ -42,6 +42,10 @@ def own_files(run_dir: Path, name: str) -> list[Path]:
     PAI's snapshots (``best_model.pt``, ``switch_<n>.pt`` ...), its run configuration
     ``<name>_config.json``, its graphs and CSV files (``<name>*.png``/``.csv``), the
     adapter's log and marker. Anything else (subfolders included) is not listed.
+
+    Args:
+        run_dir: the run folder (must exist).
+        name: the group's name (PAI's save name).
     """
     out = []
     for path in sorted(run_dir.iterdir()):
@@ -59,7 +63,15 @@ def own_files(run_dir: Path, name: str) -> list[Path]:
 
 def claim(group: Any, where: str, run_dir: Path, name: str, overwrite: bool) -> None:
     """Reserve ``run_dir`` for ``group``: refuse a folder a live group uses, an existing
-    folder without ``overwrite``, and an unmarked one with it; then create and mark it."""
+    folder without ``overwrite``, and an unmarked one with it; then create and mark it.
+
+    Args:
+        group: the group being built.
+        where: names it in error messages.
+        run_dir: ``directory/name``.
+        name: the group's name.
+        overwrite: delete PAI's files in an existing run folder of this adapter.
+    """
     key = str(run_dir)
     with LOCK:
         holder = _LIVE.get(key)
@@ -115,6 +127,11 @@ def point_pai_at(pc: Any, run_dir: Path, name: str) -> None:
     PAI derives it from the working directory (``os.getcwd()/<save name>/``); the group's
     configuration answers with the absolute path instead (``None`` until PAI sets its
     save name, as PAI does).
+
+    Args:
+        pc: the group's fresh ``GPA.PAIConfig``.
+        run_dir: the run folder.
+        name: the group's name.
     """
     path = str(run_dir / f"{name}_config.json")
     pc.__dict__["get_run_config_path"] = lambda: path if pc.__dict__.get("_save_name") else None
@@ -126,6 +143,12 @@ def absolute_save_name(pc: Any, tracker: Any, run_dir: Path, name: str) -> None:
     PAI joins its save name with file names (``<save name>/best_model.pt``); an absolute
     save name makes those paths absolute. PAI's graph writer prefixes ``./`` instead: the
     tracker gets the same writer fed with the absolute folder.
+
+    Args:
+        pc: the group's ``GPA.pc``.
+        tracker: the group's ``GPA.pai_tracker``.
+        run_dir: the run folder.
+        name: the group's name.
     """
     pc.__dict__["_save_name"] = str(run_dir)
     tracker.__dict__["save_graphs"] = _graph_writer(tracker, pc, str(run_dir), name)

@@ -172,7 +172,12 @@ class NetworkSpec:
         return 2 if self.follow_pai_lr else 3
 
     def validate(self, group: str, name: str) -> None:
-        """Raise :class:`PAIConfigError` naming ``group`` and network ``name`` if invalid."""
+        """Raise :class:`PAIConfigError` naming ``group`` and network ``name`` if invalid.
+
+        Args:
+            group: the group's name.
+            name: the network's name in the group.
+        """
         where = f"PAIGroup({group!r}): network {name!r}"
         if not isinstance(self.module, nn.Module):
             raise PAIConfigError(f"{where}: module must be an nn.Module, got {type(self.module).__name__}")
@@ -220,7 +225,12 @@ def _qualname(obj: Any) -> str:
 
 
 def check_output_dimensions(where: str, dims: Sequence[int]) -> None:
-    """PAI needs exactly one ``0`` (the neuron dimension); other entries ``-1``, ``1`` or a size."""
+    """PAI needs exactly one ``0`` (the neuron dimension); other entries ``-1``, ``1`` or a size.
+
+    Args:
+        where: names the network in error messages.
+        dims: one entry per output dimension of the network's layers.
+    """
     try:
         values = [int(d) for d in dims]
     except (TypeError, ValueError):
@@ -236,7 +246,11 @@ def check_output_dimensions(where: str, dims: Sequence[int]) -> None:
 
 
 def check_group_name(name: Any) -> str:
-    """The group name is PAI's save name: a folder under the output directory."""
+    """The group name is PAI's save name: a folder under the output directory.
+
+    Args:
+        name: the name given to :class:`~torchrl_functional.pai.PAIGroup`.
+    """
     if not isinstance(name, str) or not name:
         raise PAIConfigError(f"PAIGroup: name must be a non-empty string, got {name!r}")
     if "/" in name or "\\" in name:
@@ -264,7 +278,12 @@ _RESERVED_NAMES = set(dir(GroupModel())) | {"tracker_string", "member_vars", "ne
 
 def check_network_name(group: str, name: Any) -> str:
     """A network name is an attribute of PAI's top-level module: an identifier, not ``module``
-    (PAI then takes the model for a wrapper and stops in pdb), not an ``nn.Module`` attribute."""
+    (PAI then takes the model for a wrapper and stops in pdb), not an ``nn.Module`` attribute.
+
+    Args:
+        group: the group's name (for messages).
+        name: the network's name.
+    """
     if not isinstance(name, str) or not _NETWORK_NAME.match(name):
         raise PAIConfigError(
             f"PAIGroup({group!r}): network names must be identifiers (letters, digits, '_'), got {name!r}"

@@ -275,7 +275,12 @@ class PAIGroup:
         return opts.lrs(self)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """``zero_grad`` on every optimizer of the group."""
+        """``zero_grad`` on every optimizer of the group.
+
+        Args:
+            set_to_none: as ``torch.optim.Optimizer.zero_grad`` (keep ``True`` for
+                one-network updates: a parameter without a gradient is not stepped).
+        """
         for opt in {id(o): o for o in self.optimizers.values() if o is not None}.values():
             opt.zero_grad(set_to_none=set_to_none)
 
@@ -382,22 +387,6 @@ class PAIGroup:
         return add_score(self, score, extra_scores, test_scores, force_restructure)
 
     # ------------------------------------------------------------------ checkpoints
-    def _fingerprint(self) -> dict[str, Any]:
-        """Plain-data description a checkpoint must match to be loaded into this group."""
-
-        def qualname(cls: Any) -> str | None:
-            return None if cls is None else f"{cls.__module__}.{cls.__qualname__}"
-
-        return {
-            "networks": {name: spec.fingerprint() for name, spec in self._specs.items()},
-            "settings": self.settings.fingerprint(),
-            "optimizer": qualname(self._optimizer_cls),
-            "optimizer_kwargs": {k: repr(v) for k, v in sorted(self._optimizer_kwargs.items())},
-            "scheduler": qualname(self._scheduler_cls),
-            "scheduler_kwargs": {k: repr(v) for k, v in sorted(self._scheduler_kwargs.items())},
-            "maximize": self.maximize,
-        }
-
     def save_checkpoint(self, path: str | Path) -> Path:
         """Save the group to one file, atomically: networks with their dendrites,
         optimizers, PAI's scheduler and tracker, the PAI snapshots it reads later, the

@@ -25,7 +25,11 @@ __all__ = ["refresh_loss_module", "functional_networks", "group_networks", "disa
 
 def functional_networks(loss: nn.Module) -> list[str]:
     """Names ``X`` for which ``loss`` holds ``X_params`` built from the network ``loss.X``,
-    in the order they were registered (the order of ``convert_to_functional`` calls)."""
+    in the order they were registered (the order of ``convert_to_functional`` calls).
+
+    Args:
+        loss: a TorchRL loss module.
+    """
     names = []
     for key, value in loss._modules.items():
         if not key.endswith("_params") or key.startswith("target_") or not isinstance(value, TensorDictBase):
@@ -168,6 +172,9 @@ def disable_value_estimator_vmap(loss: nn.Module) -> bool:
     values in their forward pass (data-dependent control flow), which ``vmap`` rejects
     as soon as PAI has added dendrites. ``deactivate_vmap=True`` (a TorchRL option)
     computes the same values with a Python loop.
+
+    Args:
+        loss: a TorchRL loss module (its estimator is not created here if it has none yet).
 
     Returns:
         ``True`` if the loss has a value estimator with that option (now set).

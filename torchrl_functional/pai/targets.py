@@ -85,6 +85,12 @@ class TargetNetwork:
             target.lerp_(current[pname].detach(), tau)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the network with the target's values (no gradients).
+
+        Args:
+            args, kwargs: the network's inputs (e.g. ``[B, obs]`` and ``[B, act]`` for a
+                Q network); the output has the network's shape (e.g. ``[B, 1]``).
+        """
         with torch.no_grad():
             return torch.func.functional_call(self._network(), self._params, args, kwargs, strict=False)
 
