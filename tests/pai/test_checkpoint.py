@@ -56,6 +56,10 @@ def test_resume_in_a_fresh_process_matches_continuing(out_dir, tmp_path):
     assert got["model"].keys() == expected["model"].keys()
     for key, value in expected["model"].items():
         assert torch.equal(got["model"][key], value), key
+    assert got["target"].keys() == expected["target"].keys()  # the target network, dendrites included
+    assert any("dendrite_module.layers" in key for key in expected["target"])
+    for key, value in expected["target"].items():
+        assert torch.equal(got["target"][key], value), key
 
 
 def small_group(out_dir, name="small", lr=1e-2) -> PAIGroup:
