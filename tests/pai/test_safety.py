@@ -351,6 +351,7 @@ def test_import_without_perforatedai(tmp_path):
     assert proc.stdout.strip() == "refused"
 
 
+@pytest.mark.slow
 def test_graphs_go_to_the_run_folder(out_dir):
     """PAI builds its graph paths from the working directory; the group gives it the run
     folder instead. ``overwrite=True`` removes them with PAI's other files."""

@@ -12,6 +12,7 @@ import time
 import warnings
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.pai.helpers import fixed, mlp, regression_step
@@ -91,6 +92,7 @@ def test_pai_calls_leave_other_threads_alone(out_dir, pai_sandbox, capsys):
     assert pdb.set_trace is trace and sys.breakpointhook is hook
 
 
+@pytest.mark.slow
 def test_importing_perforatedai_keeps_the_chosen_matplotlib_backend(tmp_path):
     """perforatedai calls ``matplotlib.use("Agg")`` on import; a backend the process chose
     before is put back."""
