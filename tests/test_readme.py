@@ -30,10 +30,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 MARKER = re.compile(r"<!--\s*readme-test:\s*(setup|dry-run|skip)\b\s*:?\s*(.*?)\s*-->")
-# Sections whose blocks have no markers yet: they are reported as skipped (pytest -ra).
-UNMARKED_SECTIONS = {
-    "Multiple optimizers with PerforatedAI": "its blocks get their readme-test markers with the section's next revision",
-}
 
 
 @dataclass
@@ -72,6 +68,13 @@ def parse_blocks(text: str) -> list[Block]:
 
 
 BLOCKS = parse_blocks(README.read_text())
+
+_PAI_RESET = """
+import contextlib, io
+with contextlib.redirect_stdout(io.StringIO()):  # perforatedai prints on import
+    from perforatedai import globals_perforatedai as _GPA
+_GPA.pc, _GPA.pai_tracker = _GPA.PAIConfig(), []
+"""
 
 # Names the excerpts use, defined the way the surrounding README text describes them.
 SETUPS = {
@@ -124,8 +127,39 @@ from ppo_cartpole import make_models
 _, _, actor, _ = make_models(env, 8)
 env.close()
 """,
+    # the PerforatedAI section: plain networks for a group (PAI's global state is reset first)
+    "pai_networks": _PAI_RESET + """
+import torch
+from torch import nn
+
+torch.manual_seed(0)
+actor = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+critic = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+class _CriticLoss:  # built at backward time: the group adds PAI's wrappers to the critic first
+    def backward(self, inputs):
+        critic(torch.randn(16, 4)).pow(2).mean().backward(inputs=inputs)
+
+critic_loss = _CriticLoss()
+mean_return = 1.0
+""",
+    # a group over a TorchRL actor and critic, after one training step
+    "pai_group": _PAI_RESET + """
+import torch
+from tests.builders import make_nets
+from torchrl_functional.pai import NetworkSpec, PAIGroup
+
+nets = make_nets("categorical", seed=0)
+group = PAIGroup("ppo", {"actor": NetworkSpec(nets.actor, lr=3e-4), "critic": NetworkSpec(nets.critic, lr=1e-3)},
+                 directory="runs/ppo_pai")
+from tensordict import TensorDict
+td = TensorDict(observation=torch.randn(8, 5), batch_size=[8])
+group.zero_grad()
+loss = group["critic"](td)["state_value"].pow(2).mean() + group["actor"](td)["logits"].pow(2).mean()
+loss.backward()
+group.step()
+""",
 }
-TEARDOWNS = {"ppo_ddp_rank": "collector.shutdown()\n"}
+TEARDOWNS = {"ppo_ddp_rank": "collector.shutdown()\n", "pai_group": "group.close()\n"}
 SLOW_SETUPS = {"ppo_ddp_rank"}  # starts worker processes
 
 
@@ -201,8 +235,6 @@ def check_command(argv: list[str]) -> None:
 
 @pytest.mark.parametrize("block", _params())
 def test_readme_block(block: Block, monkeypatch, tmp_path):
-    if block.section in UNMARKED_SECTIONS and block.mode in ("run", "output") and block.lang != "text":
-        pytest.skip(f"README line {block.line} ({block.section}): {UNMARKED_SECTIONS[block.section]}")
     if block.mode == "output":
         return
     if block.mode == "skip":
