@@ -11,7 +11,7 @@ import pytest
 import torch
 from torchrl.data import Bounded
 
-from tests.modules import test_offpolicy_parity as P
+from tests.modules import offpolicy_parity_common as P
 from torchrl_functional import modules as ours
 
 

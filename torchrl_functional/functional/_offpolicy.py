@@ -15,7 +15,16 @@ from torch import Tensor
 from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
 from . import value as value_kernels
 from ._onpolicy import _time_dim
-from ._td import check_bool, check_float, check_shape, hyperparameter, next_key, require
+from ._td import (
+    check_bool,
+    check_float,
+    check_reduction,
+    check_shape,
+    hyperparameter,
+    next_key,
+    require,
+    value_estimator_name,
+)
 from ._validation import check_choice, check_range, check_unit_interval
 from .keys import OffPolicyKeys
 from .value_learning import LOSS_FUNCTIONS, distance_loss
@@ -28,12 +37,14 @@ Number = float | Tensor
 
 @dataclass
 class Transition:
-    """``r``, ``done``, ``terminated`` of a batch, ``[*B, 1]`` each, and ``B``."""
+    """``r``, ``done``, ``terminated`` of a batch, ``[*B, 1]`` each, ``B``, and the number of
+    steps to the bootstrap observation ``[*B, 1]`` (n-step data) or ``None`` (one step)."""
 
     reward: Tensor
     done: Tensor
     terminated: Tensor
     batch_shape: torch.Size
+    steps: Tensor | None = None
 
 
 def check_input(loss: str, td: Any) -> None:
@@ -42,14 +53,16 @@ def check_input(loss: str, td: Any) -> None:
 
 
 def check_options(loss: str, *, reduction: str, loss_function: str | None = None,
-                  value_estimator: str | None = None) -> None:
-    from ._td import check_reduction
-
+                  value_estimator: Any = None) -> str | None:
+    """Check the options shared by the off-policy losses; returns the value estimator's
+    name (``"td0"``, ``"td1"`` or ``"td_lambda"``; TorchRL's ``ValueEstimators`` members accepted)."""
     check_reduction(loss, reduction)
     if loss_function is not None:
         check_choice(loss, "loss_function", loss_function, LOSS_FUNCTIONS)
     if value_estimator is not None:
+        value_estimator = value_estimator_name(loss, value_estimator)
         check_choice(loss, "value_estimator", value_estimator, VALUE_ESTIMATORS)
+    return value_estimator
 
 
 def read_transition(loss: str, td: TensorDictBase, keys: OffPolicyKeys) -> Transition:
@@ -69,7 +82,26 @@ def read_transition(loss: str, td: TensorDictBase, keys: OffPolicyKeys) -> Trans
         if flag is not None:
             check_bool(loss, key, flag)
             check_shape(loss, key, flag, reward.shape, f"the shape of {next_key(keys.reward)!r}")
-    return Transition(reward, done, done if terminated is None else terminated, reward.shape[:-1])
+    steps = read_steps_to_next_obs(loss, td, keys.steps_to_next_obs, reward.shape)
+    return Transition(reward, done, done if terminated is None else terminated, reward.shape[:-1], steps)
+
+
+def read_steps_to_next_obs(loss: str, td: TensorDictBase, key: Any, reward_shape: torch.Size) -> Tensor | None:
+    """n-step data (TorchRL's ``MultiStep``): the integer number of steps from each sample to
+    the observation its target bootstraps from, ``[*B]`` or ``[*B, 1]``, as ``[*B, 1]``."""
+    steps = td.get(key, None)
+    if steps is None:
+        return None
+    if not isinstance(steps, Tensor) or steps.is_floating_point() or steps.is_complex() or steps.dtype == torch.bool:
+        got = steps.dtype if isinstance(steps, Tensor) else type(steps).__name__
+        raise EntryDtypeError(loss, key, f"the number of steps to the next observation (n-step data, as "
+                                         f"MultiStep writes it) must be an integer tensor, got {got}")
+    if steps.shape == reward_shape[:-1]:
+        steps = steps.unsqueeze(-1)
+    elif steps.shape != reward_shape:
+        raise EntryShapeError(loss, key, f"expected shape {tuple(reward_shape[:-1])} or {tuple(reward_shape)} "
+                                         f"(the batch of the reward), got {tuple(steps.shape)}")
+    return steps
 
 
 def read_per_sample(loss: str, td: TensorDictBase, key: Any, batch_shape: torch.Size, hint: str,
@@ -94,30 +126,54 @@ def read_log_prob(loss: str, td: TensorDictBase, key: Any, batch_shape: torch.Si
     return x
 
 
+def ensemble_dim(td: TensorDictBase, key: Any) -> int:
+    """Where an ensemble entry holds its critics: right after the batch dimensions of the
+    TensorDict holding it. First in an unbatched TensorDict (``[E, *B, F]``, as TorchRL's
+    vmapped critics return it), after the batch in TorchRL's ``[*B]``-batched replay data
+    (``[*B, E, F]``: a TensorDict entry must start with its container's batch)."""
+    if isinstance(key, tuple) and len(key) > 1:
+        parent = td.get(key[:-1], None)
+        if isinstance(parent, TensorDictBase):
+            return parent.batch_dims
+    return td.batch_dims
+
+
 def read_ensemble(loss: str, td: TensorDictBase, key: Any, batch_shape: torch.Size, hint: str,
                   features: int | None = 1, extra_dims: tuple[int, ...] = (),
                   like: tuple[Any, Tensor] | None = None) -> Tensor:
-    """A Q-ensemble output ``[E, *B, *extra, F]``, ensemble first (TorchRL's vmapped critics).
+    """A Q-ensemble output as ``[E, *B, *extra, F]``, ensemble first (TorchRL's vmapped critics).
 
+    The ensemble dimension of the stored entry follows the batch dimensions of the TensorDict
+    holding it (:func:`ensemble_dim`): ``[E, *B, *extra, F]`` in an unbatched TensorDict,
+    ``[*B, E, *extra, F]`` in a ``[*B]``-batched one; it is returned moved to the front (a view).
     ``like=(key, tensor)`` requires the same ensemble size ``E`` as that entry."""
     x = require(loss, td, key, hint)
     check_float(loss, key, x)
     inner = batch_shape + extra_dims
-    ok = x.ndim == len(inner) + 2 and x.shape[1:-1] == inner and (features is None or x.shape[-1] == features)
+    d = ensemble_dim(td, key)
+    if d > len(batch_shape):
+        raise EntryShapeError(loss, key, f"is held in a TensorDict with {d} batch dimensions, more than the batch "
+                                         f"{tuple(batch_shape)} of the reward")
+    ok = x.ndim == len(inner) + 2 and x.shape[:d] == inner[:d] and x.shape[d + 1:-1] == inner[d:] and (
+        features is None or x.shape[-1] == features)
     if not ok:
-        want = ("E",) + tuple(inner) + ((features,) if features is not None else ("N",))
+        want = tuple(inner[:d]) + ("E",) + tuple(inner[d:]) + ((features,) if features is not None else ("N",))
+        where = "ensemble first: the TensorDict has no batch dimensions" if d == 0 else \
+            f"the ensemble after the TensorDict's {d} batch dimension(s)"
         extra = ""
         if x.ndim == len(inner) + 1 and x.shape[:-1] == inner:
-            extra = " (a single critic: add the ensemble dimension, x.unsqueeze(0))"
-        elif x.ndim == len(inner) + 1 and x.shape[1:] == inner:
+            extra = f" (a single critic: add the ensemble dimension, x.unsqueeze({d}))"
+        elif x.ndim == len(inner) + 1 and x.shape[:d] == inner[:d] and x.shape[d + 1:] == inner[d:]:
             extra = " (add the trailing feature dimension: x.unsqueeze(-1))"
-        raise EntryShapeError(loss, key, f"expected shape {want} with batch {tuple(batch_shape)} "
+        raise EntryShapeError(loss, key, f"expected shape {want} ({where}) with batch {tuple(batch_shape)} "
                                          f"(the batch of the reward), got {tuple(x.shape)}{extra}")
+    if d:
+        x = x.movedim(d, 0)
     if x.shape[0] < 1:
         raise EntryShapeError(loss, key, "the ensemble dimension is empty")
     if like is not None and x.shape[0] != like[1].shape[0]:
         raise EntryShapeError(loss, key, f"holds an ensemble of {x.shape[0]} critics, but {like[0]!r} "
-                                         f"holds {like[1].shape[0]} (the leading dimension is the ensemble)")
+                                         f"holds {like[1].shape[0]}")
     return x
 
 
@@ -164,12 +220,25 @@ def bootstrap_target(
     discounted (lambda-)return along the time dimension (TorchRL's ``TD1Estimator`` /
     ``TDLambdaEstimator.value_estimate``). The reward, ``gamma`` and ``lmbda`` keep their graphs.
     ``gamma``/``lmbda`` entries of ``td`` (``[*B]`` or ``[*B, 1]``) override the keywords.
+    n-step data (``steps_to_next_obs``, :func:`read_steps_to_next_obs`) discounts each
+    sample by ``gamma ** steps_to_next_obs``, as TorchRL's estimators do.
     """
+    steps = tr.steps
+    if steps is not None and td.get("gamma", None) is not None:
+        raise HyperparameterError(
+            loss, "gamma",
+            "the input holds both a 'gamma' entry and n-step data ('steps_to_next_obs'; MultiStep writes both, "
+            "its 'gamma' being gamma ** steps_to_next_obs): the discount is ambiguous. Drop the 'gamma' entry "
+            "(td.exclude('gamma')) to discount by gamma ** steps_to_next_obs as TorchRL's losses do",
+        )
     gamma = hyperparameter(loss, td, "gamma", gamma, tr.batch_shape)
     check_gamma(loss, gamma)
+    if steps is not None:
+        gamma = nstep_discount(gamma, steps, tr.reward)
     next_value = next_value.detach()
     if value_estimator == "td0":
         return value_kernels.td0_return_estimate(gamma, next_value, tr.reward, tr.terminated)
+    # TODO(time_dim_of): TorchRL's time-dimension rule, unified with the on-policy losses at merge
     dim = _time_dim(loss, td, tr.batch_shape, time_dim)
     if value_estimator == "td1":
         return value_kernels.td1_return_estimate(gamma, next_value, tr.reward, tr.done, tr.terminated, time_dim=dim)
@@ -178,6 +247,13 @@ def bootstrap_target(
     return value_kernels.td_lambda_return_estimate(
         gamma, lmbda, next_value, tr.reward, tr.done, tr.terminated, time_dim=dim
     )
+
+
+def nstep_discount(gamma: Number, steps: Tensor, like: Tensor) -> Tensor:
+    """``gamma ** steps`` ``[*B, 1]``: the discount of an n-step sample (``gamma`` keeps its graph)."""
+    if not isinstance(gamma, Tensor):
+        gamma = torch.tensor(float(gamma), dtype=like.dtype, device=like.device)
+    return gamma ** steps
 
 
 def ensemble_distance(prediction: Tensor, target: Tensor, loss_function: str) -> Tensor:

@@ -121,7 +121,7 @@ def cql_loss(
     """
     name = "cql_loss"
     check_input(name, td)
-    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     check_range(name, "temperature", temperature, 0.0, low_open=True)
     keys = resolve_keys(keys, CQLKeys, name)
     tr = read_transition(name, td, keys)
@@ -242,7 +242,7 @@ def discrete_cql_loss(
     """
     name = "discrete_cql_loss"
     check_input(name, td)
-    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     action_space = check_action_space(name, action_space)
     keys = resolve_keys(keys, DiscreteCQLKeys, name)
     tr, action_value, pred, target = discrete_q_terms(

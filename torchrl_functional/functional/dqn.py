@@ -77,7 +77,7 @@ def dqn_loss(
     """
     name = "dqn_loss"
     check_input(name, td)
-    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     action_space = check_action_space(name, action_space)
     keys = resolve_keys(keys, DQNKeys, name)
     tr, _, pred, target = discrete_q_terms(

@@ -125,6 +125,9 @@ class OffPolicyKeys(_Keys):
         action: the replayed action (constant).
         reward, done, terminated: read under ``"next"``, ``[*B, 1]``.
         priority_weight: importance weights of a prioritized replay buffer, ``[*B]``.
+        steps_to_next_obs: n-step data (TorchRL's ``MultiStep``): the integer number of steps
+            from each sample to the observation its target bootstraps from, ``[*B]``; the
+            sample is discounted by ``gamma ** steps_to_next_obs``. Absent: one step.
     """
 
     action: NestedKey = "action"
@@ -132,6 +135,7 @@ class OffPolicyKeys(_Keys):
     done: NestedKey = "done"
     terminated: NestedKey = "terminated"
     priority_weight: NestedKey = "priority_weight"
+    steps_to_next_obs: NestedKey = "steps_to_next_obs"
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ def sac_loss(
     """
     name = "sac_loss"
     check_input(name, td)
-    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     keys = resolve_keys(keys, SACKeys, name)
     tr = read_transition(name, td, keys)
     b = tr.batch_shape
@@ -200,7 +200,7 @@ def discrete_sac_loss(
     """
     name = "discrete_sac_loss"
     check_input(name, td)
-    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     action_space = check_action_space(name, action_space)
     keys = resolve_keys(keys, DiscreteSACKeys, name)
     tr = read_transition(name, td, keys)

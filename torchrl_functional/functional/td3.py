@@ -114,7 +114,7 @@ def td3_loss(
     """
     name = "td3_loss"
     check_input(name, td)
-    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     keys = resolve_keys(keys, TD3Keys, name)
     tr = read_transition(name, td, keys)
     b = tr.batch_shape
