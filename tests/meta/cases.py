@@ -36,6 +36,7 @@ from torchrl_functional.functional import (
     ppo_loss,
     reinforce_loss,
     sac_loss,
+    sac_v1_loss,
     td3_loss,
 )
 
@@ -189,6 +190,7 @@ ENSEMBLE_KEYS: dict[str, tuple] = {
     "sac": ("state_action_value", ("next", "state_action_value"), "state_action_value_actor"),
     "cql": ("state_action_value", ("next", "state_action_value"), "state_action_value_actor",
             "cql_random_value", "cql_current_value", "cql_next_value"),
+    "sac_v1": ("target_state_action_value", "state_action_value_actor"),
     "discrete_sac": ("action_value", ("next", "action_value")),
     "iql": ("state_action_value", "target_state_action_value"),
     "discrete_iql": ("state_action_value", "target_state_action_value"),
@@ -234,6 +236,15 @@ def off_policy_td(seed: int, dtype: torch.dtype = torch.float32, *, kind: str, n
             data["cql_current_log_prob"] = randn(B, K)
             data["cql_next_log_prob"] = randn(B, K)
             data["bc_log_prob"] = randn(B)
+    elif kind == "sac_v1":
+        data["state_action_value"] = randn(B, 1)
+        data["state_value"] = randn(B, 1)
+        data["next"]["state_value"] = randn(B, 1)
+        data["target_state_action_value"] = randn(E, B, 1)
+        data["target_log_prob"] = randn(B)
+        data["state_action_value_actor"] = randn(E, B, 1)
+        data["log_prob"] = randn(B)
+        data["action"] = randn(B, ACTION_DIM)
     elif kind == "discrete_sac":
         data["action_value"] = randn(E, B, N)
         data["next"]["action_value"] = randn(E, B, N)
@@ -277,14 +288,13 @@ def _off(kind: str):
 
 
 CASES += [
-    LossCase("dqn_loss", dqn_loss, _off("dqn"), {"gamma": 0.9}, {}, ("action_value",), compile=True,
-             objective_keys=("loss",)),
+    LossCase("dqn_loss", dqn_loss, _off("dqn"), {"gamma": 0.9}, {}, ("action_value",), objective_keys=("loss",)),
     LossCase("dqn_loss-td_lambda", dqn_loss, _off("dqn"), {"gamma": 0.9, "lmbda": 0.7},
              {"value_estimator": "td_lambda"}, ("action_value",), objective_keys=("loss",)),
     LossCase("ddpg_loss", ddpg_loss, _off("ddpg"), {"gamma": 0.9}, {},
              ("state_action_value", "state_action_value_actor"), compile=True),
     LossCase("td3_loss", td3_loss, _off("td3"), {"gamma": 0.9}, {},
-             ("state_action_value", "state_action_value_actor"), compile=True),
+             ("state_action_value", "state_action_value_actor")),
     LossCase("sac_loss", sac_loss, _off("sac"), {"gamma": 0.9}, {"log_alpha": -0.5},
              ("state_action_value", "state_action_value_actor", "log_prob"), compile=True),
     # alpha = exp(log_alpha) enters the critic target and the actor term detached (SAC's
@@ -306,4 +316,19 @@ CASES += [
              ("log_prob",), objective_keys=("loss_alpha",)),
     LossCase("discrete_cql_loss", discrete_cql_loss, _off("discrete_cql"), {"gamma": 0.9}, {},
              ("action_value",), compile=True),
+    LossCase("sac_v1_loss", sac_v1_loss, _off("sac_v1"), {"gamma": 0.9}, {"log_alpha": -0.5},
+             ("state_action_value", "state_value", "log_prob"), compile=True),
+    LossCase("sac_v1_loss-alpha", sac_v1_loss, _off("sac_v1"), {"log_alpha": -0.5}, {},
+             ("log_prob",), objective_keys=("loss_alpha",)),
+    # TorchRL's replay layouts: n-step data (MultiStep) and [B]-batched TensorDicts whose
+    # ensembles follow the batch
+    LossCase("td3_loss-batched", td3_loss, functools.partial(off_policy_td, kind="td3", batched=True),
+             {"gamma": 0.9}, {}, ("state_action_value", "state_action_value_actor"), compile=True),
+    LossCase("sac_loss-nstep-td_lambda", sac_loss, functools.partial(off_policy_td, kind="sac", nstep=True),
+             {"gamma": 0.9, "lmbda": 0.8}, {"log_alpha": -0.5, "value_estimator": "td_lambda"},
+             ("state_action_value", "log_prob")),
+    LossCase("iql_loss-batched", iql_loss, functools.partial(off_policy_td, kind="iql", batched=True),
+             {"gamma": 0.9, "expectile": 0.7, "temperature": 3.0}, {}, ("state_action_value", "state_value")),
+    LossCase("dqn_loss-nstep", dqn_loss, functools.partial(off_policy_td, kind="dqn", nstep=True),
+             {"gamma": 0.9}, {}, ("action_value",), compile=True, objective_keys=("loss",)),
 ]

@@ -35,6 +35,7 @@ SAC_CASES = COMMON + WEIGHTED + [
     ("separate_losses", {"separate_losses": True}, {}),
     ("none_non_tensor", {"reduction": "none", "scalar_output_mode": "non_tensor"}, {}),
     ("renamed_action", {}, {"keys": {"action": "act2", "state_action_value": "sav2"}}),
+    ("skip_done_states", {"skip_done_states": True}, {}),
 ]
 
 
@@ -54,9 +55,54 @@ def _pair_sac(act, sav, kwargs, opts):
     return build(TSAC, ours.SACLoss, nets, kwargs, opts.get("keys"), opts.get("estimator"))
 
 
-def test_sac_v1_is_a_clear_error():
-    with pytest.raises(NotImplementedError, match="SAC v1"):
-        ours.SACLoss(stoch_actor(), qvalue(), vvalue())
+def test_sac_skip_done_states_on_a_time_batch():
+    """TorchRL 0.14.1's SACLoss fails with ``skip_done_states`` on ``[B, T]`` data (its scatter of
+    the sampled actions breaks); ours equals TorchRL on the same transitions flattened to ``[B*T]``."""
+    ref, mine = _pair_sac("action", "state_action_value", {"skip_done_states": True, "reduction": "none",
+                                                          "scalar_output_mode": "exclude"}, {})
+    data = make_data((3, 5))
+    assert data["next", "done"].any()
+    torch.manual_seed(0)
+    out = mine(data.clone())
+    torch.manual_seed(0)
+    flat = ref(data.reshape(-1).clone())
+    for key in flat.keys():
+        torch.testing.assert_close(out[key].reshape(-1), flat[key])
+
+
+def _even(opts):
+    """SAC v1 splits the first batch dimension between the critics: make it even."""
+    batch = opts.get("batch", (12,))
+    return {**opts, "batch": (batch[0] + batch[0] % 2, *batch[1:])}
+
+
+SAC_V1_CASES = [(i, k, _even(o)) for i, k, o in COMMON + WEIGHTED] + [
+    ("ensemble_3", {"num_qvalue_nets": 3}, {}),
+    ("no_delay", {"delay_value": False, "delay_qvalue": False}, {}),
+    ("delay_actor", {"delay_actor": True}, {}),
+    ("fixed_alpha", {"fixed_alpha": True, "alpha_init": 0.3}, {}),
+    ("target_entropy", {"target_entropy": -0.5}, {}),
+    ("none_non_tensor", {"reduction": "none", "scalar_output_mode": "non_tensor"}, {}),
+    ("renamed_value", {}, {"keys": {"value": "sv2"}}),
+    ("skip_done_states", {"skip_done_states": True}, {}),  # no effect in version 1, as TorchRL
+]
+
+
+@pytest.mark.parametrize("case_id, kwargs, opts", SAC_V1_CASES, ids=ids(SAC_V1_CASES))
+def test_sac_v1_parity(case_id, kwargs, opts):
+    """SAC with a value network (TorchRL's version 1): loss_value included."""
+    keys = opts.get("keys") or {}
+    nets = (stoch_actor(), qvalue(), vvalue(out_key=keys.get("value", "state_value")))
+    ref, mine = build(TSAC, ours.SACLoss, nets, kwargs, keys, opts.get("estimator"))
+    out, _ = compare(ref, mine, data_for(opts))
+    assert "loss_value" in out.keys()
+
+
+def test_sac_v1_odd_batch_is_torchrl_error():
+    ref, mine = build(TSAC, ours.SACLoss, (stoch_actor(), qvalue(), vvalue()), {}, None, None)
+    for loss in (ref, mine):
+        with pytest.raises(RuntimeError, match="incompatible"):
+            loss(make_data((5,)))
 
 
 def test_sac_alpha_bounds_follow_torchrl_over_steps():
@@ -78,6 +124,8 @@ DSAC_CASES = COMMON + WEIGHTED + [
     ("alpha_bounds", {"alpha_init": 5.0, "min_alpha": 0.1, "max_alpha": 2.0}, {}),
     ("target_entropy", {"target_entropy": 0.4}, {}),
     ("entropy_weight", {"target_entropy_weight": 0.5}, {}),
+    ("skip_done_states", {"skip_done_states": True}, {}),
+    ("skip_done_states_BT", {"skip_done_states": True}, {"batch": (3, 5)}),
 ]
 
 

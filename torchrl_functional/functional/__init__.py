@@ -118,3 +118,9 @@ __all__ = [
     "kl_divergence",
     "sample_and_log_prob",
 ]
+
+# SAC with a value network (TorchRL's SACLoss version 1)
+from .keys import SACV1Keys  # noqa: E402
+from .sac import sac_v1_loss  # noqa: E402
+
+__all__ += ["sac_v1_loss", "SACV1Keys"]

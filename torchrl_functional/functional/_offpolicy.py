@@ -25,7 +25,7 @@ from ._td import (
     require,
     value_estimator_name,
 )
-from ._validation import check_choice, check_range, check_unit_interval
+from ._validation import check_choice, check_unit_interval
 from .keys import OffPolicyKeys
 from .value_learning import LOSS_FUNCTIONS, distance_loss
 
@@ -299,28 +299,6 @@ def chosen_action_value(
     if not action.is_floating_point():
         action = action.to(action_value.dtype)
     return (action_value * action).sum(-1, keepdim=True)
-
-
-def log_alpha_terms(loss: str, log_alpha: Number, like: Tensor) -> tuple[Tensor, Tensor]:
-    """``(log_alpha, alpha)``: ``log_alpha`` as a tensor (graph kept) and ``alpha = exp(log_alpha)``
-    **detached** (the temperature enters the actor and target terms as a constant, as in TorchRL)."""
-    if isinstance(log_alpha, Tensor):
-        check_float(loss, "log_alpha", log_alpha)
-        if log_alpha.numel() != 1:
-            raise HyperparameterError(loss, "log_alpha", f"expected a scalar, got shape {tuple(log_alpha.shape)}")
-    elif isinstance(log_alpha, (int, float)) and not isinstance(log_alpha, bool):
-        log_alpha = torch.tensor(float(log_alpha), dtype=like.dtype, device=like.device)
-    else:
-        raise HyperparameterError(loss, "log_alpha", f"expected a number or a tensor, got {type(log_alpha).__name__}")
-    check_range(loss, "log_alpha", log_alpha)  # NaN check
-    return log_alpha, log_alpha.detach().exp()
-
-
-def alpha_loss(log_alpha: Tensor, log_prob: Tensor, target_entropy: Number | None) -> Tensor:
-    """``-log_alpha * (log_prob.detach() + target_entropy)`` per sample (zeros without a target)."""
-    if target_entropy is None:
-        return torch.zeros_like(log_prob)
-    return -log_alpha * (log_prob.detach() + target_entropy)
 
 
 def discrete_q_terms(

@@ -19,7 +19,6 @@ from torch import Tensor
 
 from ..errors import EntryShapeError
 from ._offpolicy import (
-    alpha_loss,
     bootstrap_target,
     check_action_space,
     check_input,
@@ -27,7 +26,6 @@ from ._offpolicy import (
     discrete_q_terms,
     ensemble_distance,
     ensemble_min,
-    log_alpha_terms,
     read_ensemble,
     read_log_prob,
     read_transition,
@@ -35,7 +33,7 @@ from ._offpolicy import (
 from ._td import check_float, finish_losses, loss_mask, next_key, reduce_loss, require
 from ._validation import check_range
 from .keys import CQLKeys, DiscreteCQLKeys, NestedKey, resolve_keys
-from .sac import _target_entropy
+from .sac import _target_entropy, alpha_loss, log_alpha_terms
 from .value_learning import distance_loss
 
 __all__ = ["cql_loss", "discrete_cql_loss"]

@@ -21,7 +21,7 @@ NestedKey = str | tuple[str, ...]
 
 __all__ = [
     "NestedKey", "OnPolicyKeys", "PPOKeys", "A2CKeys", "ReinforceKeys", "resolve_keys",
-    "OffPolicyKeys", "DQNKeys", "DDPGKeys", "TD3Keys", "SACKeys", "DiscreteSACKeys", "IQLKeys",
+    "OffPolicyKeys", "DQNKeys", "DDPGKeys", "TD3Keys", "SACKeys", "SACV1Keys", "DiscreteSACKeys", "IQLKeys",
     "CQLKeys", "DiscreteCQLKeys",
 ]
 
@@ -189,6 +189,26 @@ class SACKeys(DDPGKeys):
     """
 
     log_prob: NestedKey = "log_prob"
+
+
+@dataclass(frozen=True)
+class SACV1Keys(SACKeys):
+    """Entries read by :func:`~torchrl_functional.functional.sac_v1_loss` (SAC with a value network).
+
+    Attributes:
+        state_action_value: ``Q(s, a)`` ``[*B, 1]`` of the critic each sample is assigned to
+            (with gradients; TorchRL splits the batch in ``E`` equal chunks, one per critic).
+        value: ``V(s)`` ``[*B, 1]`` (with gradients); under ``"next"``, ``V_target(s')``
+            (detached inside).
+        target_state_action_value: ``Q_target_i(s, a^)`` ``[E, *B, 1]`` at ``a^ ~ pi_target(s)``
+            (detached inside).
+        target_log_prob: ``log pi_target(a^ | s)`` ``[*B]`` (detached inside).
+        state_action_value_actor, log_prob: the actor term, as :class:`SACKeys`.
+    """
+
+    value: NestedKey = "state_value"
+    target_state_action_value: NestedKey = "target_state_action_value"
+    target_log_prob: NestedKey = "target_log_prob"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,14 @@ def run_value_network(loss_module, td: TensorDictBase, params: Any, key: Any) ->
 
 
 
+def scatter_rows(x: torch.Tensor, keep: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """``x`` computed on the rows ``keep`` (a bool mask ``[*B]``) of a batch, at dimension ``dim``,
+    placed back in zeros of the full batch (TorchRL's ``masked_scatter_`` of skipped states)."""
+    out = x.new_zeros((*x.shape[:dim], *keep.shape, *x.shape[dim + 1:]))
+    out[(slice(None),) * dim + (keep,)] = x
+    return out
+
+
 def estimator_kwargs(loss_module, tensordict: TensorDictBase | None = None) -> dict:
     """The loss module's value estimator (TorchRL's TD0 by default) as keyword arguments of
     the off-policy functional losses: ``value_estimator``, ``gamma``, ``lmbda``, ``time_dim``."""
