@@ -23,6 +23,14 @@ def run_value_network(loss_module, td: TensorDictBase, params: Any, key: Any) ->
 
 
 
+def clamp_log_alpha(loss_module) -> None:
+    """A bounded temperature (``min_alpha``/``max_alpha``): ``log_alpha`` clamped in place
+    before each forward, as TorchRL's ``_alpha`` property does whenever it is read."""
+    low, high = loss_module.min_log_alpha, loss_module.max_log_alpha
+    if low is not None or high is not None:
+        loss_module.log_alpha.data.clamp_(low, high)
+
+
 def scatter_rows(x: torch.Tensor, keep: torch.Tensor, dim: int = 0) -> torch.Tensor:
     """``x`` computed on the rows ``keep`` (a bool mask ``[*B]``) of a batch, at dimension ``dim``,
     placed back in zeros of the full batch (TorchRL's ``masked_scatter_`` of skipped states)."""

@@ -16,6 +16,7 @@ from ..functional.sac import discrete_sac_loss, sac_loss, sac_v1_loss
 from ._binding import FunctionalCallMixin, params_context
 from ._common import PRIVATE
 from ._offpolicy import (
+    clamp_log_alpha,
     estimator_kwargs,
     off_policy_keys,
     output_td,
@@ -84,8 +85,7 @@ class SACLoss(FunctionalCallMixin, _trl.SACLoss):
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         tk = self.tensor_keys
         check_single_key("SACLoss", tk.log_prob, "log-prob")
-        alpha = self._alpha  # TorchRL's property: clamps log_alpha.data when alpha is bounded
-        del alpha
+        clamp_log_alpha(self)
         if self._version == 1:
             return self._forward_v1(tensordict)
         inputs = transition_inputs(self, tensordict)
@@ -162,8 +162,7 @@ class DiscreteSACLoss(FunctionalCallMixin, _trl.DiscreteSACLoss):
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         tk = self.tensor_keys
-        alpha = self._alpha  # TorchRL's property: clamps log_alpha.data when alpha is bounded
-        del alpha
+        clamp_log_alpha(self)
         inputs = transition_inputs(self, tensordict)
         with torch.no_grad():
             next_td = tensordict.get("next").clone(False)
