@@ -231,3 +231,23 @@ def test_value_estimator_refuses_other_members():
     td = _make("td3")
     assert_bad(td3_loss, td, HyperparameterError, "td3_loss", "value_estimator", value_estimator=ValueEstimators.GAE)
     assert_bad(td3_loss, td, HyperparameterError, "td3_loss", "value_estimator", value_estimator=3)
+
+
+# ----------------------------------------------------------------------------- composite actions
+
+
+def test_auto_target_entropy_counts_every_head_of_a_composite_action():
+    """``target_entropy="auto"`` is minus the action dimensions per sample (TorchRL's rule): with a
+    composite action (a sub-TensorDict), summed over its heads; a head of the wrong batch raises."""
+    td = _make("sac")
+    b = td["next", "reward"].shape[0]
+    a = sac_loss(td, log_alpha=0.3)["loss_alpha"]
+    composite = td.clone()
+    composite["action"] = TensorDict({"a1": torch.zeros(b, 2), "a2": torch.zeros(b, 3, 2)}, [b])
+    lp = td["log_prob"]
+    expected = (-torch.tensor(0.3, dtype=torch.float64) * (lp + (-8.0))).mean()
+    torch.testing.assert_close(sac_loss(composite, log_alpha=0.3)["loss_alpha"], expected)
+    assert not torch.allclose(a, expected)
+    bad = composite.clone()
+    bad["action"] = TensorDict({"a1": torch.zeros(b, 2), "a2": torch.zeros(1, b, 2)}, [])
+    assert_bad(sac_loss, bad, EntryShapeError, "sac_loss", ("action", "a2"))

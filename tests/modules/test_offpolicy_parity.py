@@ -83,3 +83,17 @@ def test_discrete_cql_parity(space, case_id, kwargs, opts):
     ref, mine = build(TDCQL, ours.DiscreteCQLLoss, (dqn_actor(one_hot=space == "one_hot"),),
                       {"action_space": space, **kwargs}, opts.get("keys"), opts.get("estimator"))
     compare(ref, mine, data_for(opts, space))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bool])
+def test_nstep_entry_of_the_wrong_dtype_names_loss_and_entry(dtype):
+    """n-step data must hold integer step counts (MultiStep writes int64): a module says which
+    loss and which entry, instead of discounting by gamma ** (a float or a flag)."""
+    from torchrl_functional.errors import EntryDtypeError
+
+    _, mine = build(TDQN, ours.DQNLoss, (dqn_actor(),), {"action_space": "categorical"})
+    data = data_for({"batch": (3, 5), "nstep": 2}, "categorical")
+    data["steps_to_next_obs"] = data["steps_to_next_obs"].to(dtype)
+    with pytest.raises(EntryDtypeError) as info:
+        mine(data)
+    assert info.value.loss == "dqn_loss" and info.value.entry == "steps_to_next_obs"

@@ -3,11 +3,18 @@ gradient, the written priority); see ``offpolicy_parity_common``."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
+from tensordict import TensorDict
+from tensordict.nn import CompositeDistribution, NormalParamExtractor, TensorDictModule
+from torchrl.data import Bounded, Composite
+from torchrl.modules import ProbabilisticActor, TanhNormal, ValueOperator
 from torchrl.objectives import DiscreteSACLoss as TDSAC
 from torchrl.objectives import SACLoss as TSAC
 
+from tests.modules import offpolicy_parity_common as common
 from tests.modules.offpolicy_parity_common import (
     COMMON,
     NACT,
@@ -137,3 +144,41 @@ def test_discrete_sac_parity(space, case_id, kwargs, opts):
     ref, mine = build(TDSAC, ours.DiscreteSACLoss, nets, kwargs, opts.get("keys"), opts.get("estimator"))
     compare(ref, mine, data_for(opts, space))
     torch.testing.assert_close(mine.log_alpha, ref.log_alpha)
+
+
+class _CompositeQ(torch.nn.Module):
+    """Q(s, a) reading the one head of a composite action (TorchRL's composite SAC tests)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = common._QNet()
+
+    def forward(self, obs, action):
+        return self.net(obs, action.get("action1"))
+
+
+def _composite_sac_nets(version):
+    """A composite action ``{"action": {"action1": ...}}`` from a ``CompositeDistribution`` (one
+    TanhNormal head; TorchRL's SACLoss cannot be built with several heads)."""
+    net = torch.nn.Sequential(torch.nn.Linear(common.OBS, common.HID), torch.nn.Tanh(),
+                              torch.nn.Linear(common.HID, 2 * common.ACT), NormalParamExtractor())
+    module = TensorDictModule(common._init(net, 0), in_keys=["observation"],
+                              out_keys=[("params", "action1", "loc"), ("params", "action1", "scale")])
+    leaf = Bounded(-torch.ones(common.ACT), torch.ones(common.ACT), (common.ACT,))
+    spec = Composite({"action": {"action1": leaf}})
+    actor = ProbabilisticActor(module, in_keys=["params"], out_keys=["action"], spec=spec,
+                               distribution_class=functools.partial(CompositeDistribution,
+                                                                    distribution_map={"action1": TanhNormal}))
+    q = ValueOperator(common._init(_CompositeQ(), 1), in_keys=["observation", "action"])
+    nets = (actor, q) + ((common.vvalue(),) if version == 1 else ())
+    return nets, spec
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("case_id, opts", [("base", {}), ("nstep", {"batch": (4, 5), "nstep": 2})])
+def test_sac_composite_action_parity(version, case_id, opts):
+    nets, spec = _composite_sac_nets(version)
+    ref, mine = build(TSAC, ours.SACLoss, nets, {"action_spec": spec})
+    data = data_for(opts)
+    data["action"] = TensorDict({"action1": data.pop("action")}, data.batch_size)
+    compare(ref, mine, data)

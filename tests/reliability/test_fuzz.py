@@ -142,10 +142,12 @@ CONFIGS += [
     Config("dqn_loss/categorical", dqn_loss, _detached(test_dqn.make), None, {}, DQNKeys),
     Config("ddpg_loss", ddpg_loss, _detached(test_ddpg.make), None, {}, DDPGKeys),
     Config("td3_loss", td3_loss, _detached(test_td3.make), None, {}, TD3Keys),
-    Config("sac_loss", sac_loss, _detached(test_sac.make), None, {}, SACKeys),
+    # log_alpha != 0 so that loss_alpha sees its inputs; an explicit target entropy, since with
+    # "auto" the action's shape is the only thing read from it (any action shape is valid)
+    Config("sac_loss", sac_loss, _detached(test_sac.make), None, {"log_alpha": 0.3, "target_entropy": -2.0}, SACKeys),
     Config("discrete_sac_loss", discrete_sac_loss, _detached(test_sac._discrete), None, {}, DiscreteSACKeys),
     Config("iql_loss", iql_loss, _detached(test_iql.make), None, {}, IQLKeys),
-    Config("cql_loss", cql_loss, _detached(test_cql.make), None, {}, CQLKeys),
+    Config("cql_loss", cql_loss, _detached(test_cql.make), None, {"log_alpha": 0.3, "target_entropy": -2.0}, CQLKeys),
 ]
 
 
@@ -168,9 +170,10 @@ CONFIGS += [
     Config("dqn_loss/nstep", dqn_loss, _nstep(_detached(test_dqn.make)), None, {}, DQNKeys),
     Config("td3_loss/batched_nstep", td3_loss, _batched(_nstep(_detached(test_td3.make)), "td3"), None, {}, TD3Keys),
     Config("iql_loss/batched", iql_loss, _batched(_detached(test_iql.make), "iql"), None, {"expectile": 1.0}, IQLKeys),
-    Config("sac_v1_loss", sac_v1_loss, _nstep(_detached(test_sac_v1.make)), None, {}, SACV1Keys),
+    Config("sac_v1_loss", sac_v1_loss, _nstep(_detached(test_sac_v1.make)), None,
+           {"log_alpha": 0.3, "target_entropy": -2.0}, SACV1Keys),
     Config("discrete_sac_loss/skip_done_states", discrete_sac_loss, _detached(test_sac._discrete), None,
-           {"skip_done_states": True}, DiscreteSACKeys),
+           {"skip_done_states": True, "log_alpha": 0.3}, DiscreteSACKeys),
 ]
 
 

@@ -124,7 +124,7 @@ def cql_loss(
     keys = resolve_keys(keys, CQLKeys, name)
     tr = read_transition(name, td, keys)
     b = tr.batch_shape
-    target_entropy = _target_entropy(name, td, keys, target_entropy)
+    target_entropy = _target_entropy(name, td, keys, target_entropy, b)
     pred = read_ensemble(name, td, keys.state_action_value, b, "Q_i(s, a) of the critics (with gradients)")
     log_alpha, alpha = log_alpha_terms(name, log_alpha, pred)
 

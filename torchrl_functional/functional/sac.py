@@ -22,7 +22,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
-from ..errors import HyperparameterError
+from ..errors import EntryShapeError, HyperparameterError
 from ._offpolicy import (
     bootstrap_target,
     check_action_space,
@@ -69,13 +69,25 @@ def alpha_loss(log_alpha: Tensor, log_prob: Tensor, target_entropy: Number | Non
     return -log_alpha * (log_prob.detach() + target_entropy)
 
 
-def _target_entropy(name: str, td: TensorDictBase, keys, target_entropy) -> Number | None:
-    if isinstance(target_entropy, str):
-        if target_entropy != "auto":
-            raise HyperparameterError(name, "target_entropy", f"expected a number, a tensor, None or 'auto', got {target_entropy!r}")
-        action = require(name, td, keys.action, "target_entropy='auto' reads the action dimension from it")
-        return -float(action.shape[-1])
-    return target_entropy
+def _target_entropy(name: str, td: TensorDictBase, keys, target_entropy, batch_shape: torch.Size) -> Number | None:
+    """``"auto"``: minus the number of action dimensions per sample (TorchRL's rule), summed over
+    the heads of a composite action (a sub-TensorDict of actions)."""
+    if not isinstance(target_entropy, str):
+        return target_entropy
+    if target_entropy != "auto":
+        raise HyperparameterError(name, "target_entropy", f"expected a number, a tensor, None or 'auto', got {target_entropy!r}")
+    action = require(name, td, keys.action, "target_entropy='auto' reads the action dimension from it")
+    heads = action.items(True, True) if isinstance(action, TensorDictBase) else [((), action)]
+    dims = 0
+    for head, x in heads:
+        if x.shape[: len(batch_shape)] != batch_shape:
+            key = (keys.action if isinstance(keys.action, tuple) else (keys.action,)) + (
+                head if isinstance(head, tuple) else (head,))
+            raise EntryShapeError(name, key if head != () else keys.action,
+                                  f"expected an action of shape {tuple(batch_shape)} + action dims (the batch of "
+                                  f"the reward), got {tuple(x.shape)}")
+        dims += x.shape[len(batch_shape):].numel()
+    return -float(dims)
 
 
 def sac_loss(
@@ -119,7 +131,8 @@ def sac_loss(
             - ``"action"`` ``[*B, A]`` when ``target_entropy="auto"``;
             - optional ``"priority_weight"`` ``[*B]``, masks, ``"gamma"``/``"lmbda"`` overrides.
         log_alpha: log of the temperature (number or 0-d tensor, e.g. a ``Parameter``).
-        target_entropy: number or tensor; ``"auto"`` is ``-A``; ``None`` makes ``loss_alpha`` zero.
+        target_entropy: number or tensor; ``"auto"`` is minus the action dimensions per sample (summed over
+            the heads of a composite action, a sub-TensorDict); ``None`` makes ``loss_alpha`` zero.
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
         gamma, lmbda, value_estimator, time_dim: the bootstrapped target (see :func:`dqn_loss`).
         reduction, loss_mask_key: as :func:`dqn_loss`.
@@ -137,7 +150,7 @@ def sac_loss(
     keys = resolve_keys(keys, SACKeys, name)
     tr = read_transition(name, td, keys)
     b = tr.batch_shape
-    target_entropy = _target_entropy(name, td, keys, target_entropy)
+    target_entropy = _target_entropy(name, td, keys, target_entropy, b)
     pred = read_ensemble(name, td, keys.state_action_value, b, "Q_i(s, a) of the critics (with gradients)")
     next_q = read_ensemble(name, td, next_key(keys.state_action_value), b,
                            "Q_target_i(s', a') of the target critics at a' ~ pi(s')", like=(keys.state_action_value, pred))
@@ -219,7 +232,7 @@ def sac_v1_loss(
     keys = resolve_keys(keys, SACV1Keys, name)
     tr = read_transition(name, td, keys)
     b = tr.batch_shape
-    target_entropy = _target_entropy(name, td, keys, target_entropy)
+    target_entropy = _target_entropy(name, td, keys, target_entropy, b)
     pred = read_per_sample(name, td, keys.state_action_value, b, "Q(s, a) of the critic assigned to each sample (with gradients)")
     value = read_per_sample(name, td, keys.value, b, "V(s) of the value network (with gradients)")
     next_value = read_per_sample(name, td, next_key(keys.value), b, "V_target(s') of the target value network")
