@@ -124,3 +124,8 @@ from .keys import SACV1Keys  # noqa: E402
 from .sac import sac_v1_loss  # noqa: E402
 
 __all__ += ["sac_v1_loss", "SACV1Keys"]
+
+# critic-ensemble kernels
+from .value_learning import ensemble_distance, ensemble_min  # noqa: E402
+
+__all__ += ["ensemble_min", "ensemble_distance"]

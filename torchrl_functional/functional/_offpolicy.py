@@ -1,7 +1,9 @@
 """Pieces shared by the off-policy TensorDict losses (DQN, DDPG, TD3, SAC, IQL, CQL):
-reading the transition and network outputs, the bootstrapped target with its
-stop-gradient, ensemble reductions, the chosen action's value, and SAC's temperature.
-Each reads its entries once, checks them and names them in errors."""
+reading the transition (n-step data included) and the network outputs (ensembles in
+either layout), the bootstrapped target with its stop-gradient, and the chosen action's
+value. Each reads its entries once, checks them and names them in errors. (The ensemble
+kernels live in :mod:`.value_learning`, SAC's temperature in :mod:`.sac`, the DQN target
+in :mod:`.dqn`.)"""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from ._td import (
 )
 from ._validation import check_choice, check_unit_interval
 from .keys import OffPolicyKeys
-from .value_learning import LOSS_FUNCTIONS, distance_loss
+from .value_learning import LOSS_FUNCTIONS
 
 VALUE_ESTIMATORS = ("td0", "td1", "td_lambda")
 ACTION_SPACES = ("categorical", "one_hot")
@@ -177,11 +179,6 @@ def read_ensemble(loss: str, td: TensorDictBase, key: Any, batch_shape: torch.Si
     return x
 
 
-def ensemble_min(x: Tensor) -> Tensor:
-    """``min_i x[i]`` over the leading ensemble dimension (TorchRL's ``min(0)[0]``)."""
-    return x.min(0)[0]
-
-
 def priority_weight(loss: str, td: TensorDictBase, keys: OffPolicyKeys, batch_shape: torch.Size,
                     use_prioritized_weights: bool) -> Tensor | None:
     """The ``priority_weight`` entry ``[*B]``/``[*B, 1]`` as ``[*B, 1]``, if present and used."""
@@ -256,11 +253,6 @@ def nstep_discount(gamma: Number, steps: Tensor, like: Tensor) -> Tensor:
     return gamma ** steps
 
 
-def ensemble_distance(prediction: Tensor, target: Tensor, loss_function: str) -> Tensor:
-    """``sum_i d(Q_i, y)`` per sample: ``prediction`` ``[E, *B, 1]``, ``target`` ``[*B, 1]``."""
-    return distance_loss(prediction, target.expand_as(prediction), loss_function).sum(0)
-
-
 def check_action_space(loss: str, action_space: str) -> str:
     action_space = "one_hot" if action_space == "one-hot" else action_space
     check_choice(loss, "action_space", action_space, ACTION_SPACES)
@@ -299,41 +291,3 @@ def chosen_action_value(
     if not action.is_floating_point():
         action = action.to(action_value.dtype)
     return (action_value * action).sum(-1, keepdim=True)
-
-
-def discrete_q_terms(
-    loss: str,
-    td: TensorDictBase,
-    keys: Any,
-    *,
-    action_space: str,
-    double_dqn: bool,
-    value_estimator: str,
-    gamma: Number,
-    lmbda: Number,
-    time_dim: int | None,
-) -> tuple[Transition, Tensor, Tensor, Tensor]:
-    """Q-learning pieces shared by DQN and discrete CQL.
-
-    Returns:
-        ``(transition, Q(s, .) [*B, N], Q(s, a) [*B, 1], target [*B, 1])``; the target
-        bootstraps from ``max_a Q_target(s', a)`` (or, with ``double_dqn``, from
-        ``Q_target(s', argmax_a Q(s', a))``) and is detached from every network output.
-    """
-    tr = read_transition(loss, td, keys)
-    b = tr.batch_shape
-    action_value = read_per_sample(loss, td, keys.action_value, b, "Q(s, .) of the online Q-network", None)
-    n = action_value.shape[-1]
-    pred = chosen_action_value(loss, td, keys.action, action_value, b, action_space)
-    next_av = read_per_sample(loss, td, next_key(keys.action_value), b,
-                              "Q_target(s', .) of the target Q-network at the next observation", n)
-    if double_dqn:
-        online = read_per_sample(loss, td, next_key(keys.online_action_value), b,
-                                 "Q(s', .) of the online Q-network at the next observation (double DQN)", n)
-        index = online.detach().argmax(-1, keepdim=True)
-        next_value = torch.gather(next_av, -1, index)
-    else:
-        next_value = next_av.max(-1, keepdim=True)[0]
-    target = bootstrap_target(loss, td, tr, next_value, value_estimator=value_estimator,
-                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
-    return tr, action_value, pred, target

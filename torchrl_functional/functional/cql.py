@@ -23,18 +23,16 @@ from ._offpolicy import (
     check_action_space,
     check_input,
     check_options,
-    discrete_q_terms,
-    ensemble_distance,
-    ensemble_min,
     read_ensemble,
     read_log_prob,
     read_transition,
 )
 from ._td import check_float, finish_losses, loss_mask, next_key, reduce_loss, require
 from ._validation import check_range
+from .dqn import discrete_q_terms
 from .keys import CQLKeys, DiscreteCQLKeys, NestedKey, resolve_keys
 from .sac import _target_entropy, alpha_loss, log_alpha_terms
-from .value_learning import distance_loss
+from .value_learning import distance_loss, ensemble_distance, ensemble_min
 
 __all__ = ["cql_loss", "discrete_cql_loss"]
 

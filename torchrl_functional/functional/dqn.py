@@ -9,25 +9,68 @@ the ``"td_error"`` entry instead.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
+import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ._offpolicy import (
+    Transition,
+    bootstrap_target,
     check_action_space,
     check_input,
     check_options,
-    discrete_q_terms,
+    chosen_action_value,
     priority_weight,
+    read_per_sample,
+    read_transition,
 )
-from ._td import loss_mask, reduce_loss
+from ._td import loss_mask, next_key, reduce_loss
 from .keys import DQNKeys, NestedKey, resolve_keys
 from .value_learning import distance_loss
 
 __all__ = ["dqn_loss"]
 
 Number = float | Tensor
+
+
+def discrete_q_terms(
+    loss: str,
+    td: TensorDictBase,
+    keys: Any,
+    *,
+    action_space: str,
+    double_dqn: bool,
+    value_estimator: str,
+    gamma: Number,
+    lmbda: Number,
+    time_dim: int | None,
+) -> tuple[Transition, Tensor, Tensor, Tensor]:
+    """Q-learning pieces shared by DQN and discrete CQL.
+
+    Returns:
+        ``(transition, Q(s, .) [*B, N], Q(s, a) [*B, 1], target [*B, 1])``; the target
+        bootstraps from ``max_a Q_target(s', a)`` (or, with ``double_dqn``, from
+        ``Q_target(s', argmax_a Q(s', a))``) and is detached from every network output.
+    """
+    tr = read_transition(loss, td, keys)
+    b = tr.batch_shape
+    action_value = read_per_sample(loss, td, keys.action_value, b, "Q(s, .) of the online Q-network", None)
+    n = action_value.shape[-1]
+    pred = chosen_action_value(loss, td, keys.action, action_value, b, action_space)
+    next_av = read_per_sample(loss, td, next_key(keys.action_value), b,
+                              "Q_target(s', .) of the target Q-network at the next observation", n)
+    if double_dqn:
+        online = read_per_sample(loss, td, next_key(keys.online_action_value), b,
+                                 "Q(s', .) of the online Q-network at the next observation (double DQN)", n)
+        index = online.detach().argmax(-1, keepdim=True)
+        next_value = torch.gather(next_av, -1, index)
+    else:
+        next_value = next_av.max(-1, keepdim=True)[0]
+    target = bootstrap_target(loss, td, tr, next_value, value_estimator=value_estimator,
+                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
+    return tr, action_value, pred, target
 
 
 def dqn_loss(

@@ -22,8 +22,6 @@ from ._offpolicy import (
     check_input,
     check_options,
     chosen_action_value,
-    ensemble_distance,
-    ensemble_min,
     read_ensemble,
     read_log_prob,
     read_per_sample,
@@ -32,6 +30,7 @@ from ._offpolicy import (
 from ._td import finish_losses, loss_mask, next_key
 from ._validation import check_range
 from .keys import IQLKeys, NestedKey, resolve_keys
+from .value_learning import ensemble_distance, ensemble_min
 
 __all__ = ["iql_loss", "discrete_iql_loss", "expectile_loss"]
 

@@ -29,8 +29,6 @@ from ._offpolicy import (
     check_input,
     check_options,
     chosen_action_value,
-    ensemble_distance,
-    ensemble_min,
     priority_weight,
     read_ensemble,
     read_log_prob,
@@ -40,7 +38,7 @@ from ._offpolicy import (
 from ._td import check_float, finish_losses, loss_mask, next_key, require
 from ._validation import check_range
 from .keys import DiscreteSACKeys, NestedKey, SACKeys, SACV1Keys, resolve_keys
-from .value_learning import distance_loss
+from .value_learning import distance_loss, ensemble_distance, ensemble_min
 
 __all__ = ["sac_loss", "sac_v1_loss", "discrete_sac_loss"]
 
@@ -220,7 +218,9 @@ def sac_v1_loss(
               term, as :func:`sac_loss`; ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``;
             - ``"action"`` when ``target_entropy="auto"``; optional ``"priority_weight"``, masks,
               n-step data, ``"gamma"``/``"lmbda"`` overrides.
-        other arguments: as :func:`sac_loss`; ``keys``: :class:`~torchrl_functional.functional.keys.SACV1Keys`.
+        log_alpha, target_entropy, loss_function, gamma, value_estimator, lmbda, time_dim, reduction,
+        loss_mask_key, use_prioritized_weights: as :func:`sac_loss`.
+        keys: :class:`~torchrl_functional.functional.keys.SACV1Keys` or a mapping of renamed entries.
 
     Returns:
         TensorDict with ``loss_actor``, ``loss_qvalue``, ``loss_alpha``, ``loss_value``,

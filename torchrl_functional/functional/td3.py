@@ -19,14 +19,13 @@ from ._offpolicy import (
     bootstrap_target,
     check_input,
     check_options,
-    ensemble_distance,
-    ensemble_min,
     priority_weight,
     read_ensemble,
     read_transition,
 )
 from ._td import finish_losses, loss_mask, next_key
 from .keys import NestedKey, TD3Keys, resolve_keys
+from .value_learning import ensemble_distance, ensemble_min
 
 __all__ = ["td3_loss", "td3_target_action"]
 
