@@ -251,3 +251,28 @@ def test_auto_target_entropy_counts_every_head_of_a_composite_action():
     bad = composite.clone()
     bad["action"] = TensorDict({"a1": torch.zeros(b, 2), "a2": torch.zeros(1, b, 2)}, [])
     assert_bad(sac_loss, bad, EntryShapeError, "sac_loss", ("action", "a2"))
+
+
+# ----------------------------------------------------------------------------- shifted_valid
+
+
+@pytest.mark.parametrize("estimator", ["td1", "td_lambda"])
+def test_shifted_valid_ends_multistep_returns_at_the_last_valid_step(estimator):
+    """``"shifted_valid"`` (TorchRL's shifted estimators) masks the losses and, for multi-step
+    returns, ends each trajectory at its last valid step, truncated (TorchRL's ``value_estimate``)."""
+    td = to_batched(_make("ddpg"), (), (2, 3))
+    valid = torch.tensor([[True, True, False], [True, True, True]])
+    shifted = td.clone()
+    shifted["shifted_valid"] = valid
+    explicit = td.clone()
+    explicit["next", "done"] = td["next", "done"].clone()
+    explicit["next", "done"][0, 1] = True
+    explicit["next", "terminated"] = td["next", "terminated"].clone()
+    explicit["next", "terminated"][0, 1] = False
+    explicit["collector", "mask"] = valid
+    kw = {"gamma": 0.9, "value_estimator": estimator, "reduction": "none"}
+    _assert_same(ddpg_loss(shifted, **kw), ddpg_loss(explicit, **kw))
+    assert not torch.allclose(ddpg_loss(shifted, **kw)["target_value"], ddpg_loss(td, **kw)["target_value"])
+    bad = shifted.clone()
+    bad["shifted_valid"] = valid.float()
+    assert_bad(ddpg_loss, bad, EntryDtypeError, "ddpg_loss", "shifted_valid", **kw)

@@ -88,9 +88,10 @@ def dqn_actor(seed=1, one_hot=False):
     return QValueActor(_init(net, seed), in_keys=["observation"], spec=OneHot(NACT) if one_hot else Categorical(NACT))
 
 
-def make_data(batch, *, discrete=None, seed=0, mask=False, weights=False, keys=None, nstep=None):
+def make_data(batch, *, discrete=None, seed=0, mask=False, weights=False, keys=None, nstep=None, shifted=False):
     """A replay batch. ``discrete``: None (continuous), "categorical" or "one_hot"; ``nstep=n``:
-    a ``[B, T]`` batch turned into n-step data by TorchRL's ``MultiStep`` (``gamma=0.9``)."""
+    a ``[B, T]`` batch turned into n-step data by TorchRL's ``MultiStep`` (``gamma=0.9``);
+    ``shifted``: a ``"shifted_valid"`` mask (TorchRL's shifted estimators), a valid prefix per row."""
     keys = {"reward": "reward", "done": "done", "terminated": "terminated", "action": "action",
             "priority_weight": "priority_weight", **(keys or {})}
     g = torch.Generator().manual_seed(seed + 100)
@@ -119,6 +120,10 @@ def make_data(batch, *, discrete=None, seed=0, mask=False, weights=False, keys=N
         m = torch.rand(*shape, generator=g) < 0.7
         m.view(-1)[0] = True
         td["collector", "mask"] = m
+    if shifted:
+        lengths = torch.randint(2, shape[-1] + 1, shape[:-1], generator=g)
+        td["shifted_valid"] = torch.arange(shape[-1]) < lengths.unsqueeze(-1)
+        assert not td["shifted_valid"].all()
     if nstep is not None:
         td.names = [None] * (len(shape) - 1) + ["time"]
         td = MultiStep(gamma=0.9, n_steps=nstep)(td)
@@ -230,6 +235,9 @@ COMMON = [
     ("nstep3_BT", {}, {"batch": (3, 5), "nstep": 3}),
     ("nstep2_mask_BT", {}, {"batch": (3, 5), "nstep": 2, "mask": True}),
     ("nstep2_tdlambda_BT", {}, {"batch": (2, 6), "nstep": 2, "estimator": ValueEstimators.TDLambda}),
+    # "shifted_valid": a loss mask, and the end of each trajectory for multi-step returns
+    ("shifted_td1_BT", {}, {"batch": (4, 6), "shifted": True, "estimator": ValueEstimators.TD1}),
+    ("shifted_tdlambda_BT", {}, {"batch": (4, 6), "shifted": True, "estimator": ValueEstimators.TDLambda}),
 ]
 # priority weights (only for losses that read them)
 WEIGHTED = [
@@ -247,7 +255,8 @@ def ids(cases):
 
 def data_for(opts, discrete=None):
     return make_data(opts.get("batch", (12,)), discrete=discrete, mask=opts.get("mask", False),
-                     weights=opts.get("weights", False), keys=opts.get("keys"), nstep=opts.get("nstep"))
+                     weights=opts.get("weights", False), keys=opts.get("keys"), nstep=opts.get("nstep"),
+                     shifted=opts.get("shifted", False))
 
 
 def run(ref_cls, our_cls, nets, kwargs, opts, discrete=None, **kw):

@@ -8,6 +8,7 @@ import torch
 from torchrl.objectives import CQLLoss as TCQL
 from torchrl.objectives import DiscreteIQLLoss as TDIQL
 from torchrl.objectives import IQLLoss as TIQL
+from torchrl.objectives import ValueEstimators
 
 from tests.modules.offpolicy_parity_common import (
     COMMON,
@@ -24,7 +25,8 @@ from tests.modules.offpolicy_parity_common import (
 )
 from torchrl_functional import modules as ours
 
-IQL_CASES = COMMON + [
+# TorchRL's IQL targets ignore "shifted_valid" (see test_iql_shifted_valid_unlike_torchrl)
+IQL_CASES = [c for c in COMMON if not c[2].get("shifted")] + [
     ("ensemble_1", {"num_qvalue_nets": 1}, {}),
     ("ensemble_3_BT", {"num_qvalue_nets": 3}, {"batch": (3, 4)}),
     ("expectile_temperature", {"expectile": 0.8, "temperature": 3.0}, {}),
@@ -58,6 +60,44 @@ def test_iql_parity(case_id, kwargs, opts):
         compare(ref, mine, data, skip=("loss_qvalue",), skip_grads="qvalue_network")
     else:
         compare(ref, mine, data)
+
+
+def _iql_pair(discrete):
+    if discrete:
+        nets = (discrete_actor(), discrete_q(out_key="state_action_value"), vvalue())
+        return build(TDIQL, ours.DiscreteIQLLoss, nets, {"action_space": discrete})
+    return build(TIQL, ours.IQLLoss, (stoch_actor(), qvalue(), vvalue()), {})
+
+
+@pytest.mark.parametrize("estimator", [ValueEstimators.TD1, ValueEstimators.TDLambda])
+@pytest.mark.parametrize("discrete", [None, "categorical"])
+def test_iql_shifted_valid_unlike_torchrl(discrete, estimator):
+    """TorchRL 0.14.1's IQL targets drop ``"shifted_valid"`` (as they drop n-step data); its other
+    multi-step losses end each trajectory at its last valid step (truncated) and mask the rest.
+    Ours does so in IQL too: equal to TorchRL's IQL given that cut and that mask explicitly."""
+    ref, mine = _iql_pair(discrete)
+    for loss in (ref, mine):
+        loss.make_value_estimator(estimator, gamma=0.9)
+    data = data_for({"batch": (4, 6), "shifted": True}, discrete)
+    valid = data["shifted_valid"]
+    last = valid & ~torch.cat([valid[:, 1:], torch.ones_like(valid[:, :1])], 1)
+    explicit = data.clone().exclude("shifted_valid")
+    explicit["next", "done"] = data["next", "done"] | last.unsqueeze(-1)
+    explicit["next", "terminated"] = data["next", "terminated"] & ~last.unsqueeze(-1)
+    explicit["collector", "mask"] = valid
+    # TorchRL's IQLLoss also drops the mask from loss_qvalue (test_iql_masks_loss_qvalue_unlike_torchrl)
+    skip = () if discrete else ("loss_qvalue",)
+    d_mine, d_raw = data.clone(), data.clone()
+    torch.manual_seed(0)
+    out = mine(d_mine)
+    torch.manual_seed(0)
+    expected = ref(explicit)
+    for key in expected.keys():
+        if key not in skip:
+            torch.testing.assert_close(out[key], expected[key], msg=lambda m, k=key: f"{k}: {m}")
+    torch.testing.assert_close(d_mine["td_error"], explicit["td_error"])
+    ref(d_raw)  # TorchRL on the data as given: its target runs past the valid steps
+    assert not torch.allclose(d_raw["td_error"], d_mine["td_error"])
 
 
 @pytest.mark.parametrize("discrete", [None, "categorical"])
@@ -109,7 +149,8 @@ def test_discrete_iql_parity(space, case_id, kwargs, opts):
     compare(ref, mine, _iql_data(ref, mine, opts, space))
 
 
-CQL_COMMON = [c for c in COMMON if c[0] not in ("none", "mask_BT", "none_mask", "nstep2_mask_BT")]
+CQL_COMMON = [c for c in COMMON if c[0] not in ("none", "mask_BT", "none_mask", "nstep2_mask_BT")
+              and not c[2].get("shifted")]
 CQL_CASES = CQL_COMMON + [
     ("num_random_3_BT", {"num_random": 3}, {"batch": (2, 3)}),
     ("stochastic_backup", {"deterministic_backup": False}, {}),

@@ -237,13 +237,32 @@ def bootstrap_target(
         return value_kernels.td0_return_estimate(gamma, next_value, tr.reward, tr.terminated)
     # TODO(time_dim_of): TorchRL's time-dimension rule, unified with the on-policy losses at merge
     dim = _time_dim(loss, td, tr.batch_shape, time_dim)
+    done, terminated = _cut_at_last_valid(loss, td, tr, dim)
     if value_estimator == "td1":
-        return value_kernels.td1_return_estimate(gamma, next_value, tr.reward, tr.done, tr.terminated, time_dim=dim)
+        return value_kernels.td1_return_estimate(gamma, next_value, tr.reward, done, terminated, time_dim=dim)
     lmbda = hyperparameter(loss, td, "lmbda", lmbda, tr.batch_shape)
     check_unit_interval(loss, "lmbda", lmbda)
     return value_kernels.td_lambda_return_estimate(
-        gamma, lmbda, next_value, tr.reward, tr.done, tr.terminated, time_dim=dim
+        gamma, lmbda, next_value, tr.reward, done, terminated, time_dim=dim
     )
+
+
+def _cut_at_last_valid(loss: str, td: TensorDictBase, tr: Transition, dim: int) -> tuple[Tensor, Tensor]:
+    """``(done, terminated)`` for a multi-step return over data with a ``"shifted_valid"`` mask
+    (TorchRL's shifted estimators): the last valid step of each trajectory ends it, truncated
+    (``done``, not ``terminated``), as TorchRL's TD(1)/TD(lambda) ``value_estimate`` does."""
+    valid = td.get("shifted_valid", None)
+    if valid is None:
+        return tr.done, tr.terminated
+    check_bool(loss, "shifted_valid", valid)
+    if valid.shape == tr.batch_shape:
+        valid = valid.unsqueeze(-1)
+    check_shape(loss, "shifted_valid", valid, tr.reward.shape, f"the batch of the reward, {tuple(tr.batch_shape)}")
+    n = valid.shape[dim]
+    next_valid = torch.cat([valid.narrow(dim, 1, n - 1), valid.narrow(dim, 0, 1).new_ones(())
+                            .expand_as(valid.narrow(dim, 0, 1))], dim)
+    last = valid & ~next_valid
+    return tr.done | last, tr.terminated & ~last
 
 
 def nstep_discount(gamma: Number, steps: Tensor, like: Tensor) -> Tensor:
