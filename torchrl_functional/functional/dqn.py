@@ -102,12 +102,17 @@ def dqn_loss(
             - ``("next", "action_value")`` ``[*B, N]``: ``Q_target(s', .)``;
             - ``("next", "online_action_value")`` ``[*B, N]``: ``Q(s', .)``, double DQN only;
             - ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``;
-            - optional ``"priority_weight"`` ``[*B]``, masks, ``"gamma"``/``"lmbda"`` overrides.
+            - optional ``"priority_weight"`` ``[*B]``, masks, ``"gamma"``/``"lmbda"`` overrides;
+            - optional ``"steps_to_next_obs"`` ``[*B]`` (integer; n-step data from TorchRL's
+              ``MultiStep``): the sample bootstraps with ``gamma ** steps_to_next_obs``. With it,
+              a ``"gamma"`` entry is refused (MultiStep writes one: drop it).
         action_space: ``"categorical"`` or ``"one_hot"``.
         double_dqn: pick the bootstrap action with the online network.
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
         gamma, lmbda: discount (and trace decay): numbers or tensors (differentiable).
-        value_estimator: ``"td0"`` (one step), ``"td1"`` or ``"td_lambda"`` (along ``time_dim``).
+        value_estimator: ``"td0"`` (one step), ``"td1"`` or ``"td_lambda"`` (along ``time_dim``;
+            a ``"shifted_valid"`` mask ends each trajectory at its last valid step), or
+            TorchRL's ``ValueEstimators.TD0``/``TD1``/``TDLambda``.
         time_dim: batch dim holding time for ``"td1"``/``"td_lambda"`` (default: last).
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         loss_mask_key: ``"auto"`` (TorchRL's masks), an entry name, or ``None``.

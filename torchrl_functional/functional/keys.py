@@ -111,10 +111,12 @@ def resolve_keys(keys: Any, cls: type[K], loss: str) -> K:
 
 
 # ----------------------------------------------------------------------------- off-policy
-# Entries holding network outputs follow TorchRL's layout: a Q-ensemble is ``[E, *B, F]``
-# (ensemble first, as TorchRL's vmapped critics return it), a single critic ``[*B, 1]``,
-# a log-prob ``[*B]``. An entry named ``x`` is read at the root for the current state and
-# under ``("next", x)`` for the next state, as ``reward``/``done``/``terminated`` are.
+# Entries holding network outputs follow TorchRL's layout: a single critic ``[*B, 1]``, a
+# log-prob ``[*B]``, a Q-ensemble ``[E, *B, F]`` in a TensorDict without batch dimensions
+# (ensemble first, as TorchRL's vmapped critics return it) or ``[*B, E, F]`` in TorchRL's
+# ``[*B]``-batched replay data: the ensemble dimension follows the batch dimensions of the
+# TensorDict holding the entry. An entry named ``x`` is read at the root for the current
+# state and under ``("next", x)`` for the next state, as ``reward``/``done``/``terminated`` are.
 
 
 @dataclass(frozen=True)
