@@ -103,3 +103,7 @@ __all__ = [
     "NonFiniteEntryError",
     "HyperparameterError",
 ]
+
+from .functional import SACV1Keys, sac_v1_loss  # noqa: E402
+
+__all__ += ["sac_v1_loss", "SACV1Keys"]

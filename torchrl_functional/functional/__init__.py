@@ -155,3 +155,14 @@ __all__ = [
     "kl_divergence",
     "sample_and_log_prob",
 ]
+
+# SAC with a value network (TorchRL's SACLoss version 1)
+from .keys import SACV1Keys  # noqa: E402
+from .sac import sac_v1_loss  # noqa: E402
+
+__all__ += ["sac_v1_loss", "SACV1Keys"]
+
+# critic-ensemble kernels
+from .value_learning import ensemble_distance, ensemble_min  # noqa: E402
+
+__all__ += ["ensemble_min", "ensemble_distance"]

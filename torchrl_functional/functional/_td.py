@@ -201,3 +201,19 @@ def finish_losses(loss: str, out: dict[str, Tensor], reduction: str, mask: Tenso
         if key.startswith("loss_"):
             out[key] = reduce_loss(loss, value, reduction, mask, weights)
     return TensorDict(out, batch_size=[])
+
+
+#: TorchRL's ``ValueEstimators`` members by name, and the estimator names the losses take.
+_ESTIMATOR_NAMES = {"TD0": "td0", "TD1": "td1", "TDLambda": "td_lambda", "GAE": "gae", "VTrace": "vtrace"}
+
+
+def value_estimator_name(loss: str, value_estimator: Any) -> Any:
+    """``value_estimator=`` as a loss's string name: a TorchRL ``ValueEstimators`` member
+    (``ValueEstimators.TDLambda``) becomes ``"td_lambda"``; strings pass through."""
+    if isinstance(value_estimator, str):
+        return value_estimator
+    name = getattr(value_estimator, "name", None)
+    if type(value_estimator).__name__ == "ValueEstimators" and name in _ESTIMATOR_NAMES:
+        return _ESTIMATOR_NAMES[name]
+    raise HyperparameterError(loss, "value_estimator",
+                              f"expected a name or a ValueEstimators member, got {value_estimator!r}")

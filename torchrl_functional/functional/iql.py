@@ -22,8 +22,6 @@ from ._offpolicy import (
     check_input,
     check_options,
     chosen_action_value,
-    ensemble_distance,
-    ensemble_min,
     read_ensemble,
     read_log_prob,
     read_per_sample,
@@ -32,6 +30,7 @@ from ._offpolicy import (
 from ._td import finish_losses, loss_mask, next_key
 from ._validation import check_range
 from .keys import IQLKeys, NestedKey, resolve_keys
+from .value_learning import ensemble_distance, ensemble_min
 
 __all__ = ["iql_loss", "discrete_iql_loss", "expectile_loss"]
 
@@ -43,7 +42,7 @@ def expectile_loss(diff: Tensor, expectile: Number) -> Tensor:
 
     Args:
         diff: ``Q - V``, any shape (e.g. ``[*B, 1]``).
-        expectile: ``tau`` in ``(0, 1)`` (number or tensor; differentiable).
+        expectile: ``tau`` in ``[0, 1]`` (number or tensor; differentiable).
 
     Returns:
         The weighted squared difference, of the shape of ``diff``.
@@ -62,7 +61,7 @@ def _iql(
     value = read_per_sample(name, td, keys.value, b, "V(s) of the value network (with gradients)")
     next_value = read_per_sample(name, td, next_key(keys.value), b, "V(s') of the value network at the next observation")
     log_prob = read_log_prob(name, td, keys.log_prob, b, "log pi(a|s) of the replayed action under the current policy")
-    check_range(name, "expectile", expectile, 0.0, 1.0, low_open=True, high_open=True)
+    check_range(name, "expectile", expectile, 0.0, 1.0)
     check_range(name, "temperature", temperature, 0.0)
     min_q = ensemble_min(target_q.detach())
     advantage = min_q - value.detach()
@@ -117,7 +116,8 @@ def iql_loss(
             - ``"log_prob"`` ``[*B]``: ``log pi(a|s)`` of the replayed action (with gradients);
             - ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``; optional masks and
               ``"gamma"``/``"lmbda"`` overrides.
-        expectile: ``tau`` in ``(0, 1)`` (number or tensor, differentiable).
+        expectile: ``tau`` in ``[0, 1]`` (``1`` fits ``V`` to the upper envelope of ``Q``; number or
+            tensor, differentiable).
         temperature: ``beta >= 0`` of the actor's weight (number or tensor, differentiable).
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
         gamma, lmbda, value_estimator, time_dim: the bootstrapped target (see :func:`dqn_loss`).
@@ -130,7 +130,7 @@ def iql_loss(
     """
     name = "iql_loss"
     check_input(name, td)
-    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     keys = resolve_keys(keys, IQLKeys, name)
     tr = read_transition(name, td, keys)
     q = read_ensemble(name, td, keys.state_action_value, tr.batch_shape, "Q_i(s, a) of the critics (with gradients)")
@@ -188,7 +188,7 @@ def discrete_iql_loss(
     """
     name = "discrete_iql_loss"
     check_input(name, td)
-    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     action_space = check_action_space(name, action_space)
     keys = resolve_keys(keys, IQLKeys, name)
     tr = read_transition(name, td, keys)

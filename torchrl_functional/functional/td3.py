@@ -19,14 +19,13 @@ from ._offpolicy import (
     bootstrap_target,
     check_input,
     check_options,
-    ensemble_distance,
-    ensemble_min,
     priority_weight,
     read_ensemble,
     read_transition,
 )
 from ._td import finish_losses, loss_mask, next_key
 from .keys import NestedKey, TD3Keys, resolve_keys
+from .value_learning import ensemble_distance, ensemble_min
 
 __all__ = ["td3_loss", "td3_target_action"]
 
@@ -115,7 +114,7 @@ def td3_loss(
     """
     name = "td3_loss"
     check_input(name, td)
-    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     keys = resolve_keys(keys, TD3Keys, name)
     tr = read_transition(name, td, keys)
     b = tr.batch_shape

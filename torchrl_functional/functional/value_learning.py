@@ -8,7 +8,8 @@ from torch import Tensor
 
 from ..errors import EntryShapeError, HyperparameterError
 
-__all__ = ["LOSS_FUNCTIONS", "distance_loss", "clipped_value_loss", "explained_variance"]
+__all__ = ["LOSS_FUNCTIONS", "distance_loss", "clipped_value_loss", "explained_variance", "ensemble_min",
+           "ensemble_distance"]
 
 LOSS_FUNCTIONS = ("l2", "l1", "smooth_l1")
 
@@ -91,3 +92,17 @@ def explained_variance(target: Tensor, prediction: Tensor) -> Tensor:
         resid = torch.var(target - prediction, correction=0, dim=0)
         total = torch.var(target, correction=0, dim=0)
         return 1.0 - resid / (total + eps)
+
+
+def ensemble_min(x: Tensor) -> Tensor:
+    """Clipped double-Q: ``min_i x[i]`` over the leading ensemble dimension (TorchRL's ``min(0)[0]``).
+
+    Fujimoto et al. 2018 (arXiv 1802.09477). ``x``: ``[E, *B, F]``; returns ``[*B, F]``."""
+    return x.min(0)[0]
+
+
+def ensemble_distance(prediction: Tensor, target: Tensor, loss_function: str) -> Tensor:
+    """Critic-ensemble regression ``sum_i d(Q_i, y)`` per sample (every critic to the same target).
+
+    ``prediction`` ``[E, *B, 1]``, ``target`` ``[*B, 1]``; returns ``[*B, 1]``; gradients flow to both."""
+    return distance_loss(prediction, target.expand_as(prediction), loss_function).sum(0)
