@@ -89,9 +89,25 @@ def on_policy_td(
 OFF_B, ENSEMBLE, K_SAMPLES = 6, 2, 3  # replayed transitions, critics, CQL action samples
 
 
-def off_policy_td(seed: int, dtype: torch.dtype = torch.float32, *, kind: str) -> TensorDict:
+#: the ensemble entries ``[E, B, ...]`` of each kind of off-policy input
+ENSEMBLE_KEYS: dict[str, tuple] = {
+    "td3": ("state_action_value", ("next", "state_action_value"), "state_action_value_actor"),
+    "sac": ("state_action_value", ("next", "state_action_value"), "state_action_value_actor"),
+    "cql": ("state_action_value", ("next", "state_action_value"), "state_action_value_actor",
+            "cql_random_value", "cql_current_value", "cql_next_value"),
+    "sac_v1": ("target_state_action_value", "state_action_value_actor"),
+    "discrete_sac": ("action_value", ("next", "action_value")),
+    "iql": ("state_action_value", "target_state_action_value"),
+    "discrete_iql": ("state_action_value", "target_state_action_value"),
+}
+
+
+def off_policy_td(seed: int, dtype: torch.dtype = torch.float32, *, kind: str, nstep: bool = False,
+                  batched: bool = False) -> TensorDict:
     """Replayed transitions with the network outputs each off-policy loss reads. Q-ensembles are
-    ``[E, B, ...]`` (ensemble first), so the TensorDict has no batch dimensions."""
+    ``[E, B, ...]`` (ensemble first) in a TensorDict without batch dimensions, or, with
+    ``batched=True``, ``[B, E, ...]`` in a ``[B]``-batched one (TorchRL's replay layout).
+    ``nstep=True`` adds n-step data: ``steps_to_next_obs`` in ``1..3``."""
     g = torch.Generator().manual_seed(seed)
 
     def randn(*s: int) -> torch.Tensor:
@@ -125,6 +141,15 @@ def off_policy_td(seed: int, dtype: torch.dtype = torch.float32, *, kind: str) -
             data["cql_current_log_prob"] = randn(B, K)
             data["cql_next_log_prob"] = randn(B, K)
             data["bc_log_prob"] = randn(B)
+    elif kind == "sac_v1":
+        data["state_action_value"] = randn(B, 1)
+        data["state_value"] = randn(B, 1)
+        data["next"]["state_value"] = randn(B, 1)
+        data["target_state_action_value"] = randn(E, B, 1)
+        data["target_log_prob"] = randn(B)
+        data["state_action_value_actor"] = randn(E, B, 1)
+        data["log_prob"] = randn(B)
+        data["action"] = randn(B, ACTION_DIM)
     elif kind == "discrete_sac":
         data["action_value"] = randn(E, B, N)
         data["next"]["action_value"] = randn(E, B, N)
@@ -142,9 +167,25 @@ def off_policy_td(seed: int, dtype: torch.dtype = torch.float32, *, kind: str) -
             data["action"] = torch.randint(N, (B,), generator=g)
     else:  # pragma: no cover
         raise ValueError(kind)
-    return TensorDict(data, batch_size=[])
+    if nstep:
+        data["steps_to_next_obs"] = torch.randint(1, 4, (B,), generator=g)
+    td = TensorDict(data, batch_size=[])
+    return to_batched(td, ENSEMBLE_KEYS.get(kind, ())) if batched else td
 
 
+def to_batched(td: TensorDict, ensemble_keys: tuple, batch: tuple | None = None) -> TensorDict:
+    """The same input in TorchRL's replay layout: a TensorDict of batch ``B`` (the reward's,
+    or ``batch``, reshaping the leading batch dim), ensemble entries ``[*B, E, ...]``."""
+    b = tuple(td["next", "reward"].shape[:-1])
+    batch = tuple(batch or b)
+    out = TensorDict(batch_size=batch)
+    for key, x in td.items(True, True):
+        if key in ensemble_keys:
+            x = x.reshape(x.shape[0], *batch, *x.shape[1 + len(b):]).movedim(0, len(batch))
+        else:
+            x = x.reshape(*batch, *x.shape[len(b):])
+        out.set(key, x)
+    return out
 
 
 def on_policy(**options):
@@ -152,9 +193,9 @@ def on_policy(**options):
     return functools.partial(on_policy_td, **options)
 
 
-def off_policy(kind: str):
-    """``off_policy_td`` for ``kind``, as a ``(seed, dtype)`` builder."""
-    return functools.partial(off_policy_td, kind=kind)
+def off_policy(kind: str, **options):
+    """``off_policy_td`` for ``kind`` (and ``nstep``/``batched``), as a ``(seed, dtype)`` builder."""
+    return functools.partial(off_policy_td, kind=kind, **options)
 
 
 def flat_given(seed: int, dtype: torch.dtype = torch.float32, *, n: int = 3) -> TensorDict:

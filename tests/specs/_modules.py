@@ -180,7 +180,7 @@ def off_policy_case(
 ) -> ModuleCase:
     """An off-policy module case: TorchRL's class and ours on the same networks, TorchRL's
     parameters copied into ours, target parameters perturbed identically."""
-    from tests.modules import test_offpolicy_parity as P
+    from tests.modules import offpolicy_parity_common as P
 
     def build():
         return P.build(torchrl_cls, our_cls, nets(), kwargs or {}, keys, estimator)

@@ -15,7 +15,7 @@ from .sac import LOG_ALPHA
 
 
 def _cql_cases():
-    from tests.modules import test_offpolicy_parity as P
+    from tests.modules import offpolicy_parity_common as P
 
     return [
         off_policy_case("base", torchrl_objectives.CQLLoss, modules.CQLLoss,
@@ -24,7 +24,7 @@ def _cql_cases():
 
 
 def _discrete_cql_cases():
-    from tests.modules import test_offpolicy_parity as P
+    from tests.modules import offpolicy_parity_common as P
 
     return [
         off_policy_case("base", torchrl_objectives.DiscreteCQLLoss, modules.DiscreteCQLLoss,

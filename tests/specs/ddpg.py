@@ -14,7 +14,7 @@ from .dqn import DISCOUNT
 
 
 def _cases():
-    from tests.modules import test_offpolicy_parity as P
+    from tests.modules import offpolicy_parity_common as P
 
     return [
         off_policy_case("base", torchrl_objectives.DDPGLoss, modules.DDPGLoss,

@@ -15,7 +15,7 @@ DISCOUNT = (-0.1, 1.5, float("nan"))
 
 
 def _cases():
-    from tests.modules import test_offpolicy_parity as P
+    from tests.modules import offpolicy_parity_common as P
 
     theirs, ours = torchrl_objectives.DQNLoss, modules.DQNLoss
     return [

@@ -20,7 +20,7 @@ HYPERS = (
 
 
 def _iql_cases():
-    from tests.modules import test_offpolicy_parity as P
+    from tests.modules import offpolicy_parity_common as P
 
     return [
         off_policy_case("base", torchrl_objectives.IQLLoss, modules.IQLLoss,
@@ -29,7 +29,7 @@ def _iql_cases():
 
 
 def _discrete_iql_cases():
-    from tests.modules import test_offpolicy_parity as P
+    from tests.modules import offpolicy_parity_common as P
 
     return [
         off_policy_case("base", torchrl_objectives.DiscreteIQLLoss, modules.DiscreteIQLLoss,

@@ -5,7 +5,14 @@ from __future__ import annotations
 from torchrl import objectives as torchrl_objectives
 
 from torchrl_functional import modules
-from torchrl_functional.functional import DiscreteSACKeys, SACKeys, discrete_sac_loss, sac_loss
+from torchrl_functional.functional import (
+    DiscreteSACKeys,
+    SACKeys,
+    SACV1Keys,
+    discrete_sac_loss,
+    sac_loss,
+    sac_v1_loss,
+)
 
 from ._inputs import off_policy
 from ._modules import off_policy_case
@@ -18,7 +25,7 @@ LOG_ALPHA = Hyper("log_alpha", -0.5, invalid=(float("nan"),), objective=("loss_a
 
 
 def _sac_cases():
-    from tests.modules import test_offpolicy_parity as P
+    from tests.modules import offpolicy_parity_common as P
 
     return [
         off_policy_case("base", torchrl_objectives.SACLoss, modules.SACLoss,
@@ -27,7 +34,7 @@ def _sac_cases():
 
 
 def _discrete_sac_cases():
-    from tests.modules import test_offpolicy_parity as P
+    from tests.modules import offpolicy_parity_common as P
 
     return [
         off_policy_case("base", torchrl_objectives.DiscreteSACLoss, modules.DiscreteSACLoss,
@@ -54,3 +61,24 @@ SPECS = [
         grad_outputs=("loss_actor", "loss_qvalue", "loss_alpha"),
     ),
 ]
+
+
+def _sac_v1_cases():
+    from tests.modules import offpolicy_parity_common as P
+
+    return [
+        off_policy_case("v1", torchrl_objectives.SACLoss, modules.SACLoss,
+                        lambda: (P.stoch_actor(), P.qvalue(), P.vvalue()), functional_call=True),
+    ]
+
+
+SPECS.append(
+    LossSpec(
+        "sac_v1_loss", sac_v1_loss, SACV1Keys,
+        (Layout("td0", off_policy("sac_v1"), {}, ("state_action_value", "state_value", "log_prob"), compile=True),),
+        (Hyper("gamma", 0.9, invalid=DISCOUNT, entry=True), LOG_ALPHA),
+        # SACLoss(value_network=...) is TorchRL's SAC v1
+        modules.SACLoss, torchrl_objectives.SACLoss, _sac_v1_cases,
+        grad_outputs=("loss_actor", "loss_qvalue", "loss_value", "loss_alpha"),
+    )
+)

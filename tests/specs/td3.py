@@ -15,7 +15,7 @@ from .dqn import DISCOUNT
 
 
 def _cases():
-    from tests.modules import test_offpolicy_parity as P
+    from tests.modules import offpolicy_parity_common as P
 
     bounds = (-torch.ones(P.ACT) * 0.8, torch.ones(P.ACT) * 0.8)
     return [

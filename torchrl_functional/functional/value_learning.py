@@ -97,12 +97,26 @@ def explained_variance(target: Tensor, prediction: Tensor) -> Tensor:
 def ensemble_min(x: Tensor) -> Tensor:
     """Clipped double-Q: ``min_i x[i]`` over the leading ensemble dimension (TorchRL's ``min(0)[0]``).
 
-    Fujimoto et al. 2018 (arXiv 1802.09477). ``x``: ``[E, *B, F]``; returns ``[*B, F]``."""
+    Fujimoto et al. 2018 (arXiv 1802.09477).
+
+    Args:
+        x: ``[E, *B, F]`` values of the ``E`` critics.
+
+    Returns:
+        ``[*B, F]``, the minimum over critics (gradients flow to the minimising critic).
+    """
     return x.min(0)[0]
 
 
 def ensemble_distance(prediction: Tensor, target: Tensor, loss_function: str) -> Tensor:
     """Critic-ensemble regression ``sum_i d(Q_i, y)`` per sample (every critic to the same target).
 
-    ``prediction`` ``[E, *B, 1]``, ``target`` ``[*B, 1]``; returns ``[*B, 1]``; gradients flow to both."""
+    Args:
+        prediction: ``[E, *B, 1]`` the critics' ``Q_i(s, a)``.
+        target: ``[*B, 1]`` the regression target ``y`` (broadcast over critics).
+        loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
+
+    Returns:
+        ``[*B, 1]``, summed over critics; gradients flow to both inputs.
+    """
     return distance_loss(prediction, target.expand_as(prediction), loss_function).sum(0)
