@@ -172,15 +172,35 @@ class ProjectDocstrings(griffe.Extension):
         if not cls.path.startswith("torchrl_functional.modules."):
             return
         init = cls.members.get("__init__")
-        if isinstance(init, griffe.Function) and [p.kind for p in init.parameters][1:] != [
-                griffe.ParameterKind.var_positional, griffe.ParameterKind.var_keyword]:
+        kinds = [p.kind for p in init.parameters][1:] if isinstance(init, griffe.Function) else []
+        if kinds and (kinds[0] != griffe.ParameterKind.var_positional
+                      or kinds[-1] != griffe.ParameterKind.var_keyword):
             return  # a signature of its own
         module_name, _, name = cls.path.rpartition(".")
-        owner = torchrl_signature_owner(getattr(importlib.import_module(module_name), name))
+        runtime_cls = getattr(importlib.import_module(module_name), name)
+        owner = torchrl_signature_owner(runtime_cls)
         if owner is None:
             return
-        parameters = griffe.Parameters(*(_griffe_parameter(p) for p in inspect.signature(owner.__init__).parameters.values()))
+        parameters = merged_signature(runtime_cls, owner)
         if isinstance(init, griffe.Function):
             init.parameters = parameters
         else:  # inherited as is: show TorchRL's signature on the class
             cls.set_member("__init__", griffe.Function("__init__", parameters=parameters, parent=cls))
+
+
+def merged_signature(cls: type, owner: type) -> griffe.Parameters:
+    """TorchRL's constructor signature (``owner``), plus the keyword-only arguments our
+    classes in ``cls``'s MRO add in front of their ``**kwargs`` (e.g.
+    ``advantage_padding_side``)."""
+    params = list(inspect.signature(owner.__init__).parameters.values())
+    var_kw = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
+    params = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    names = {p.name for p in params}
+    for base in cls.__mro__:
+        if not base.__module__.startswith("torchrl_functional") or "__init__" not in vars(base):
+            continue
+        for p in inspect.signature(base.__init__).parameters.values():
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in names:
+                params.append(p)
+                names.add(p.name)
+    return griffe.Parameters(*(_griffe_parameter(p) for p in params + var_kw))

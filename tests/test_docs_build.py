@@ -24,7 +24,7 @@ def _mkdocs_build(config: Path, site: Path) -> subprocess.CompletedProcess:
     )
 
 
-PAGES = ("index", "onpolicy", "offpolicy", "value", "kernels", "modules", "comparison", "errors", "pai")
+PAGES = ("index", "onpolicy", "offpolicy", "llm", "value", "kernels", "modules", "comparison", "errors", "pai")
 
 
 @pytest.mark.slow
@@ -48,6 +48,8 @@ def test_api_reference_builds_strict(tmp_path):
         assert f'id="torchrl_functional.functional.{name}"' in pages["onpolicy"], name
     for name in ("dqn_loss", "sac_loss", "cql_loss", "discrete_iql_loss", "td3_target_action", "SACKeys"):
         assert f'id="torchrl_functional.functional.{name}"' in pages["offpolicy"], name
+    for name in ("grpo_loss", "sft_loss", "distillation_loss", "group_relative_advantage", "GRPOKeys"):
+        assert f'id="torchrl_functional.functional.{name}"' in pages["llm"], name
     for name in ("generalized_advantage_estimate", "td_lambda_advantage_estimate", "vtrace_advantage_estimate"):
         assert f'id="torchrl_functional.functional.{name}"' in pages["value"], name
     for name in ("clipped_surrogate_loss", "distance_loss", "entropy", "kl_divergence", "check_finite"):
@@ -61,6 +63,11 @@ def test_api_reference_builds_strict(tmp_path):
         assert "actor_network" in signature or "value_network" in signature, name
         assert ">args</span>" not in signature, name  # (*args, **kwargs) would render as "args"
         assert f"<code>{name}</code>" in pages["comparison"], name
+    # our own keyword-only arguments join TorchRL's signature, inherited ones too
+    for name, arg in (("GRPOLoss", "advantage_padding_side"), ("DAPO", "advantage_padding_side"),
+                      ("CISPOLoss", "detach_clipped_weight"), ("CISPOLoss", "kl_to_ref_coeff")):
+        signature = pages["modules"].split(f'id="torchrl_functional.modules.{name}"')[1].split("Bases:")[0]
+        assert arg in signature, (name, arg)
     assert "delay_value" in pages["modules"].split('id="torchrl_functional.modules.DQNLoss"')[1].split("Bases:")[0]
     # reStructuredText literal blocks become code blocks, not "rest::" followed by loose text
     assert "keep the rest::" not in pages["modules"]
