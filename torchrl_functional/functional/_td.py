@@ -23,6 +23,41 @@ REDUCTIONS = ("mean", "sum", "none")
 AUTO_LOSS_MASK_KEYS: tuple = (("collector", "mask"), "shifted_valid")
 
 
+def time_dim_of(td: TensorDictBase, time_dim: int | None = None, *, loss: str = "time_dim_of") -> int:
+    """The batch dimension of ``td`` that holds time, as a non-negative index (TorchRL's rule).
+
+    ``time_dim`` if given (a batch dim of ``td``; negative values count from its last batch
+    dim), else the batch dim named ``"time"``, else the **last batch dim** of ``td``. Never
+    inferred from an entry's rank: in a ``[B, T]`` TensorDict, multi-agent entries
+    ``[B, T, N_agents, 1]`` keep time at dim 1. Every entry starts with the batch dims of
+    ``td``, so the index addresses the entries' time dim too.
+
+    Raises:
+        EntryShapeError: ``td`` has no batch dimension (nothing can hold time).
+        HyperparameterError: ``time_dim`` is not a batch dim of ``td``.
+    """
+    nb = td.batch_dims
+    if nb == 0:
+        raise EntryShapeError(
+            loss, "batch_size",
+            "the input TensorDict has no batch dimension to hold time; give it batch_size=[..., T] "
+            "(time is its 'time'-named dim, else its last one)",
+        )
+    if time_dim is None:
+        try:
+            names = td.names
+        except (RuntimeError, ValueError, AttributeError):
+            names = None
+        if names is not None and "time" in names:
+            return list(names).index("time")
+        return nb - 1
+    if isinstance(time_dim, bool) or not isinstance(time_dim, int) or not -nb <= time_dim < nb:
+        raise HyperparameterError(
+            loss, "time_dim", f"{time_dim!r} is not a batch dim of the input (batch size {tuple(td.batch_size)})"
+        )
+    return time_dim % nb
+
+
 def next_key(key: Any) -> tuple:
     return ("next", *key) if isinstance(key, tuple) else ("next", key)
 

@@ -13,13 +13,7 @@ from torchrl.objectives import reinforce as _trl
 from ..functional.keys import ReinforceKeys
 from ..functional.reinforce import reinforce_loss
 from ._binding import FunctionalCallMixin
-from ._onpolicy import (
-    check_single_key,
-    dist_class_of,
-    find_dist_module,
-    on_policy_inputs,
-    on_policy_keys,
-)
+from ._onpolicy import dist_class_of, find_dist_module, on_policy_inputs, on_policy_keys
 
 __all__ = ["ReinforceLoss"]
 
@@ -29,16 +23,15 @@ class ReinforceLoss(FunctionalCallMixin, _trl.ReinforceLoss):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._dist_module = find_dist_module("ReinforceLoss", self.actor_network)
+        self._dist_module = find_dist_module(self.actor_network)
         self._dist_class = dist_class_of(self._dist_module)
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        check_single_key("ReinforceLoss", self.tensor_keys.action, "action")
-        inputs = on_policy_inputs(self, tensordict, self._dist_module, with_critic=True)
+        gathered = on_policy_inputs(self, tensordict, self._dist_module, with_critic=True)
         return reinforce_loss(
-            inputs,
-            self._dist_class,
+            gathered.inputs,
+            gathered.dist_class,
             keys=on_policy_keys(self, ReinforceKeys),
             loss_critic_type=self.loss_critic_type,
             clip_value=self.clip_value,
