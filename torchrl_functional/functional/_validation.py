@@ -103,6 +103,10 @@ def set_check_finite(enabled: bool) -> None:
 
 
 def finite_checks_enabled() -> bool:
+    """Whether :func:`check_finite` is on. Always ``False`` while ``torch.compile`` traces (the
+    checks are skipped there anyway): Dynamo before torch 2.14 cannot trace ``ContextVar.get``."""
+    if torch.compiler.is_compiling():
+        return False
     return _CHECK_FINITE.get()
 
 
