@@ -387,14 +387,7 @@ def entropy_terms(
     if not C.is_composite(dist):
         return dist_entropy(dist, samples_mc_entropy, generator=generator, loss=loss).unsqueeze(-1), None
     if joint_mc:
-        from .distributions import sample_and_log_prob
-
-        log_probs = {}
-        for name, component in dist.dists.items():
-            _, lp = sample_and_log_prob(component, samples_mc_entropy, reparameterize=True, generator=generator, loss=loss)
-            log_probs[C.head_key(name, "_log_prob")] = lp
-        shape = torch.Size((samples_mc_entropy,)) + policy.batch_shape
-        return (-C.sum_heads(loss, log_probs, shape).mean(0)).unsqueeze(-1), None
+        return C.joint_entropy(loss, dist, samples_mc_entropy, policy.batch_shape, generator=generator).unsqueeze(-1), None
     heads = C.composite_entropy(
         loss, dist, samples_mc_entropy, generator=generator, log_prob_keys=keys.sample_log_prob
     )

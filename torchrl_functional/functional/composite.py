@@ -33,6 +33,7 @@ __all__ = [
     "sum_to_batch",
     "sum_heads",
     "composite_entropy",
+    "joint_entropy",
     "composite_kl",
     "entropy_loss",
 ]
@@ -142,6 +143,37 @@ def composite_entropy(
             )
         out[key] = -log_probs[key].mean(0)
     return out
+
+
+def joint_entropy(
+    loss: str,
+    dist: D.Distribution,
+    samples_mc: int,
+    batch_shape: torch.Size,
+    *,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """Total entropy ``[*B]`` of a composite policy as TorchRL's ``A2CLoss`` estimates it: one
+    reparameterised ``samples_mc``-sample estimate of every head, scored per head and summed.
+
+    A head without a reparameterised sampler (TorchRL raises there) contributes its analytic
+    entropy; without either, a :class:`HyperparameterError` names it.
+    """
+    shape = torch.Size((samples_mc,)) + batch_shape
+    total = None
+    for name, component in dist.dists.items():
+        if component.has_rsample:
+            _, lp = sample_and_log_prob(component, samples_mc, reparameterize=True, generator=generator, loss=loss)
+            part = -sum_to_batch(loss, name, lp, shape).mean(0)
+        elif has_analytic_entropy(component):
+            part = sum_to_batch(loss, name, component.entropy(), batch_shape)
+        else:
+            raise HyperparameterError(
+                loss, name, f"{type(component).__name__} has neither a reparameterised sampler nor an analytic "
+                "entropy: set entropy_bonus=False",
+            )
+        total = part if total is None else total + part
+    return total
 
 
 def composite_kl(

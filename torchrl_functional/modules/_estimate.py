@@ -156,8 +156,9 @@ def run_value_estimator(loss_module, td: TensorDictBase) -> None:
     ``td`` (the loss module's shallow copy of the input), as TorchRL's estimator does."""
     est = loss_module.value_estimator
     kind = KINDS.get(type(est))
-    if kind is None:  # a user's own estimator: its numbers are its own
-        params, target = _critic_params(loss_module)
+    if kind is None:  # a user's own estimator: its numbers are its own, called as TorchRL calls it
+        params = getattr(loss_module, "critic_network_params", None) if getattr(loss_module, "functional", True) else None
+        target = getattr(loss_module, "target_critic_network_params", None) if params is not None else None
         est(td, params=None if params is None else params.detach(), target_params=target)
         return
     if td.batch_dims < 1:

@@ -111,6 +111,18 @@ def _as_list(key: Any) -> list:
     return list(key) if isinstance(key, list) else [key]
 
 
+def flat_in_keys(loss_module, *, with_critic: bool) -> list:
+    """TorchRL's ``in_keys`` of ``A2CLoss``/``ReinforceLoss``, with lists of action keys (composite
+    policies) flattened: TorchRL puts the list itself in a ``set`` and fails."""
+    tk = loss_module.tensor_keys
+    actor_in = list(loss_module.actor_network.in_keys)
+    keys = [*_as_list(tk.action), ("next", tk.reward), ("next", tk.done), ("next", tk.terminated),
+            *actor_in, *[("next", *k) if isinstance(k, tuple) else ("next", k) for k in actor_in]]
+    if with_critic:
+        keys.extend(loss_module.critic_network.in_keys)
+    return list(dict.fromkeys(_unravel(keys)))
+
+
 def _set_params(inputs: TensorDictBase, root: tuple, params: dict[str, Any]) -> None:
     for name, value in params.items():
         inputs.set(root + (name,), value)

@@ -10,7 +10,13 @@ from torchrl.objectives import a2c as _trl
 from ..functional.a2c import a2c_loss
 from ..functional.keys import A2CKeys
 from ._binding import FunctionalCallMixin
-from ._onpolicy import dist_class_of, find_dist_module, on_policy_inputs, on_policy_keys
+from ._onpolicy import (
+    dist_class_of,
+    find_dist_module,
+    flat_in_keys,
+    on_policy_inputs,
+    on_policy_keys,
+)
 
 __all__ = ["A2CLoss"]
 
@@ -22,6 +28,10 @@ class A2CLoss(FunctionalCallMixin, _trl.A2CLoss):
         super().__init__(*args, **kwargs)
         self._dist_module = find_dist_module(self.actor_network)
         self._dist_class = dist_class_of(self._dist_module)
+
+    @property
+    def in_keys(self):
+        return flat_in_keys(self, with_critic=self.critic_coeff is not None)
 
     @dispatch()
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:

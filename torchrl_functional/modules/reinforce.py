@@ -13,7 +13,13 @@ from torchrl.objectives import reinforce as _trl
 from ..functional.keys import ReinforceKeys
 from ..functional.reinforce import reinforce_loss
 from ._binding import FunctionalCallMixin
-from ._onpolicy import dist_class_of, find_dist_module, on_policy_inputs, on_policy_keys
+from ._onpolicy import (
+    dist_class_of,
+    find_dist_module,
+    flat_in_keys,
+    on_policy_inputs,
+    on_policy_keys,
+)
 
 __all__ = ["ReinforceLoss"]
 
@@ -25,6 +31,9 @@ class ReinforceLoss(FunctionalCallMixin, _trl.ReinforceLoss):
         super().__init__(*args, **kwargs)
         self._dist_module = find_dist_module(self.actor_network)
         self._dist_class = dist_class_of(self._dist_module)
+
+    def _set_in_keys(self):
+        self._in_keys = flat_in_keys(self, with_critic=True)
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
