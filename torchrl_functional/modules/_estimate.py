@@ -141,6 +141,10 @@ def _policy_log_prob(est: nn.Module, td: TensorDictBase, like: torch.Tensor) -> 
 
 
 def _behaviour_log_prob(td: TensorDictBase, key: Any, like: torch.Tensor) -> torch.Tensor:
+    missing = [k for k in (key if isinstance(key, list) else [key]) if td.get(k, None) is None]
+    if missing:
+        raise KeyError(f"VTrace needs the behaviour policy's log-prob {missing[0]!r}, not found in the input "
+                       "(set the loss's sample_log_prob key)")
     if isinstance(key, list):
         heads = td.select(*key)
         log_mu = C.sum_heads("VTrace", dict(heads.items(True, True)), td.batch_size)

@@ -189,8 +189,10 @@ def on_policy_inputs(
             prox_params = run_actor(loss_module, td.copy(), dist_module, loss_module.target_actor_network_params)
     actor_output = run_actor(loss_module, td, dist_module)
     dist_class = loss_module._dist_class
-    inputs = td.select(*_as_list(tk.action), *_as_list(tk.sample_log_prob), tk.advantage, tk.value_target,
-                       *loss_module._loss_mask_keys(), strict=False)
+    wanted = _unravel([*_as_list(tk.action), *_as_list(tk.sample_log_prob), tk.advantage, tk.value_target,
+                       *loss_module._loss_mask_keys()])
+    wanted = [k for k in wanted if not any(_within(k, other) for other in wanted if other != k)]
+    inputs = td.select(*wanted, strict=False)
     if dist_module is None:  # an actor run as a whole: hand its distribution over as built
         dist_class = functools.partial(_prebuilt, actor_output.pop(""))
         inputs.set(ACTOR_OUTPUT, TensorDict({}, batch_size=inputs.batch_size))
@@ -212,6 +214,13 @@ def on_policy_inputs(
             inputs.set(OLD_VALUE, old_value)
         inputs.set(tk.value, run_critic(loss_module, critic_td, tk.value))
     return Gathered(inputs, dist_class, scale)
+
+
+def _within(key: Any, other: Any) -> bool:
+    """``key`` lies under ``other`` (selecting both would keep only ``key``)."""
+    key = key if isinstance(key, tuple) else (key,)
+    other = other if isinstance(other, tuple) else (other,)
+    return len(other) < len(key) and key[: len(other)] == other
 
 
 def _short_name(loss_module) -> str:
