@@ -7,6 +7,13 @@ or from the given :class:`torch.Generator` (deterministic and independent of the
 global seed) for the Normal family and its transformed/independent variants,
 which covers TorchRL's ``TanhNormal``, ``IndependentNormal`` and ``TruncatedNormal``-free
 continuous policies.
+
+Under ``torch.vmap`` (e.g. over tasks), a Monte-Carlo estimate needs randomness the transform
+supports: with ``generator=`` the noise is drawn out of place, so ``randomness="different"``
+(one independent draw per task) and ``randomness="same"`` (one draw shared by the tasks) both
+work; with ``generator=None`` TorchRL's samplers draw in place (``normal_``), which ``vmap``
+accepts with ``randomness="same"`` only. ``randomness="error"`` (the default) refuses any draw:
+precompute the entry (``"entropy"``) or use a distribution with a closed form.
 """
 
 from __future__ import annotations
