@@ -122,6 +122,30 @@ for fn, keys_cls, extra in (
     CONFIGS.append(Config(f"{fn.__name__}/discrete_given", fn, discrete_given, Categorical, extra, keys_cls))
     CONFIGS.append(Config(f"{fn.__name__}/continuous_estimated", fn, continuous_estimated, independent_normal, {}, keys_cls))
 
+def _layout(layout):
+    from tests.meta.cases import layout_td
+
+    return lambda: layout_td(0, layout=layout)
+
+
+def _cases_kw(case_id):
+    from tests.meta.cases import CASES
+
+    case = next(c for c in CASES if c.id == case_id)
+    kwargs = dict(case.kwargs)
+    return kwargs.pop("dist_class"), kwargs
+
+
+for _loss, _layout_name, _case in (
+    (ppo_loss, "composite", "ppo_loss-composite"),
+    (clip_ppo_loss, "masked", "clip_ppo_loss-masked"),
+    (a2c_loss, "multi_agent", "a2c_loss-multi_agent"),
+):
+    _dist, _kw = _cases_kw(_case)
+    CONFIGS.append(Config(f"{_loss.__name__}/{_layout_name}", _loss, _layout(_layout_name), _dist, _kw,
+                          PPOKeys if _loss is not a2c_loss else A2CKeys))
+
+
 def _detached(build):
     return lambda: build().detach()
 
@@ -158,7 +182,7 @@ def _key_field(keys_obj, key):
 
 def mutations(cfg: Config):
     clean = cfg.build()
-    keys_obj = cfg.keys_cls() if cfg.keys_cls else None
+    keys_obj = cfg.keys_cls(**cfg.kwargs.get("keys", {})) if cfg.keys_cls else None
     for key in _leaves(clean):
         yield f"drop {key}", key, lambda td, key=key: td.exclude(key), None
         value = clean.get(key)
@@ -269,7 +293,7 @@ def test_mutation_is_rejected_or_harmless(cfg, label, key, mutate, expect):
     snapshot = mutated.clone()
     keys = None
     if isinstance(expect, tuple) and expect[0] == "keys":
-        keys = cfg.keys_cls().replace(**{expect[1]: expect[2]})
+        keys = cfg.keys_cls(**cfg.kwargs.get("keys", {})).replace(**{expect[1]: expect[2]})
     try:
         out = _run(cfg, mutated, keys)
     except LossInputError as err:

@@ -95,15 +95,16 @@ def read_behaviour(loss: str, td: TensorDictBase, keys: OnPolicyKeys) -> Tensor 
     return prev
 
 
-def _composite_batch_shape(td: TensorDictBase, keys: OnPolicyKeys, prev: Any) -> torch.Size:
-    """TorchRL reduces a composite policy's heads to the advantage's batch shape."""
+def _composite_batch_shape(td: TensorDictBase, keys: OnPolicyKeys, prev: Any) -> tuple[torch.Size, Any]:
+    """TorchRL reduces a composite policy's heads to the advantage's batch shape (the behaviour
+    log-prob's when it is one summed tensor); returns it and the entry it was read from."""
     if isinstance(prev, Tensor):
-        return prev.shape
+        return prev.shape, keys.sample_log_prob
     for key in (keys.advantage, keys.value, keys.value_target):
         x = td.get(key, None)
         if isinstance(x, Tensor) and x.ndim >= 1:
-            return x.shape[:-1]
-    return td.batch_size
+            return x.shape[:-1], key
+    return td.batch_size, "batch_size"
 
 
 def current_policy(
@@ -130,9 +131,16 @@ def current_policy(
         return Policy(log_prob, None, log_prob.shape)
     dist = build_distribution(loss, params_key, dist_class, params)
     if C.is_composite(dist):
-        heads = C.head_log_probs(loss, dist, _select(td, keys.action))
-        batch_shape = _composite_batch_shape(td, keys, prev)
-        return Policy(C.sum_heads(loss, heads, batch_shape), dist, batch_shape, heads)
+        heads = C.head_log_probs(loss, dist, _select(td, keys.action), params_key)
+        batch_shape, source = _composite_batch_shape(td, keys, prev)
+        try:
+            total = C.sum_heads(loss, heads, batch_shape)
+        except EntryShapeError as err:
+            raise EntryShapeError(
+                loss, source, f"has shape {tuple(td.get(source).shape) if source != 'batch_size' else tuple(batch_shape)}: "
+                f"its batch shape {tuple(batch_shape)} is not one the composite policy's heads have ({err.message})",
+            ) from err
+        return Policy(total, dist, batch_shape, heads)
     action = require(loss, td, keys.action, "the action taken, written by the collector")
     check_constant(loss, keys.action, action, "the action must be a constant of the data")
     if is_continuous(dist) and not action.is_floating_point():

@@ -127,7 +127,9 @@ def hyperparameter(
     """The keyword value of a hyperparameter, overridden by a same-named entry of ``td``.
 
     A TensorDict entry is per sample: ``[*B]`` or ``[*B, 1]``; it is returned as
-    ``[*B, 1]`` so that it broadcasts against per-sample losses.
+    ``[*B, 1]`` so that it broadcasts against per-sample losses. When ``B`` extends the
+    TensorDict's batch (multi-agent ``[B, T, N]`` entries in a ``[B, T]`` TensorDict), an entry
+    per TensorDict sample (``[B, T]`` or ``[B, T, 1]``) is shared by the extra dims.
     """
     entry = td.get(name, None)
     if entry is None:
@@ -137,8 +139,17 @@ def hyperparameter(
     if finite_checks_enabled():
         assert_finite(loss, name, entry)
     if batch_shape is not None:
+        per_td_sample = td.batch_size
+        extra = len(batch_shape) - len(per_td_sample)
         if entry.shape == batch_shape:
             entry = entry.unsqueeze(-1)
+        elif (
+            extra > 0 and batch_shape[: len(per_td_sample)] == per_td_sample
+            and entry.shape in (per_td_sample, per_td_sample + (1,))
+        ):
+            # one value per sample of the TensorDict (e.g. per step), shared by the entries' extra
+            # dims (e.g. the agents of [B, T, N, ...] entries)
+            entry = entry.reshape(per_td_sample + (1,) * (extra + 1))
         elif entry.shape != batch_shape + (1,):
             raise EntryShapeError(
                 loss, name,

@@ -54,13 +54,14 @@ def head_key(name: Any, suffix: str) -> Any:
     return name[:-1] + (name[-1] + suffix,)
 
 
-def head_log_probs(loss: str, dist: D.Distribution, action: TensorDictBase) -> dict[Any, Tensor]:
+def head_log_probs(loss: str, dist: D.Distribution, action: TensorDictBase, params_key: Any = None) -> dict[Any, Tensor]:
     """``{head_log_prob_key: log pi_h(a_h)}`` for every head of a composite ``dist``.
 
     Args:
         loss: calling loss (error messages).
         dist: the composite distribution.
         action: TensorDict holding each head's action at the head's name (constants).
+        params_key: the entry the distribution was built from (error messages).
     """
     out = {}
     for name, component in dist.dists.items():
@@ -76,8 +77,9 @@ def head_log_probs(loss: str, dist: D.Distribution, action: TensorDictBase) -> d
             out[head_key(name, "_log_prob")] = component.log_prob(a)
         except (RuntimeError, ValueError, IndexError) as err:
             raise EntryShapeError(
-                loss, name, f"cannot be scored: action shape {tuple(a.shape)}, head batch shape "
-                f"{tuple(component.batch_shape)} and event shape {tuple(component.event_shape)} ({err})",
+                loss, name, f"cannot be scored: action shape {tuple(a.shape)}, while the head built from "
+                f"{params_key!r} has batch shape {tuple(component.batch_shape)} and event shape "
+                f"{tuple(component.event_shape)} ({err})",
             ) from err
     return out
 
