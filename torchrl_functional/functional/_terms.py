@@ -42,6 +42,7 @@ class Batch:
 
     keys: OnPolicyKeys
     policy: Policy
+    batch_shape: torch.Size
     log_weight: Tensor | None  # [*B, 1]: log pi - log pi_prox (pi_prox: the behaviour policy by default)
     log_is_weight: Tensor | None  # [*B, 1]: gradient-free log(pi_prox / pi_behav), capped ratio
     proximal: Policy | None  # the proximal policy (decoupled PPO / TorchRL's delay_actor), constants
@@ -50,12 +51,12 @@ class Batch:
     mask: Tensor | None
 
     @property
-    def batch_shape(self) -> torch.Size:
-        return self.policy.batch_shape
-
-    @property
     def dist(self) -> D.Distribution | None:
         return self.policy.dist
+
+
+def _is_mapping(x: Any) -> bool:
+    return not isinstance(x, (int, float, Tensor)) and isinstance(x, Mapping)
 
 
 def _sum_behaviour(loss: str, policy: Policy, prev: Any) -> Tensor:
@@ -116,7 +117,7 @@ def prepare(
         # caps pi / pi_behav by lifting the (constant) behaviour log-prob, as TorchRL does
         cap = log_max - log_weight.detach()
         log_is_weight = torch.clamp_max(cap, 0.0) if log_is_weight is None else torch.minimum(log_is_weight, cap)
-    return Batch(keys, policy, log_weight, log_is_weight, proximal, advantage, value_target,
+    return Batch(keys, policy, policy.batch_shape, log_weight, log_is_weight, proximal, advantage, value_target,
                  loss_mask(name, td, loss_mask_key))
 
 
@@ -129,7 +130,7 @@ def check_common(
     check_reduction(name, reduction)
     if entropy_bonus:
         check_samples(name, "samples_mc_entropy", samples_mc_entropy)
-        if isinstance(entropy_coeff, Mapping):
+        if _is_mapping(entropy_coeff):
             for head, coeff in entropy_coeff.items():
                 check_range(name, f"entropy_coeff[{head!r}]", coeff, 0.0)
     if isinstance(critic_coeff, (int, float)) and not isinstance(critic_coeff, bool) and critic_coeff == 0:
@@ -157,7 +158,7 @@ def entropy_outputs(
         if heads is not None:
             out["composite_entropy"] = heads.detach()
         out["entropy"] = ent.detach().mean()
-    if not isinstance(entropy_coeff, Mapping):
+    if not _is_mapping(entropy_coeff):
         entropy_coeff = hyperparameter(name, td, "entropy_coeff", entropy_coeff, batch.batch_shape)
     out["loss_entropy"] = C.entropy_loss(name, ent, heads, entropy_coeff)
     return out

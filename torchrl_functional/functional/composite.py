@@ -218,7 +218,7 @@ def entropy_loss(
         entropy_coeff: number or tensor, or a mapping from each head's entropy key (as in the
             ``"composite_entropy"`` output) to its coefficient (TorchRL's per-head ``entropy_coeff``).
     """
-    if not isinstance(entropy_coeff, Mapping):
+    if isinstance(entropy_coeff, (int, float, Tensor)) or not isinstance(entropy_coeff, Mapping):
         return -entropy_coeff * entropy
     if heads is None:
         raise HyperparameterError(

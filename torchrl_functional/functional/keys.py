@@ -121,10 +121,16 @@ class ReinforceKeys(OnPolicyKeys):
     """Entries read by :func:`~torchrl_functional.functional.reinforce_loss` (see :class:`OnPolicyKeys`)."""
 
 
+_DEFAULTS: dict[type, Any] = {}  # frozen default keys, built once per class
+
+
 def resolve_keys(keys: Any, cls: type[K], loss: str) -> K:
     """Accept ``None`` (defaults), an instance of ``cls`` or a mapping of renamed entries."""
     if keys is None:
-        return cls()
+        default = _DEFAULTS.get(cls)
+        if default is None:
+            default = _DEFAULTS[cls] = cls()
+        return default
     if isinstance(keys, cls):
         return keys
     if isinstance(keys, Mapping):

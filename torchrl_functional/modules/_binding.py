@@ -291,13 +291,15 @@ class FunctionalCallMixin:
                 if isinstance(value, list):
                     setattr(cls, attr, list(value))
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_fc_") and name[4:] in self._modules:
-            return self._functional_call_aliases()[name[4:]]
-        value = super().__getattr__(name)
+    def __setattr__(self, name: str, value: Any) -> None:
         if type(value) is TensorDictParams:
-            value.__class__ = _WriteThroughParams  # TorchRL's dotted names write through
-        return value
+            # TorchRL's dotted names write through (see _NestedParams); the dot-free aliases are
+            # attributes of the module, found before ``nn.Module.__getattr__``
+            value.__class__ = _WriteThroughParams
+            super().__setattr__(name, value)
+            self.__dict__["_fc_" + name] = _ParamsAlias(self, name, list(value._param_td.keys(True, True)))
+            return
+        super().__setattr__(name, value)
 
     def _functional_call_aliases(self) -> dict[str, _ParamsAlias]:
         aliases = {}

@@ -189,10 +189,7 @@ def on_policy_inputs(
             prox_params = run_actor(loss_module, td.copy(), dist_module, loss_module.target_actor_network_params)
     actor_output = run_actor(loss_module, td, dist_module)
     dist_class = loss_module._dist_class
-    wanted = _unravel([*_as_list(tk.action), *_as_list(tk.sample_log_prob), tk.advantage, tk.value_target,
-                       *loss_module._loss_mask_keys()])
-    wanted = [k for k in wanted if not any(_within(k, other) for other in wanted if other != k)]
-    inputs = td.select(*wanted, strict=False)
+    inputs = td.select(*_selected_keys(loss_module), strict=False)
     if dist_module is None:  # an actor run as a whole: hand its distribution over as built
         dist_class = functools.partial(_prebuilt, actor_output.pop(""))
         inputs.set(ACTOR_OUTPUT, TensorDict({}, batch_size=inputs.batch_size))
@@ -214,6 +211,20 @@ def on_policy_inputs(
             inputs.set(OLD_VALUE, old_value)
         inputs.set(tk.value, run_critic(loss_module, critic_td, tk.value))
     return Gathered(inputs, dist_class, scale)
+
+
+def _selected_keys(loss_module) -> list:
+    """The entries handed over from the data (cached until ``set_keys`` changes them); a key
+    under another selected key is dropped (selecting both would keep only the inner one)."""
+    tk = loss_module.tensor_keys
+    signature = (tuple(vars(tk).values()), loss_module.loss_mask_key)
+    cached = loss_module.__dict__.get("_tf_selected")
+    if cached is None or cached[0] != signature:
+        wanted = _unravel([*_as_list(tk.action), *_as_list(tk.sample_log_prob), tk.advantage, tk.value_target,
+                           *loss_module._loss_mask_keys()])
+        wanted = [k for k in wanted if not any(_within(k, other) for other in wanted if other != k)]
+        cached = loss_module.__dict__["_tf_selected"] = (signature, wanted)
+    return cached[1]
 
 
 def _within(key: Any, other: Any) -> bool:
@@ -245,7 +256,7 @@ def on_policy_keys(loss_module, cls: type[OnPolicyKeys], **extra: Any) -> OnPoli
         terminated=tk.terminated,
         **extra,
     )
-    signature = (cls, tuple(map(str, names.values())))
+    signature = (cls, tuple(names.values()))
     cached = loss_module.__dict__.get("_tf_keys")
     if cached is None or cached[0] != signature:
         cached = loss_module.__dict__["_tf_keys"] = (signature, cls(**{k: _unravel(v) for k, v in names.items()}))
