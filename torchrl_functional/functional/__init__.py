@@ -42,7 +42,7 @@ from .policy_gradient import (
 from .ppo import clip_ppo_loss, klpen_ppo_loss, ppo_loss
 from .reinforce import reinforce_loss
 from .sac import discrete_sac_loss, sac_loss
-from .standardize import standardize, standardize_by_group
+from .standardization import standardize, standardize_by_group
 from .td3 import td3_loss, td3_target_action
 from .value import (
     generalized_advantage_estimate,

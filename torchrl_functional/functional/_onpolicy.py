@@ -34,7 +34,7 @@ from .distributions import build_distribution, is_continuous
 from .distributions import entropy as dist_entropy
 from .estimators import estimator_name, value_target
 from .keys import OnPolicyKeys
-from .standardize import standardize
+from .standardization import standardize
 from .value_learning import LOSS_FUNCTIONS, clipped_value_loss, distance_loss, explained_variance
 
 _ACTOR_HINT = (

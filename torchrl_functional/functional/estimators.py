@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..errors import EntryShapeError, HyperparameterError, LossInputError
 from . import value as kernels
-from .standardize import standardize, standardize_by_group
+from .standardization import standardize, standardize_by_group
 
 __all__ = ["VALUE_ESTIMATORS", "estimator_name", "value_target", "EstimatorOptions", "estimate_advantage"]
 

@@ -121,16 +121,16 @@ class ReinforceKeys(OnPolicyKeys):
     """Entries read by :func:`~torchrl_functional.functional.reinforce_loss` (see :class:`OnPolicyKeys`)."""
 
 
-_DEFAULTS: dict[type, Any] = {}  # frozen default keys, built once per class
+#: frozen default keys of each class of this module (filled once at import: never mutated later,
+#: so ``torch.compile`` guards on it hold)
+_DEFAULTS: dict[type, Any] = {}
 
 
 def resolve_keys(keys: Any, cls: type[K], loss: str) -> K:
     """Accept ``None`` (defaults), an instance of ``cls`` or a mapping of renamed entries."""
     if keys is None:
         default = _DEFAULTS.get(cls)
-        if default is None:
-            default = _DEFAULTS[cls] = cls()
-        return default
+        return cls() if default is None else default
     if isinstance(keys, cls):
         return keys
     if isinstance(keys, Mapping):
@@ -280,3 +280,8 @@ class CQLKeys(SACKeys):
 class DiscreteCQLKeys(DQNKeys):
     """Entries read by :func:`~torchrl_functional.functional.discrete_cql_loss`: ``Q(s, .)``
     and, under ``"next"``, the bootstrap ``Q(s', .)`` ``[*B, N]`` (see :class:`DQNKeys`)."""
+
+
+_DEFAULTS.update({cls: cls() for cls in (OnPolicyKeys, PPOKeys, A2CKeys, ReinforceKeys, OffPolicyKeys, DQNKeys,
+                                         DDPGKeys, TD3Keys, SACKeys, DiscreteSACKeys, IQLKeys, CQLKeys,
+                                         DiscreteCQLKeys)})
