@@ -12,6 +12,7 @@ import torch
 from tensordict import TensorDictBase
 from torch import Tensor, nn
 
+from ..functional._td import time_dim_of
 from ._binding import params_context
 
 
@@ -75,10 +76,7 @@ def shifted_values(loss_module, est: nn.Module, data: TensorDictBase, params: An
         )
     net = est.value_network
     in_keys = list(net.in_keys)
-    try:
-        time_idx = list(data.names).index("time")
-    except ValueError:
-        time_idx = data.ndim - 1
+    time_idx = time_dim_of(data, loss=type(est).__name__)  # TorchRL's single call ignores est.time_dim
     root = data.select(*in_keys, value_key, strict=False)
     nxt = data.get("next").select(*in_keys, value_key, strict=False)
     missing = [k for k in in_keys if nxt.get(k, None) is None and root.get(k, None) is not None]
