@@ -436,3 +436,16 @@ def test_categorical_kl_is_torchs_and_vmaps():
     torch.testing.assert_close(batched, D.kl.kl_divergence(D.Categorical(logits=p_logits), D.Categorical(logits=finite_q)))
     with pytest.raises(RuntimeError, match="vmap"):
         torch.vmap(lambda a, b: D.kl.kl_divergence(D.Categorical(logits=a), D.Categorical(logits=b)))(p_logits, finite_q)
+
+
+def test_functional_call_aliases_live_outside_the_module():
+    """The aliases are not attributes of the loss module (TorchRL walks its ``__dict__``, e.g. in
+    ``reset_parameters_recursive``): after a call through them, the module deep-copies and resets."""
+    loss, data, new = _module_setup(ours.ClipPPOLoss, "normal", seed=2)
+    renamed = {_alias(n): v for n, v in new.items()}
+    torch.func.functional_call(loss, renamed, (data.clone(),), tie_weights=False)
+    assert not any(k.startswith("_fc_") for k in loss.__dict__)
+    copied = copy.deepcopy(loss)
+    copied.reset_parameters_recursive()
+    got = torch.func.functional_call(copied, renamed, (data.clone(),), tie_weights=False)
+    torch.testing.assert_close(got["loss_critic"], _loaded(loss, new)(data.clone())["loss_critic"])

@@ -81,6 +81,8 @@ class _ParamBinder:
 
 #: binders per loss module, outside the module so that deepcopy/pickle never see them
 _BINDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: functional_call aliases per loss module, for the same reason
+_ALIASES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def params_context(loss_module, params: Any, module: nn.Module):
@@ -151,12 +153,12 @@ class _ParamsAlias(nn.Module):
         names = {"__".join(key if isinstance(key, tuple) else (key,)): key for key in keys}
         if len(names) != len(keys):  # pragma: no cover - only with keys containing "__"
             raise RuntimeError(f"{params_name}: parameter names collide once flattened with '__'")
-        self.__dict__["_owner"] = owner  # not a submodule: no recursion, no state_dict entries
+        self.__dict__["_owner"] = weakref.ref(owner)  # not a submodule; weak: cached per owner
         self.__dict__["_params_name"] = params_name
         self.__dict__["_names"] = names
 
     def _params(self):
-        return self._owner._modules[self._params_name]
+        return self.__dict__["_owner"]()._modules[self._params_name]
 
     @property
     def _saved(self):
@@ -293,27 +295,31 @@ class FunctionalCallMixin:
 
     def __setattr__(self, name: str, value: Any) -> None:
         if type(value) is TensorDictParams:
-            # TorchRL's dotted names write through (see _NestedParams); the dot-free aliases are
-            # attributes of the module, found before ``nn.Module.__getattr__``
-            value.__class__ = _WriteThroughParams
-            super().__setattr__(name, value)
-            self.__dict__["_fc_" + name] = _ParamsAlias(self, name, list(value._param_td.keys(True, True)))
-            return
+            value.__class__ = _WriteThroughParams  # TorchRL's dotted names write through (_NestedParams)
         super().__setattr__(name, value)
 
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_fc_"):
+            alias = self._functional_call_aliases().get(name[4:])
+            if alias is not None:
+                return alias
+        return super().__getattr__(name)
+
     def _functional_call_aliases(self) -> dict[str, _ParamsAlias]:
-        aliases = {}
+        """The dot-free aliases, kept outside the module (its ``__dict__`` is walked by TorchRL
+        and by ``deepcopy``/``pickle``; a copy rebuilds its own)."""
+        cache = _ALIASES.get(self)
+        if cache is None:
+            cache = _ALIASES[self] = {}
         for name, module in list(self._modules.items()):
             if not _is_params(module):
                 continue
             keys = list(module._param_td.keys(True, True))
-            alias = self.__dict__.get("_fc_" + name)
+            alias = cache.get(name)
             # rebuilt if the parameters changed, never in the middle of a swap
             if alias is None or (alias._saved is None and set(alias._names.values()) != set(keys)):
-                alias = _ParamsAlias(self, name, keys)
-                self.__dict__["_fc_" + name] = alias
-            aliases[name] = alias
-        return aliases
+                alias = cache[name] = _ParamsAlias(self, name, keys)
+        return cache
 
     def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
         if remove_duplicate:
