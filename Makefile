@@ -22,7 +22,7 @@ test: $(STAMP)
 # TorchRL's own loss tests with our classes swapped in (suite: $$TORCHRL_TESTS, default
 # ../shared/torchrl_tests; absent: says so and exits 0). One line per file: passed/baseline.
 conformance: $(STAMP)
-	$(PY) -m conformance.run
+	$(PY) -m conformance.run --update-readme
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m "not slow"

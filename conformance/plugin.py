@@ -50,12 +50,20 @@ def swap_classes() -> dict[str, tuple[type, type]]:
         return REPLACED
     for name in _ours.__all__:
         ours = getattr(_ours, name)
-        theirs = getattr(_objectives, name, None)
-        if theirs is None or not isinstance(ours, type) or not issubclass(ours, theirs):
-            raise RuntimeError(f"conformance: torchrl_functional.modules.{name} is not a subclass of torchrl.objectives.{name}")
-        module = __import__(theirs.__module__, fromlist=["_"])
-        setattr(module, name, ours)
-        setattr(_objectives, name, ours)
+        theirs = next(
+            (c for c in getattr(ours, "__mro__", ())[1:] if c.__name__ == name and c.__module__.startswith("torchrl.")),
+            None,
+        )
+        if theirs is None:
+            raise RuntimeError(f"conformance: torchrl_functional.modules.{name} subclasses no TorchRL class of that name")
+        # the defining submodule, every package on the way up that re-exports it, torchrl.objectives
+        parts = theirs.__module__.split(".")
+        for i in range(2, len(parts) + 1):
+            module = __import__(".".join(parts[:i]), fromlist=["_"])
+            if getattr(module, name, None) is theirs:
+                setattr(module, name, ours)
+        if getattr(_objectives, name, None) is theirs:
+            setattr(_objectives, name, ours)
         if "forward" in theirs.__dict__:
             theirs.forward = _guard(theirs.__dict__["forward"], name)
         REPLACED[name] = (theirs, ours)

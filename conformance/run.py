@@ -1,11 +1,13 @@
 """Run TorchRL's own loss tests with torchrl-functional's classes swapped in.
 
-Usage: ``python -m conformance.run [FILE ...] [-- PYTEST_ARGS]`` from the repository root
-(``make conformance``). The suite is read from ``$TORCHRL_TESTS`` (default
+Usage: ``python -m conformance.run [--update-readme] [FILE ...] [-- PYTEST_ARGS]`` from the
+repository root (``make conformance``). The suite is read from ``$TORCHRL_TESTS`` (default
 ``../shared/torchrl_tests``), never copied. Prints one line per file,
 ``passed/baseline`` (baseline: the same file with TorchRL's own classes), writes
 ``conformance/results.json`` and exits non-zero if a file passes fewer tests than the
-floor recorded in ``conformance/expected.json`` (a regression guard).
+floor recorded in ``conformance/expected.json`` (a regression guard). ``--update-readme``
+rewrites the README's conformance table (between its ``conformance:start``/``end`` markers)
+from the results of a full run.
 """
 
 from __future__ import annotations
@@ -36,7 +38,37 @@ def baseline(suite: Path) -> dict[str, dict[str, int]]:
     return out
 
 
+README = ROOT / "README.md"
+START, END = "<!-- conformance:start -->", "<!-- conformance:end -->"
+
+
+def readme_table(results: dict, suite: Path) -> str:
+    lines = [
+        "| TorchRL test file | passed with our classes / with TorchRL's | other outcomes |",
+        "|---|---|---|",
+    ]
+    total = total_base = 0
+    for f, r in results.items():
+        other = ", ".join(f"{n} {k}" for k, n in sorted(r.items()) if k not in ("passed", "baseline") and n)
+        lines.append(f"| `{f}` | {r['passed']} / {r['baseline']} | {other or '-'} |")
+        total += r["passed"]
+        total_base += r["baseline"] or 0
+    lines.append(f"| **total** | **{total} / {total_base}** | |")
+    return "\n".join(lines)
+
+
+def update_readme(table: str) -> None:
+    text = README.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"conformance: {README} has no {START} ... {END} block")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    README.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+
+
 def main(argv: list[str]) -> int:
+    update = "--update-readme" in argv
+    argv = [a for a in argv if a != "--update-readme"]
     if "--" in argv:
         i = argv.index("--")
         files, extra = argv[:i], argv[i + 1:]
@@ -86,6 +118,11 @@ def main(argv: list[str]) -> int:
         results[f] = {"passed": passed, "baseline": ref, **{k: n for k, n in got.items() if k != "passed"}}
     print(f"  {'total':<16} {total}/{total_base}")
     (HERE / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    if update:
+        if extra or set(files) != set(FILES):
+            print("conformance: --update-readme needs a full run (all files, no pytest selection)")
+            return 2
+        update_readme(readme_table(results, suite))
     return status
 
 

@@ -30,43 +30,81 @@ import argparse
 import copy
 import dataclasses
 import os
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import torch
-from tensordict import TensorDict
-from torch import Tensor, nn
-from torch.distributions import Categorical
-from torch.func import functional_call, grad, stack_module_state, vmap
+from _cli import (
+    add_output_flag,
+    add_threads_flag,
+    non_negative_float,
+    non_negative_int,
+    open_unit_float,
+    positive_float,
+    positive_int,
+)
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from envs import TabularMDP, bandit, corridor, stack_tasks  # noqa: E402
-
-from torchrl_functional.functional import a2c_loss, td_lambda_return_estimate  # noqa: E402
-
-Params = dict[str, Tensor]
 N_STATES, N_ACTIONS = 5, 3
+
+
+def _flag(default, type, help: str):
+    """A config field that is also a command-line flag (``--field-name``)."""
+    return field(default=default, metadata={"type": type, "help": help})
 
 
 @dataclass
 class LPGConfig:
     """Hyperparameters of the example (every field is a command-line flag)."""
 
-    n_tasks: int = 8  # half bandits, half corridors, with varied arms / goal sides
-    n_envs: int = 16  # parallel environments per task
-    horizon: int = 16  # steps per batch
-    hidden: int = 16  # LSTM width
-    inner_lr: float = 0.5
-    meta_lr: float = 3e-3
-    lifetime: int = 20  # agent updates before an agent is re-initialised
-    critic_gamma: float = 0.9  # the critic's (fixed) value target, fed to the LSTM as input
-    reference_gamma: float = 0.9  # discount of the meta-objective's Monte-Carlo advantage
-    critic_coeff: float = 0.5
-    iterations: int = 400  # meta-updates
-    eval_updates: int = 20  # agent updates when evaluating a rule from scratch
-    eval_every: int = 50
-    seed: int = 0
+    n_tasks: int = _flag(8, positive_int, "tasks, each with its own agent: even ones 3-armed bandits with "
+                                          "rotated arm means, odd ones corridors with the goal on alternating sides")
+    n_envs: int = _flag(16, positive_int, "parallel environments per task")
+    horizon: int = _flag(16, positive_int, "steps per batch")
+    hidden: int = _flag(16, positive_int, "LSTM width of the meta-network")
+    inner_lr: float = _flag(0.5, positive_float, "SGD learning rate of the agents' update with Psi")
+    meta_lr: float = _flag(3e-3, positive_float, "Adam learning rate of the meta-network")
+    lifetime: int = _flag(20, positive_int, "agent updates before an agent is re-initialised")
+    critic_gamma: float = _flag(0.9, open_unit_float, "discount of the critic's (fixed) value target, an "
+                                                      "input of the LSTM")
+    reference_gamma: float = _flag(0.9, open_unit_float, "discount of the meta-objective's Monte-Carlo advantage")
+    critic_coeff: float = _flag(0.5, non_negative_float, "critic loss weight of the agents' loss")
+    iterations: int = _flag(400, positive_int, "meta-updates (about 20 s on one core)")
+    eval_updates: int = _flag(20, positive_int, "agent updates when evaluating a rule on fresh agents")
+    eval_every: int = _flag(50, positive_int, "meta-updates between evaluations")
+    seed: int = _flag(0, non_negative_int, "random seed")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lpg.py",
+        description="Learned Policy Gradient (LPG): an LSTM shared by many tasks learns the advantage-like "
+                    "signal Psi that trains the agents.",
+        epilog="Writes <out>/lpg.png. Paper: Oh et al. 2020 (arXiv 2007.08794).")
+    for f in dataclasses.fields(LPGConfig):
+        parser.add_argument("--" + f.name.replace("_", "-"), type=f.metadata["type"], default=f.default,
+                            help=f.metadata["help"] + " (default: %(default)s)")
+    add_output_flag(parser, "lpg", "the plot")
+    add_threads_flag(parser)
+    return parser
+
+
+def parse_args(argv=None) -> tuple[LPGConfig, argparse.Namespace]:
+    args = build_parser().parse_args(argv)
+    return LPGConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(LPGConfig)}), args
+
+
+if __name__ == "__main__":
+    parse_args()  # --help and usage errors before the heavy imports below (a second, not ten)
+
+import torch
+from envs import TabularMDP, bandit, corridor, stack_tasks
+from tensordict import TensorDict
+from torch import Tensor, nn
+from torch.distributions import Categorical
+from torch.func import functional_call, grad, stack_module_state, vmap
+
+from torchrl_functional.functional import a2c_loss, td_lambda_return_estimate
+
+Params = dict[str, Tensor]
 
 
 def make_tasks(n_tasks: int) -> list:
@@ -363,19 +401,8 @@ def plot(history: dict, reference: float, path: str) -> None:
     plt.close(fig)
 
 
-def _parse(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for f in dataclasses.fields(LPGConfig):
-        kind = {"int": int, "float": float}.get(f.type, type(f.default))
-        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default)
-    parser.add_argument("--out", default="runs/lpg", help="output folder (plot)")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
-    return LPGConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(LPGConfig)}), args
-
-
 def main(argv=None) -> None:
-    cfg, args = _parse(argv)
+    cfg, args = parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.time()
     history = train(cfg)

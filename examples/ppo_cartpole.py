@@ -28,6 +28,91 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+START = time.perf_counter()  # the whole command's time is printed at the end
+
+from _cli import (
+    add_output_flag,
+    add_threads_flag,
+    non_negative_int,
+    positive_int,
+    route_torchrl_logs,
+)
+
+LOSSES = ("functional", "module", "torchrl")
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO hyperparameters for CartPole-v1 (those of the RL Baselines3 Zoo)."""
+
+    steps_per_env: int = 32  # frames per batch = num_envs * steps_per_env
+    epochs: int = 20  # passes over each batch
+    minibatch_size: int = 256
+    gamma: float = 0.98
+    lmbda: float = 0.8
+    lr: float = 1e-3  # annealed linearly to 0
+    clip_epsilon: float = 0.2
+    entropy_coeff: float = 0.0
+    critic_coeff: float = 0.5
+    loss_critic_type: str = "l2"
+    normalize_advantage: bool = True
+    max_grad_norm: float = 0.5
+    hidden: int = 64
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ppo_cartpole.py",
+        description="Train PPO on CartPole-v1 with torchrl-functional's clipped PPO loss (CPU).",
+    )
+    parser.add_argument("--loss", choices=LOSSES, default="functional",
+                        help="functional: hand-written loop calling clip_ppo_loss; module: drop-in "
+                             "torchrl_functional.modules.ClipPPOLoss; torchrl: torchrl.objectives.ClipPPOLoss "
+                             "(default: %(default)s)")
+    parser.add_argument("--frames", type=positive_int, default=100_000,
+                        help="environment frames to collect, rounded up to whole batches (default: %(default)s)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--num-envs", type=positive_int, default=8,
+                        help="CartPole copies stepped together (default: %(default)s)")
+    parser.add_argument("--eval-every", type=positive_int, default=10_000,
+                        help="frames between evaluations (default: %(default)s)")
+    parser.add_argument("--eval-episodes", type=positive_int, default=5,
+                        help="greedy-policy episodes per evaluation; the final one uses twice as many "
+                             "(default: %(default)s)")
+    add_threads_flag(parser)
+    add_output_flag(parser, "ppo_cartpole", "the CSV log and the PNG curve (with --pai, PerforatedAI's files too)")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG learning curve")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--pai", action="store_true",
+                        help="grow dendrites on the networks with the PerforatedAI adapter (extra 'pai')")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.pai:
+        try:
+            import torchrl_functional.pai  # noqa: F401
+        except ImportError as err:
+            parser.exit(2, f"{parser.prog}: error: --pai requires the PerforatedAI adapter "
+                           f"(torchrl_functional.pai and the 'pai' extra: pip install "
+                           f"'torchrl-functional[pai]'); it could not be imported: {err}\n")
+        if args.loss != "functional":
+            parser.exit(2, f"{parser.prog}: error: --pai runs the functional loss; use --loss functional "
+                           "(for loss modules see PAIGroup.track_loss and examples/ppo_pai.py)\n")
+    return args
+
+
+if __name__ == "__main__":
+    parse_args()  # --help and usage errors before the heavy imports below (a second, not ten)
+
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModule
@@ -53,77 +138,6 @@ from torchrl_functional.functional import (
     generalized_advantage_estimate,
 )
 
-LOSSES = ("functional", "module", "torchrl")
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ppo_cartpole.py",
-        description="Train PPO on CartPole-v1 with torchrl-functional's clipped PPO loss (CPU).",
-    )
-    parser.add_argument("--loss", choices=LOSSES, default="functional",
-                        help="functional: hand-written loop calling clip_ppo_loss; module: drop-in "
-                             "torchrl_functional.modules.ClipPPOLoss; torchrl: torchrl.objectives.ClipPPOLoss "
-                             "(default: %(default)s)")
-    parser.add_argument("--frames", type=positive_int, default=100_000,
-                        help="environment frames to collect, rounded up to whole batches (default: %(default)s)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--num-envs", type=positive_int, default=8,
-                        help="CartPole copies stepped together (default: %(default)s)")
-    parser.add_argument("--eval-every", type=positive_int, default=10_000,
-                        help="frames between evaluations (default: %(default)s)")
-    parser.add_argument("--eval-episodes", type=positive_int, default=5,
-                        help="greedy-policy episodes per evaluation; the final one uses twice as many "
-                             "(default: %(default)s)")
-    parser.add_argument("--threads", type=positive_int, default=1,
-                        help="torch intra-op threads (default: %(default)s; tiny networks run best on one)")
-    parser.add_argument("--out", type=Path, default=Path("runs/ppo_cartpole"),
-                        help="folder for the CSV log and the PNG curve (default: %(default)s)")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG learning curve")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--pai", action="store_true",
-                        help="grow dendrites on the networks with the PerforatedAI adapter (extra 'pai')")
-    return parser
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.pai:
-        try:
-            import torchrl_functional.pai  # noqa: F401
-        except ImportError as err:
-            parser.exit(2, f"{parser.prog}: error: --pai requires the PerforatedAI adapter "
-                           f"(torchrl_functional.pai and the 'pai' extra: pip install "
-                           f"'torchrl-functional[pai]'); it could not be imported: {err}\n")
-        if args.loss != "functional":
-            parser.exit(2, f"{parser.prog}: error: --pai runs the functional loss; use --loss functional "
-                           "(for loss modules see PAIGroup.track_loss and examples/ppo_pai.py)\n")
-    return args
-
 
 def make_pai_group(args: argparse.Namespace, cfg: PPOConfig, policy_net: nn.Module, value_net: nn.Module,
                    iterations: int):
@@ -144,28 +158,6 @@ def make_pai_group(args: argparse.Namespace, cfg: PPOConfig, policy_net: nn.Modu
     if group["actor"] is not policy_net or group["critic"] is not value_net:  # pragma: no cover
         raise RuntimeError("PerforatedAI replaced a network object; the example expects in-place changes")
     return group
-
-
-# --------------------------------------------------------------------------- configuration
-
-
-@dataclass(frozen=True)
-class PPOConfig:
-    """PPO hyperparameters for CartPole-v1 (those of the RL Baselines3 Zoo)."""
-
-    steps_per_env: int = 32  # frames per batch = num_envs * steps_per_env
-    epochs: int = 20  # passes over each batch
-    minibatch_size: int = 256
-    gamma: float = 0.98
-    lmbda: float = 0.8
-    lr: float = 1e-3  # annealed linearly to 0
-    clip_epsilon: float = 0.2
-    entropy_coeff: float = 0.0
-    critic_coeff: float = 0.5
-    loss_critic_type: str = "l2"
-    normalize_advantage: bool = True
-    max_grad_norm: float = 0.5
-    hidden: int = 64
 
 
 # --------------------------------------------------------------------------- TorchRL pieces
@@ -223,6 +215,15 @@ def evaluate(actor: nn.Module, env: EnvBase, episodes: int) -> list[float]:
 # --------------------------------------------------------------------------- the three learners
 
 Update = Callable[[TensorDictBase], TensorDict]
+
+
+def minibatch_size_for(frames_per_batch: int, cfg: PPOConfig, num_envs: int, log=print) -> int:
+    """``cfg.minibatch_size``, or the whole batch (said once) when the batch is smaller."""
+    if frames_per_batch >= cfg.minibatch_size:
+        return cfg.minibatch_size
+    log(f"note: a batch is {frames_per_batch} frames ({num_envs} envs x {cfg.steps_per_env} steps), fewer "
+        f"than the minibatch size {cfg.minibatch_size}: each epoch takes the whole batch as one minibatch")
+    return frames_per_batch
 
 
 def functional_advantage(value_net: nn.Module, data: TensorDictBase, cfg: PPOConfig) -> None:
@@ -321,17 +322,18 @@ def train(args: argparse.Namespace, cfg: PPOConfig | None = None) -> Result:
     optim = torch.optim.Adam(params, lr=cfg.lr)
 
     frames_per_batch = args.num_envs * cfg.steps_per_env
+    minibatch_size = minibatch_size_for(frames_per_batch, cfg, args.num_envs)
     iterations = math.ceil(args.frames / frames_per_batch)
     pai = make_pai_group(args, cfg, policy_net, value_net, iterations) if args.pai else None
     total_frames = iterations * frames_per_batch
-    updates_per_batch = cfg.epochs * math.ceil(frames_per_batch / cfg.minibatch_size)
+    updates_per_batch = cfg.epochs * math.ceil(frames_per_batch / minibatch_size)
     total_updates = iterations * updates_per_batch
     collector = Collector(env, actor, frames_per_batch=frames_per_batch, total_frames=total_frames,
                           auto_register_policy_transforms=False)
     buffer = TensorDictReplayBuffer(
         storage=LazyTensorStorage(frames_per_batch),
         sampler=SamplerWithoutReplacement(),
-        batch_size=cfg.minibatch_size,
+        batch_size=minibatch_size,
     )
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -457,6 +459,7 @@ def plot_learning_curves(runs: dict[str, list[dict]], path: Path, title: str = "
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    route_torchrl_logs()
     cfg = PPOConfig()
     print(f"PPO on CartPole-v1: loss={args.loss} frames={args.frames} seed={args.seed} "
           f"num_envs={args.num_envs} threads={args.threads}")
@@ -468,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"final evaluation return: {result.final_eval_mean:.1f} +/- {result.final_eval_std:.1f} "
           f"({2 * args.eval_episodes} greedy episodes)")
     print(f"log: {result.csv_path}" + (f"  curve: {result.png_path}" if result.png_path else ""))
+    print(f"whole command: {time.perf_counter() - START:.0f} s (start-up, evaluations and plot included), "
+          f"{args.threads} torch thread(s)")
     return 0
 
 

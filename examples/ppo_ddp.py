@@ -25,27 +25,14 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
-import torch
-import torch.distributed as dist
-from ppo_cartpole import (
-    PPOConfig,
-    evaluate,
-    functional_advantage,
-    make_env,
-    make_models,
+from _cli import (
+    add_output_flag,
+    add_threads_flag,
     non_negative_int,
     positive_int,
-    ppo_losses,
+    route_torchrl_logs,
 )
-from tensordict import TensorDict, TensorDictBase
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel as DDP
-from torchrl.collectors import Collector
-from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
-from torchrl.data.replay_buffers.samplers import SamplerWithoutReplacement
-from torchrl.envs import GymEnv
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,16 +50,36 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CartPole copies per rank (default: %(default)s)")
     parser.add_argument("--eval-episodes", type=positive_int, default=10,
                         help="greedy episodes of the final evaluation on rank 0 (default: %(default)s)")
-    parser.add_argument("--threads", type=positive_int, default=1,
-                        help="torch intra-op threads per rank (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("runs/ppo_ddp"),
-                        help="folder for --save-rank-states (default: %(default)s)")
+    add_threads_flag(parser)
+    add_output_flag(parser, "ppo_ddp", "--save-rank-states")
     parser.add_argument("--save-rank-states", action="store_true",
                         help="every rank saves its final parameters and a summary of the data it "
                              "collected to <out>/rank<r>.pt (to check that ranks agree)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
+
+if __name__ == "__main__":
+    build_parser().parse_args()  # --help and usage errors before the heavy imports below
+
+import torch
+import torch.distributed as dist
+from ppo_cartpole import (
+    PPOConfig,
+    evaluate,
+    functional_advantage,
+    make_env,
+    make_models,
+    minibatch_size_for,
+    ppo_losses,
+)
+from tensordict import TensorDict, TensorDictBase
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torchrl.collectors import Collector
+from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
+from torchrl.data.replay_buffers.samplers import SamplerWithoutReplacement
+from torchrl.envs import GymEnv
 
 LOSS_TERMS = ("loss_objective", "loss_critic", "loss_entropy")
 
@@ -133,13 +140,15 @@ def train(args: argparse.Namespace, cfg: PPOConfig | None = None) -> dict:
     torch.manual_seed(args.seed + 1000 * rank)  # each rank samples its own actions and minibatches
 
     frames_per_batch = args.num_envs * cfg.steps_per_env
+    minibatch_size = minibatch_size_for(frames_per_batch, cfg, args.num_envs,
+                                        log=print if rank == 0 else (lambda _: None))
     iterations = math.ceil(args.frames / (world * frames_per_batch))
-    updates_per_batch = cfg.epochs * math.ceil(frames_per_batch / cfg.minibatch_size)
+    updates_per_batch = cfg.epochs * math.ceil(frames_per_batch / minibatch_size)
     total_updates = iterations * updates_per_batch
     collector = Collector(env, actor, frames_per_batch=frames_per_batch,
                           total_frames=iterations * frames_per_batch, auto_register_policy_transforms=False)
     buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(frames_per_batch),
-                                    sampler=SamplerWithoutReplacement(), batch_size=cfg.minibatch_size)
+                                    sampler=SamplerWithoutReplacement(), batch_size=minibatch_size)
 
     from tqdm import tqdm
 
@@ -192,6 +201,7 @@ def train(args: argparse.Namespace, cfg: PPOConfig | None = None) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    route_torchrl_logs()
     rank, world = init_distributed()
     try:
         result = train(args)

@@ -10,6 +10,28 @@ from __future__ import annotations
 
 import argparse
 
+from _cli import add_threads_flag, non_negative_int, positive_int
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="quickstart.py",
+        description="A few PPO updates with the functional loss on a synthetic batch, then the drop-in "
+                    "ClipPPOLoss checked against TorchRL's on the same networks. Writes nothing.")
+    parser.add_argument("--steps", type=positive_int, default=5, help="optimizer steps (default: %(default)s)")
+    parser.add_argument("--batch", type=positive_int, default=256,
+                        help="samples in the synthetic batch, at least 2 (default: %(default)s)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
+    add_threads_flag(parser)
+    args = parser.parse_args(argv)
+    if args.batch < 2:
+        parser.error(f"argument --batch: must be at least 2, got {args.batch}")
+    return args
+
+
+if __name__ == "__main__":
+    parse_args()  # --help and usage errors before the heavy imports below (a second, not ten)
+
 import torch
 from tensordict import TensorDict
 from tensordict.nn import NormalParamExtractor, TensorDictModule
@@ -22,13 +44,8 @@ from torchrl_functional.modules import ClipPPOLoss
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5, help="optimizer steps (default 5)")
-    parser.add_argument("--batch", type=int, default=256, help="batch size (default 256)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.steps < 1 or args.batch < 2:
-        parser.error("--steps must be >= 1 and --batch >= 2")
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     obs_dim, act_dim = 8, 2
 

@@ -24,26 +24,49 @@ def _mkdocs_build(config: Path, site: Path) -> subprocess.CompletedProcess:
     )
 
 
+PAGES = ("index", "onpolicy", "offpolicy", "value", "kernels", "modules", "comparison", "errors", "pai")
+
+
 @pytest.mark.slow
 def test_api_reference_builds_strict(tmp_path):
     proc = _mkdocs_build(CONFIG, tmp_path / "site")
     assert proc.returncode == 0, proc.stderr[-4000:]
-    functional = (tmp_path / "site" / "functional.html").read_text()
-    modules = (tmp_path / "site" / "modules.html").read_text()
-    errors = (tmp_path / "site" / "errors.html").read_text()
-    pai = (tmp_path / "site" / "pai.html").read_text()
+    pages = {name: (tmp_path / "site" / f"{name}.html").read_text() for name in PAGES}
+    site = "".join(pages.values())
     import torchrl_functional.errors
     import torchrl_functional.functional
     import torchrl_functional.modules
     import torchrl_functional.pai
 
-    # every public name has its entry, with its docstring's first line
-    for module, page in ((torchrl_functional.functional, functional), (torchrl_functional.modules, modules),
-                         (torchrl_functional.errors, errors), (torchrl_functional.pai, pai)):
+    # every public name has its entry somewhere, exactly once
+    for module in (torchrl_functional.functional, torchrl_functional.modules, torchrl_functional.errors,
+                   torchrl_functional.pai):
         for name in module.__all__:
-            assert f'id="{module.__name__}.{name}"' in page, name
+            assert site.count(f'id="{module.__name__}.{name}"') == 1, name
+    # a page per family
+    for name in ("ppo_loss", "a2c_loss", "reinforce_loss", "PPOKeys"):
+        assert f'id="torchrl_functional.functional.{name}"' in pages["onpolicy"], name
+    for name in ("dqn_loss", "sac_loss", "cql_loss", "discrete_iql_loss", "td3_target_action", "SACKeys"):
+        assert f'id="torchrl_functional.functional.{name}"' in pages["offpolicy"], name
+    for name in ("generalized_advantage_estimate", "td_lambda_advantage_estimate", "vtrace_advantage_estimate"):
+        assert f'id="torchrl_functional.functional.{name}"' in pages["value"], name
+    for name in ("clipped_surrogate_loss", "distance_loss", "entropy", "kl_divergence", "check_finite"):
+        assert f'id="torchrl_functional.functional.{name}"' in pages["kernels"], name
     # the arguments appended to the PPO docstrings at import time are rendered
-    assert "samples_mc_entropy" in functional.split('id="torchrl_functional.functional.clip_ppo_loss"')[1]
+    assert "samples_mc_entropy" in pages["onpolicy"].split('id="torchrl_functional.functional.clip_ppo_loss"')[1]
+    # drop-in classes render with TorchRL's constructor signature, not (*args, **kwargs)
+    for name in torchrl_functional.modules.__all__:
+        entry = pages["modules"].split(f'id="torchrl_functional.modules.{name}"')[1][:20_000]
+        signature = entry.split("Bases:")[0]
+        assert "actor_network" in signature or "value_network" in signature, name
+        assert ">args</span>" not in signature, name  # (*args, **kwargs) would render as "args"
+        assert f"<code>{name}</code>" in pages["comparison"], name
+    assert "delay_value" in pages["modules"].split('id="torchrl_functional.modules.DQNLoss"')[1].split("Bases:")[0]
+    # reStructuredText literal blocks become code blocks, not "rest::" followed by loose text
+    assert "keep the rest::" not in pages["modules"]
+    assert "from torchrl_functional.modules import ClipPPOLoss" in pages["modules"].split("<code")[1] or \
+        any("torchrl_functional.modules" in block and "ClipPPOLoss" in block
+            for block in pages["modules"].split("<pre")[1:4])
 
 
 @pytest.mark.parametrize("entry,warning", [
@@ -112,6 +135,17 @@ def test_combined_entries_are_split_one_name_each():
         "    a, b: not a parameter list.\n"
     )
     assert _style().split_combined_entries(doc) == expected.rstrip("\n")
+
+
+def test_literal_blocks_become_fenced_code():
+    style = _style()
+    doc = "Rename entries::\n\n    keys = PPOKeys()\n    loss(td, keys=keys)\n\nAfter the block."
+    assert style.literal_blocks_to_fences(doc) == (
+        "Rename entries:\n\n```python\nkeys = PPOKeys()\nloss(td, keys=keys)\n```\n\nAfter the block."
+    )
+    assert style.literal_blocks_to_fences("Ends with ::\n\n    x = 1") == "Ends with\n\n```python\nx = 1\n```"
+    untouched = "Args:\n    x: a number.\n"
+    assert style.literal_blocks_to_fences(untouched) == untouched.rstrip("\n")
 
 
 def test_sphinx_roles_become_inline_code():

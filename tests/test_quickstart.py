@@ -25,5 +25,5 @@ def test_quickstart_rejects_bad_arguments():
         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=ROOT,
     )
     assert proc.returncode == 2
-    assert "--steps must be >= 1" in proc.stderr
+    assert "quickstart.py: error: argument --steps: must be a positive integer, got 0" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -19,6 +19,8 @@ __all__ = [
     "EntryRequiresGradError",
     "NonFiniteEntryError",
     "HyperparameterError",
+    "EmptyMaskError",
+    "ZeroFilledEntryError",
 ]
 
 
@@ -78,3 +80,11 @@ class NonFiniteEntryError(LossInputError, ValueError):
 
 class HyperparameterError(LossInputError, ValueError):
     """A hyperparameter is out of range or of an unsupported kind."""
+
+
+class EmptyMaskError(LossInputError, ValueError):
+    """A sequence has no token selected by the loss's mask (TorchRL's LLM classes refuse it)."""
+
+
+class ZeroFilledEntryError(LossInputError, RuntimeError):
+    """Teacher log-probs zero-filled off the assistant tokens but used on all tokens (as TorchRL refuses)."""

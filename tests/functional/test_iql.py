@@ -88,6 +88,16 @@ def test_stop_gradients_and_finite_differences():
     assert_fd(lambda gamma: iql_loss(make(), gamma=gamma)["loss_qvalue"], 0.9)
 
 
+def test_expectile_bounds_are_allowed():
+    """``expectile=1`` (TorchRL's IQLLoss accepts it) weighs only ``Q > V``; ``0`` only ``Q <= V``."""
+    td = make()
+    q = td["target_state_action_value"].detach().min(0)[0]
+    u = q - td["state_value"].detach()
+    for tau, weight in ((1.0, (u > 0).double()), (0.0, (u <= 0).double())):
+        out = iql_loss(td, expectile=tau)
+        assert out["loss_value"].item() == pytest.approx((weight * u.pow(2)).mean().item(), rel=1e-12)
+
+
 def test_pure_and_stateless():
     assert_pure(iql_loss, make())
     assert_stateless(iql_module)
@@ -95,7 +105,8 @@ def test_pure_and_stateless():
 
 def test_bad_inputs():
     td = make()
-    assert_bad(iql_loss, td, HyperparameterError, "iql_loss", "expectile", expectile=1.0)
+    assert_bad(iql_loss, td, HyperparameterError, "iql_loss", "expectile", expectile=1.2)
+    assert_bad(iql_loss, td, HyperparameterError, "iql_loss", "expectile", expectile=-0.1)
     assert_bad(iql_loss, td, HyperparameterError, "iql_loss", "temperature", temperature=-1.0)
     bad = td.clone()
     bad["state_value"] = bad["state_value"].squeeze(-1)

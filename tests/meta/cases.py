@@ -36,6 +36,7 @@ from torchrl_functional.functional import (
     ppo_loss,
     reinforce_loss,
     sac_loss,
+    sac_v1_loss,
     td3_loss,
 )
 
@@ -251,9 +252,25 @@ CASES: list[LossCase] = [
 OFF_B, ENSEMBLE, K_SAMPLES = 6, 2, 3  # replayed transitions, critics, CQL action samples
 
 
-def off_policy_td(seed: int, dtype: torch.dtype = torch.float32, *, kind: str) -> TensorDict:
+#: the ensemble entries ``[E, B, ...]`` of each kind of off-policy input
+ENSEMBLE_KEYS: dict[str, tuple] = {
+    "td3": ("state_action_value", ("next", "state_action_value"), "state_action_value_actor"),
+    "sac": ("state_action_value", ("next", "state_action_value"), "state_action_value_actor"),
+    "cql": ("state_action_value", ("next", "state_action_value"), "state_action_value_actor",
+            "cql_random_value", "cql_current_value", "cql_next_value"),
+    "sac_v1": ("target_state_action_value", "state_action_value_actor"),
+    "discrete_sac": ("action_value", ("next", "action_value")),
+    "iql": ("state_action_value", "target_state_action_value"),
+    "discrete_iql": ("state_action_value", "target_state_action_value"),
+}
+
+
+def off_policy_td(seed: int, dtype: torch.dtype = torch.float32, *, kind: str, nstep: bool = False,
+                  batched: bool = False) -> TensorDict:
     """Replayed transitions with the network outputs each off-policy loss reads. Q-ensembles are
-    ``[E, B, ...]`` (ensemble first), so the TensorDict has no batch dimensions."""
+    ``[E, B, ...]`` (ensemble first) in a TensorDict without batch dimensions, or, with
+    ``batched=True``, ``[B, E, ...]`` in a ``[B]``-batched one (TorchRL's replay layout).
+    ``nstep=True`` adds n-step data: ``steps_to_next_obs`` in ``1..3``."""
     g = torch.Generator().manual_seed(seed)
 
     def randn(*s: int) -> torch.Tensor:
@@ -287,6 +304,15 @@ def off_policy_td(seed: int, dtype: torch.dtype = torch.float32, *, kind: str) -
             data["cql_current_log_prob"] = randn(B, K)
             data["cql_next_log_prob"] = randn(B, K)
             data["bc_log_prob"] = randn(B)
+    elif kind == "sac_v1":
+        data["state_action_value"] = randn(B, 1)
+        data["state_value"] = randn(B, 1)
+        data["next"]["state_value"] = randn(B, 1)
+        data["target_state_action_value"] = randn(E, B, 1)
+        data["target_log_prob"] = randn(B)
+        data["state_action_value_actor"] = randn(E, B, 1)
+        data["log_prob"] = randn(B)
+        data["action"] = randn(B, ACTION_DIM)
     elif kind == "discrete_sac":
         data["action_value"] = randn(E, B, N)
         data["next"]["action_value"] = randn(E, B, N)
@@ -304,7 +330,25 @@ def off_policy_td(seed: int, dtype: torch.dtype = torch.float32, *, kind: str) -
             data["action"] = torch.randint(N, (B,), generator=g)
     else:  # pragma: no cover
         raise ValueError(kind)
-    return TensorDict(data, batch_size=[])
+    if nstep:
+        data["steps_to_next_obs"] = torch.randint(1, 4, (B,), generator=g)
+    td = TensorDict(data, batch_size=[])
+    return to_batched(td, ENSEMBLE_KEYS.get(kind, ())) if batched else td
+
+
+def to_batched(td: TensorDict, ensemble_keys: tuple, batch: tuple | None = None) -> TensorDict:
+    """The same input in TorchRL's replay layout: a TensorDict of batch ``B`` (the reward's,
+    or ``batch``, reshaping the leading batch dim), ensemble entries ``[*B, E, ...]``."""
+    b = tuple(td["next", "reward"].shape[:-1])
+    batch = tuple(batch or b)
+    out = TensorDict(batch_size=batch)
+    for key, x in td.items(True, True):
+        if key in ensemble_keys:
+            x = x.reshape(x.shape[0], *batch, *x.shape[1 + len(b):]).movedim(0, len(batch))
+        else:
+            x = x.reshape(*batch, *x.shape[len(b):])
+        out.set(key, x)
+    return out
 
 
 def _off(kind: str):
@@ -312,14 +356,13 @@ def _off(kind: str):
 
 
 CASES += [
-    LossCase("dqn_loss", dqn_loss, _off("dqn"), {"gamma": 0.9}, {}, ("action_value",), compile=True,
-             objective_keys=("loss",)),
+    LossCase("dqn_loss", dqn_loss, _off("dqn"), {"gamma": 0.9}, {}, ("action_value",), objective_keys=("loss",)),
     LossCase("dqn_loss-td_lambda", dqn_loss, _off("dqn"), {"gamma": 0.9, "lmbda": 0.7},
              {"value_estimator": "td_lambda"}, ("action_value",), objective_keys=("loss",)),
     LossCase("ddpg_loss", ddpg_loss, _off("ddpg"), {"gamma": 0.9}, {},
              ("state_action_value", "state_action_value_actor"), compile=True),
     LossCase("td3_loss", td3_loss, _off("td3"), {"gamma": 0.9}, {},
-             ("state_action_value", "state_action_value_actor"), compile=True),
+             ("state_action_value", "state_action_value_actor")),
     LossCase("sac_loss", sac_loss, _off("sac"), {"gamma": 0.9}, {"log_alpha": -0.5},
              ("state_action_value", "state_action_value_actor", "log_prob"), compile=True),
     # alpha = exp(log_alpha) enters the critic target and the actor term detached (SAC's
@@ -341,4 +384,19 @@ CASES += [
              ("log_prob",), objective_keys=("loss_alpha",)),
     LossCase("discrete_cql_loss", discrete_cql_loss, _off("discrete_cql"), {"gamma": 0.9}, {},
              ("action_value",), compile=True),
+    LossCase("sac_v1_loss", sac_v1_loss, _off("sac_v1"), {"gamma": 0.9}, {"log_alpha": -0.5},
+             ("state_action_value", "state_value", "log_prob"), compile=True),
+    LossCase("sac_v1_loss-alpha", sac_v1_loss, _off("sac_v1"), {"log_alpha": -0.5}, {},
+             ("log_prob",), objective_keys=("loss_alpha",)),
+    # TorchRL's replay layouts: n-step data (MultiStep) and [B]-batched TensorDicts whose
+    # ensembles follow the batch
+    LossCase("td3_loss-batched", td3_loss, functools.partial(off_policy_td, kind="td3", batched=True),
+             {"gamma": 0.9}, {}, ("state_action_value", "state_action_value_actor"), compile=True),
+    LossCase("sac_loss-nstep-td_lambda", sac_loss, functools.partial(off_policy_td, kind="sac", nstep=True),
+             {"gamma": 0.9, "lmbda": 0.8}, {"log_alpha": -0.5, "value_estimator": "td_lambda"},
+             ("state_action_value", "log_prob")),
+    LossCase("iql_loss-batched", iql_loss, functools.partial(off_policy_td, kind="iql", batched=True),
+             {"gamma": 0.9, "expectile": 0.7, "temperature": 3.0}, {}, ("state_action_value", "state_value")),
+    LossCase("dqn_loss-nstep", dqn_loss, functools.partial(off_policy_td, kind="dqn", nstep=True),
+             {"gamma": 0.9}, {}, ("action_value",), compile=True, objective_keys=("loss",)),
 ]

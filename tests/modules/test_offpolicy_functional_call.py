@@ -11,7 +11,7 @@ import pytest
 import torch
 from torchrl.data import Bounded
 
-from tests.modules import test_offpolicy_parity as P
+from tests.modules import offpolicy_parity_common as P
 from torchrl_functional import modules as ours
 
 
@@ -25,6 +25,8 @@ CASES = {
     "DDPGLoss": (lambda: ours.DDPGLoss(P.det_actor(), P.qvalue()), None),
     "TD3Loss": (_td3, None),
     "SACLoss": (lambda: ours.SACLoss(P.stoch_actor(), P.qvalue(), num_qvalue_nets=3), None),
+    "SACLoss-v1": (lambda: ours.SACLoss(P.stoch_actor(), P.qvalue(), P.vvalue(), delay_actor=True), None),
+    "SACLoss-skip_done": (lambda: ours.SACLoss(P.stoch_actor(), P.qvalue(), skip_done_states=True), None),
     "DiscreteSACLoss": (lambda: ours.DiscreteSACLoss(P.discrete_actor(), P.discrete_q(), action_space="categorical",
                                                       num_actions=P.NACT), "categorical"),
     "IQLLoss": (lambda: ours.IQLLoss(P.stoch_actor(), P.qvalue(), P.vvalue()), None),

@@ -3,7 +3,6 @@ which runs the same code in a fresh process)."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import torch
@@ -58,25 +57,23 @@ CONTINUE_SCORES = [4.0, 5.0, 6.0]  # the 6th score restructures again (after the
 
 
 def resume_group(out_dir: Path, seed: int) -> tuple[PAIGroup, ClipPPOLoss]:
-    """Actor + critic (shared Adam), a Case 2 SGD net and a Case 3 RMSprop net with StepLR."""
+    """Actor + critic (shared Adam), a Case 2 SGD net with a target, a Case 3 RMSprop net."""
     nets = make_nets("normal", seed=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # Case 3 is "not recommended"
-        group = PAIGroup(
-            "resume",
-            {
-                "actor": NetworkSpec(nets.actor, lr=1e-2),
-                "critic": NetworkSpec(nets.critic, lr=3e-2),
-                "meta": NetworkSpec(mlp([OBS, 4, 1], seed + 1), lr=1e-2, optimizer=torch.optim.SGD,
-                                    optimizer_kwargs={"momentum": 0.9}),
-                "aux": NetworkSpec(mlp([OBS, 3], seed + 2), lr=5e-3, optimizer=torch.optim.RMSprop,
-                                   scheduler=torch.optim.lr_scheduler.StepLR,
-                                   scheduler_kwargs={"step_size": 2, "gamma": 0.5}),
-            },
-            directory=out_dir,
-            settings=fixed(3),
-            scheduler_kwargs={"patience": 0, "factor": 0.5},
-        )
+    group = PAIGroup(
+        "resume",
+        {
+            "actor": NetworkSpec(nets.actor, lr=1e-2),
+            "critic": NetworkSpec(nets.critic, lr=3e-2),
+            "meta": NetworkSpec(mlp([OBS, 4, 1], seed + 1), lr=1e-2, optimizer=torch.optim.SGD,
+                                optimizer_kwargs={"momentum": 0.9}),
+            "aux": NetworkSpec(mlp([OBS, 3], seed + 2), lr=5e-3, optimizer=torch.optim.RMSprop,
+                               follow_pai_lr=False),
+        },
+        directory=out_dir,
+        settings=fixed(3),
+        scheduler_kwargs={"patience": 0, "factor": 0.5},
+    )
+    group.target("meta")
     loss = group.track_loss(ClipPPOLoss(group["actor"], group["critic"]))
     return group, loss
 
@@ -89,9 +86,11 @@ def resume_train(group: PAIGroup, loss: ClipPPOLoss, steps: int, seed: int) -> N
         out = loss(data)
         total = out["loss_objective"] + out["loss_entropy"] + out["loss_critic"]
         total = total + group["meta"](x).pow(2).mean() + group["aux"](x).pow(2).mean()
+        total = total + (group["meta"](x) - group.target("meta")(x)).pow(2).mean()
         group.zero_grad()
         total.backward()
         group.step()
+        group.target("meta").update(0.1)
 
 
 def resume_prefix(group: PAIGroup, loss: ClipPPOLoss) -> None:
@@ -112,6 +111,7 @@ def resume_continue(group: PAIGroup, loss: ClipPPOLoss) -> dict:
     resume_train(group, loss, 1, seed=77)
     return {
         "model": {k: v.detach().clone() for k, v in group.model.state_dict().items() if k != "tracker_string"},
+        "target": dict(group.target("meta").params),
         "results": torch.tensor(results, dtype=torch.float64),
         "num_dendrites": group.num_dendrites,
     }

@@ -4,6 +4,7 @@ plain-data files (weights_only), atomic writes, clear errors for bad files."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,9 @@ from tests.pai.helpers import (
     resume_group,
     resume_prefix,
 )
-from torchrl_functional.pai import NetworkSpec, PAICheckpointError, PAIGroup
+from torchrl_functional.pai import NetworkSpec, PAICheckpointError, PAIGroup, PAIStateError
 from torchrl_functional.pai import checkpoint as ckpt_module
+from torchrl_functional.pai._optimizers import named_params
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,6 +56,10 @@ def test_resume_in_a_fresh_process_matches_continuing(out_dir, tmp_path):
     assert got["model"].keys() == expected["model"].keys()
     for key, value in expected["model"].items():
         assert torch.equal(got["model"][key], value), key
+    assert got["target"].keys() == expected["target"].keys()  # the target network, dendrites included
+    assert any("dendrite_module.layers" in key for key in expected["target"])
+    for key, value in expected["target"].items():
+        assert torch.equal(got["target"][key], value), key
 
 
 def small_group(out_dir, name="small", lr=1e-2) -> PAIGroup:
@@ -74,7 +80,7 @@ def test_checkpoint_is_plain_data_and_written_atomically(out_dir, monkeypatch):
     target = out_dir / "ck" / "group.pt"
     group.save_checkpoint(target)
     payload = torch.load(target, weights_only=True)  # no code unpickled
-    assert payload["format"] == "torchrl_functional.pai.checkpoint" and payload["version"] == 1
+    assert payload["format"] == "torchrl_functional.pai.checkpoint" and payload["version"] == 2
     assert payload["group"]["networks"] == ["actor", "critic"]
     assert set(payload["pai_files"]) == {"best_model.pt", "switch_2.pt"}  # one switch: n -> p -> n
     assert "tracker_string" in payload["model"]
@@ -140,8 +146,8 @@ def test_optimizer_state_is_matched_to_parameters_by_name(out_dir):
 
     other = small_group(out_dir / "other")
     other.load_checkpoint(out_dir / "reversed.pt")
-    by_name = {n: p for plist in group._named_params().values() for n, p in plist}
-    other_by_name = {n: p for plist in other._named_params().values() for n, p in plist}
+    by_name = {n: p for plist in named_params(group).values() for n, p in plist}
+    other_by_name = {n: p for plist in named_params(other).values() for n, p in plist}
     compared = 0
     for name, p in by_name.items():
         if p in group.optimizer.state:
@@ -153,6 +159,7 @@ def test_optimizer_state_is_matched_to_parameters_by_name(out_dir):
 
 def test_bad_checkpoint_files_give_clear_errors(out_dir):
     group = small_group(out_dir)
+    regression_step(group, torch.randn(4, 3))
     path = group.save_checkpoint(out_dir / "good.pt")
     data = path.read_bytes()
     truncated = out_dir / "truncated.pt"
@@ -179,9 +186,114 @@ def test_bad_checkpoint_files_give_clear_errors(out_dir):
 
 
 def test_checkpoint_of_a_different_group_is_refused(out_dir):
-    path = small_group(out_dir / "a").save_checkpoint(out_dir / "a.pt")
+    first = small_group(out_dir / "a")
+    regression_step(first, torch.randn(4, 3))
+    path = first.save_checkpoint(out_dir / "a.pt")
     with pytest.raises(PAICheckpointError, match="configured differently"):
         small_group(out_dir / "b", lr=5e-3).load_checkpoint(path)
     other = PAIGroup("c", {"policy": NetworkSpec(mlp([3, 2], 0), lr=1e-2)}, directory=out_dir / "c")
     with pytest.raises(PAICheckpointError, match="holds networks"):
         other.load_checkpoint(path)
+
+
+def test_each_own_optimizer_gets_its_own_state_back(out_dir):
+    """Case 2 and Case 3 optimizers anywhere in the spec order get back their own state and
+    learning rate (a Case 3 lr changed by the user's scheduler included)."""
+    def build(directory):
+        return PAIGroup(
+            "own",
+            {
+                "aux": NetworkSpec(mlp([3, 3], 2), lr=5e-3, optimizer=torch.optim.RMSprop, follow_pai_lr=False),
+                "actor": NetworkSpec(mlp([3, 4, 2], 0), lr=1e-2),
+                "meta": NetworkSpec(mlp([3, 4, 1], 1), lr=2e-2, optimizer=torch.optim.SGD,
+                                    optimizer_kwargs={"momentum": 0.9}),
+                "aux2": NetworkSpec(mlp([3, 2], 3), lr=7e-3, optimizer=torch.optim.Adam, follow_pai_lr=False),
+            },
+            directory=directory, settings=fixed(2), scheduler_kwargs={"patience": 0, "factor": 0.5},
+        )
+
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(5))
+    group = build(out_dir / "a")
+    sched = torch.optim.lr_scheduler.StepLR(group.optimizers["aux"], step_size=1, gamma=0.5)
+    for score in (0.0, 1.0, 2.0, 0.5):  # two restructures
+        regression_step(group, x)
+        group.add_score(score)
+        sched.step()
+    regression_step(group, x)
+    path = group.save_checkpoint(out_dir / "own.pt")
+    lrs = group.lrs()
+    assert len(set(lrs.values())) == 4  # every network at its own rate
+
+    other = build(out_dir / "b")
+    other_sched = torch.optim.lr_scheduler.StepLR(other.optimizers["aux"], step_size=1, gamma=0.5)
+    other.load_checkpoint(path)
+    other_sched.load_state_dict(sched.state_dict())  # the user's scheduler is the user's to save
+    assert other.lrs() == lrs
+    for name in ("aux", "meta", "aux2"):
+        mine, theirs = other.optimizers[name], group.optimizers[name]
+        assert type(mine) is type(theirs)
+        assert sum(bool(theirs.state[q]) for q in theirs.param_groups[0]["params"]) >= 2, name
+        for p, q in zip(mine.param_groups[0]["params"], theirs.param_groups[0]["params"]):
+            assert mine.state[p].keys() == theirs.state[q].keys(), name
+            for key, value in theirs.state[q].items():
+                assert torch.equal(mine.state[p][key], value), (name, key)
+    for g, s in ((group, sched), (other, other_sched)):
+        regression_step(g, x)
+        s.step()
+    assert other.lrs() == group.lrs()
+    for (name, p), (_, q) in zip(other.model.named_parameters(), group.model.named_parameters()):
+        assert torch.equal(p, q), name
+
+
+def test_a_checkpoint_before_the_first_backward_is_refused(out_dir):
+    """PAI sets a layer's state up at its first backward pass and cannot load a layer
+    without it: such a save is refused, and a load is checked before the group changes."""
+    group = small_group(out_dir)
+    with pytest.raises(PAIStateError, match=r"have not had a backward pass yet: \['.actor.0'"):
+        group.save_checkpoint(out_dir / "early.pt")
+    assert not (out_dir / "early.pt").exists()
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(6))
+    regression_step(group, x)
+    good = group.save_checkpoint(out_dir / "good.pt")
+
+    payload = torch.load(good, weights_only=True)  # as an early save would have been
+    payload["model"] = {k: v for k, v in payload["model"].items() if "dendrite_storage_shape" not in k}
+    for key in ("format", "version"):
+        payload.pop(key)
+    bad = ckpt_module.write_checkpoint(out_dir / "bad.pt", payload)
+    other = small_group(out_dir / "other")
+    regression_step(other, x)
+    with pytest.raises(PAICheckpointError, match="lacks PAI's state of the layers"):
+        other.load_checkpoint(bad)
+    for score in (0.0, 1.0):  # still usable, restructure included
+        regression_step(other, x)
+        assert other.add_score(score).restructured == (score == 1.0)
+    third = small_group(out_dir / "third")
+    third.load_checkpoint(good)
+    regression_step(third, x)
+    regression_step(group, x)
+    for (name, p), (_, q) in zip(third.model.named_parameters(), group.model.named_parameters()):
+        assert torch.equal(p, q), name
+
+
+@pytest.mark.slow
+def test_a_save_killed_midway_leaves_no_temporary_file_behind(out_dir):
+    target = out_dir / "ck" / "g.pt"
+    code = (
+        "import os, signal, sys, torch\n"
+        "from torchrl_functional.pai import checkpoint\n"
+        "def dying(obj, fh, *args, **kwargs):\n"
+        "    fh.write(b'partial'); fh.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
+        "torch.save = dying\n"
+        "checkpoint.write_checkpoint(sys.argv[1], {'step': 1})\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(target)], env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    leftovers = os.listdir(target.parent)
+    assert len(leftovers) == 1 and leftovers[0].endswith(".tmp")  # what the kill left
+    ckpt_module.write_checkpoint(target, {"step": 2})
+    assert os.listdir(target.parent) == ["g.pt"]
+    assert torch.load(target, weights_only=True)["step"] == 2

@@ -1,5 +1,5 @@
 """Restructures with the real perforatedai: parameter counts, rebuilt optimizers, per-network
-learning rates, gradients into new dendrites, PAI's frozen weights, freezing helper."""
+learning rates, gradients into new dendrites, PAI's frozen weights, one-network updates."""
 
 from __future__ import annotations
 
@@ -141,7 +141,10 @@ def test_dendrites_on_the_actor_only(out_dir):
     assert not any("dendrite" in n for n, _ in group["critic"].named_parameters())
 
 
-def test_train_only_restores_requires_grad_exactly(out_dir):
+def test_backward_inputs_trains_one_network_and_equals_flag_toggling(out_dir):
+    """The seed's alternating update (freeze the others, backward, restore the flags) and
+    ``backward(inputs=group.parameters(name))`` give identical gradients, and the latter
+    touches no ``requires_grad`` flag (PAI's frozen weights included)."""
     group = three_nets(out_dir)
     x = torch.randn(8, IN)
     for score in [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]:  # PAI has frozen some weights by now
@@ -149,22 +152,34 @@ def test_train_only_restores_requires_grad_exactly(out_dir):
         group.add_score(score)
     flags = {id(p): p.requires_grad for p in group.model.parameters()}
     assert not all(flags.values()) and any(flags.values())
-    with group.train_only("critic"):
-        actor_flags = [p.requires_grad for p in group["actor"].parameters()]
-        meta_flags = [p.requires_grad for p in group["meta"].parameters()]
-        assert not any(actor_flags) and not any(meta_flags)
-        critic_flags = [p.requires_grad for p in group["critic"].parameters()]
-        assert critic_flags == [flags[id(p)] for p in group["critic"].parameters()]  # untouched
-        before = {n: p.detach().clone() for n, p in group["actor"].named_parameters()}
-        regression_step(group, x)  # only the critic moves
-        assert all(torch.equal(before[n], p) for n, p in group["actor"].named_parameters())
-    assert {id(p): p.requires_grad for p in group.model.parameters()} == flags
-    with pytest.raises(RuntimeError, match="boom"), group.train_only("actor", "meta"):
-        raise RuntimeError("boom")
+
+    def loss():  # the critic's loss depends on the actor's output too
+        return (group["critic"](x) + group["actor"](x).sum(-1, keepdim=True)).pow(2).mean()
+
+    group.zero_grad()
+    loss().backward(inputs=group.parameters("critic"))
+    with_inputs = {id(p): p.grad for p in group.model.parameters()}
     assert {id(p): p.requires_grad for p in group.model.parameters()} == flags
 
+    group.zero_grad()
+    others = [p for n in ("actor", "meta") for p in group[n].parameters()]
+    saved = [p.requires_grad for p in others]
+    for p in others:
+        p.requires_grad_(False)
+    loss().backward()
+    for p, flag in zip(others, saved):
+        p.requires_grad_(flag)
+    toggled = {id(p): p.grad for p in group.model.parameters()}
+    critic = {id(p) for p in group.parameters("critic")}
+    assert sum(with_inputs[i] is not None for i in critic) >= 6  # weights, biases, dendrites
+    for key, grad in toggled.items():
+        if key in critic and grad is not None:
+            assert torch.equal(with_inputs[key], grad)
+        else:  # not trained, or not in the graph (PAI's dendrite layers of the other mode)
+            assert grad is None and with_inputs[key] is None
 
-def test_train_only_keeps_a_shared_trunk_trainable(out_dir):
+
+def test_parameters_of_a_shared_trunk(out_dir):
     trunk = torch.nn.Linear(IN, 6)
     actor = torch.nn.Sequential(trunk, torch.nn.Tanh(), torch.nn.Linear(6, 2))
     critic = torch.nn.Sequential(trunk, torch.nn.Tanh(), torch.nn.Linear(6, 1))
@@ -176,18 +191,11 @@ def test_train_only_keeps_a_shared_trunk_trainable(out_dir):
     groups = {g["network"]: {id(p) for p in g["params"]} for g in group.optimizer.param_groups}
     assert not groups["actor"] & groups["critic"]
     assert id(group["critic"][0].main_module.weight) in groups["actor"]
-    with group.train_only("critic"):
-        assert group["critic"][0].main_module.weight.requires_grad  # shared with the critic
-        assert not group["actor"][2].main_module.weight.requires_grad
-
-
-def test_scoring_inside_train_only_is_refused(out_dir):
-    group = three_nets(out_dir)
-    with group.train_only("actor"), pytest.raises(PAIStateError, match="inside train_only"):
-        group.add_score(1.0)
-    with pytest.raises(PAIConfigError, match="network names"):
-        with group.train_only("nope"):
-            pass
+    # ... but it is a parameter of both networks for backward(inputs=...)
+    assert id(group["critic"][0].main_module.weight) in {id(p) for p in group.parameters("critic")}
+    assert len(group.parameters()) == len(group.parameters("actor", "critic")) == sum(map(len, groups.values()))
+    with pytest.raises(KeyError, match="nope"):
+        group.parameters("nope")
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, "1.0x", torch.ones(2), True])
@@ -254,7 +262,41 @@ def test_failed_dendrites_are_retried_then_removed(out_dir):
     assert [i for i, _ in restructures] == [2, 5, 8, 11]
     assert sizes[2] > sizes[0] and sizes[5] > sizes[2]  # two dendrite sets added
     assert sizes[8] == sizes[5]  # the second set did not help: new random dendrites instead
+    # reported as such: a restructure adding dendrites, one adding none, one removing them
+    assert [r.dendrites_added for r in results if r.restructured] == [1, 1, 0, -1]
+    assert all(r.dendrites_added == 0 for r in results if not r.restructured)
     assert results[-1].training_complete and sizes[-1] == sizes[2]  # back to the best model
     for g in group.optimizer.param_groups:
         assert {id(p) for p in g["params"]} == trainable_params(group[g["network"]])
     assert results[-1].lrs == pytest.approx({"actor": 1e-2, "critic": 3e-2})
+
+
+def test_a_cached_optimizer_raises_after_a_restructure(out_dir):
+    """``opt = group.optimizer`` kept across a restructure would train stale parameter
+    lists (not the new dendrites): it raises instead. An optimizer of its own (Case 2)
+    stays the same object, refilled with the new parameters."""
+    group = PAIGroup(
+        "stale",
+        {"actor": NetworkSpec(mlp([IN, 8, 2], 0), lr=1e-3),
+         "meta": NetworkSpec(mlp([IN, 5, 1], 2), lr=1e-2, optimizer=torch.optim.SGD)},
+        directory=out_dir,
+        settings=fixed(2),
+    )
+    x = torch.randn(16, IN, generator=torch.Generator().manual_seed(4))
+    opt, sgd = group.optimizer, group.optimizers["meta"]
+    for score in [0.0, 1.0]:
+        regression_step(group, x)
+        result = group.add_score(score)
+    assert result.restructured and group.optimizer is not opt
+    with pytest.raises(PAIStateError, match="replaced when PAI restructured"):
+        opt.step()
+    with pytest.raises(PAIStateError, match="replaced when PAI restructured"):
+        opt.zero_grad()
+    assert group.optimizers["meta"] is sgd
+    assert {id(p) for p in sgd.param_groups[0]["params"]} == trainable_params(group["meta"])
+    regression_step(group, x)
+    regression_step(group, x)  # PAI starts the dendrite output weights at zero
+    new = [p for n, p in group["meta"].named_parameters() if "dendrite_module.layers.0.weight" in n]
+    before = [p.detach().clone() for p in new]
+    regression_step(group, x)
+    assert new and all(not torch.equal(b, p) for b, p in zip(before, new))

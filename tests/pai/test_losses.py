@@ -12,7 +12,8 @@ from torchrl.objectives import ClipPPOLoss as TorchRLClipPPOLoss
 from tests.builders import make_data, make_nets
 from tests.pai.helpers import fixed
 from torchrl_functional.modules import ClipPPOLoss
-from torchrl_functional.pai import NetworkSpec, PAIGroup, refresh_loss_module
+from torchrl_functional.pai import NetworkSpec, PAIGroup
+from torchrl_functional.pai.losses import refresh_loss_module
 
 LOSSES = {"ours": ClipPPOLoss, "torchrl": TorchRLClipPPOLoss}
 TIME_DIMS = [-1, -1, 0]  # [B, T, F] batches

@@ -26,6 +26,7 @@ from torchrl_functional.pai import (
     PAIInterruptError,
     PAISettings,
     PAIShapeError,
+    PAIStateError,
 )
 from torchrl_functional.pai._runtime import import_pai, pai_call
 
@@ -59,15 +60,16 @@ def test_network_called_module_is_refused(out_dir):
             PAIGroup("g", {bad: NetworkSpec(mlp([3, 2], 0), lr=1e-3)}, directory=out_dir)
 
 
-def test_tensordict_module_networks_work_where_raw_pai_stops(out_dir):
+def test_tensordict_module_networks_work_where_raw_pai_stops(out_dir, monkeypatch, pai_sandbox):
     """A TensorDictModule has a ``.module`` attribute: as PAI's top-level model it makes
     ``add_validation_score`` stop in pdb. The group is always the top level."""
     def td_net(seed):
         return TensorDictModule(mlp([3, 4, 2], seed), in_keys=["observation"], out_keys=["out"])
 
     raw = td_net(0)
+    monkeypatch.chdir(out_dir)  # raw PAI writes to ./raw/
     with pytest.raises(PAIInterruptError, match=r"(?s)debugger.*Need to call \.module"):
-        with pai_call("raw PAI", out_dir):
+        with pai_call("raw PAI"):
             GPA.pc.set_configuration_confirmed(True)
             GPA.pc.set_testing_dendrite_capacity(False)
             upa = import_pai().upa
@@ -75,6 +77,7 @@ def test_tensordict_module_networks_work_where_raw_pai_stops(out_dir):
             GPA.pai_tracker.set_optimizer(torch.optim.Adam)
             GPA.pai_tracker.setup_optimizer(raw, {"params": list(raw.parameters()), "lr": 1e-3}, {})
             GPA.pai_tracker.add_validation_score(1.0, raw)
+    monkeypatch.chdir(pai_sandbox)
 
     group = PAIGroup("tdm", {"policy": NetworkSpec(td_net(1), lr=1e-3)}, directory=out_dir / "group", settings=fixed(2))
     td = TensorDict({"observation": torch.randn(6, 3)}, [6])
@@ -145,8 +148,11 @@ def test_invalid_output_dimensions_are_refused(out_dir):
 def test_pai_settings_are_checked(out_dir):
     with pytest.raises(PAIConfigError, match="unknown PAI setting 'improvment_threshold'"):
         two_nets(out_dir, settings=PAISettings(extra={"improvment_threshold": [0.1]}))
-    with pytest.raises(PAIConfigError, match="set by the adapter"):
-        PAISettings(extra={"save_name": "x"})
+    for key in ("save_name", "switch_mode", "fixed_switch_num", "n_epochs_to_switch", "max_dendrites",
+                "find_best_lr", "test_saves", "testing_dendrite_capacity", "unwrapped_modules_confirmed",
+                "maximizing_score", "use_cuda"):
+        with pytest.raises(PAIConfigError, match=f"extra\\['{key}'\\] is set by the adapter"):
+            PAISettings(switch_mode="fixed", extra={key: 0})
     with pytest.raises(PAIConfigError, match="switch_mode"):
         PAISettings(switch_mode="sometimes")
     group = two_nets(out_dir, settings=PAISettings(extra={"improvement_threshold_raw": 0.5, "history_lookback": 3}))
@@ -170,24 +176,112 @@ def test_safe_defaults(out_dir, capsys):
     log = (out_dir / "safe" / "pai_output.log").read_text()
     assert "PAIGroup('safe').perforate" in log and "Saved" in log
     assert sorted(p.name for p in (out_dir / "safe").iterdir()) == [
-        "best_model.pt", "pai_output.log", "safe_config.json", "switch_2.pt",
+        ".torchrl_functional_pai", "best_model.pt", "pai_output.log", "safe_config.json", "switch_2.pt",
     ]
 
 
 def test_an_existing_run_folder_is_not_reused_silently(out_dir):
-    two_nets(out_dir)
+    with two_nets(out_dir):
+        pass
     with pytest.raises(PAIConfigError, match="already exists"):
         two_nets(out_dir)
-    (out_dir / "safe" / "stale_file.pt").write_bytes(b"old")
+    (out_dir / "safe" / "switch_9.pt").write_bytes(b"old")  # a stale PAI snapshot
     group = two_nets(out_dir, overwrite=True)
-    assert not (out_dir / "safe" / "stale_file.pt").exists()
+    assert not (out_dir / "safe" / "switch_9.pt").exists()
     assert group.run_directory == out_dir / "safe"
-    # overwrite never deletes a folder PAI did not write
-    (out_dir / "notes").mkdir()
-    (out_dir / "notes" / "todo.txt").write_text("keep me")
-    with pytest.raises(PAIConfigError, match="does not look like a PAI run folder"):
-        two_nets(out_dir, name="notes", overwrite=True)
-    assert (out_dir / "notes" / "todo.txt").read_text() == "keep me"
+
+
+def test_overwrite_deletes_only_what_pai_wrote(out_dir):
+    # a folder of the user's that happens to have the group's name: never touched
+    notes = out_dir / "safe"
+    notes.mkdir()
+    (notes / "model.pt").write_bytes(b"my weights")
+    (notes / "notes.txt").write_text("keep me")
+    with pytest.raises(PAIConfigError, match="not a run folder of this adapter"):
+        two_nets(out_dir, overwrite=True)
+    assert (notes / "model.pt").read_bytes() == b"my weights" and (notes / "notes.txt").read_text() == "keep me"
+    # a run folder of the adapter: PAI's files go, what the user put there stays
+    with two_nets(out_dir / "runs", settings=fixed(2)) as group:
+        x = torch.randn(6, 3)
+        for score in (0.0, 1.0):
+            regression_step(group, x)
+            group.add_score(score)
+    run = out_dir / "runs" / "safe"
+    (run / "model.pt").write_bytes(b"my weights")
+    (run / "sub").mkdir()
+    (run / "sub" / "best_model.pt").write_bytes(b"mine too")
+    old = (run / "switch_2.pt").stat().st_mtime_ns
+    two_nets(out_dir / "runs", overwrite=True)
+    assert (run / "model.pt").read_bytes() == b"my weights"
+    assert (run / "sub" / "best_model.pt").read_bytes() == b"mine too"
+    assert not (run / "switch_2.pt").exists() and not (run / "best_model.pt").exists()  # PAI's, deleted
+    assert old and sorted(p.name for p in run.iterdir()) == [
+        ".torchrl_functional_pai", "model.pt", "pai_output.log", "safe_config.json", "sub",
+    ]
+
+
+def test_two_live_groups_cannot_share_a_run_folder(out_dir):
+    first = two_nets(out_dir)
+    with pytest.raises(PAIConfigError, match="run folder of a live group"):
+        two_nets(out_dir, overwrite=True)
+    assert GPA.pc is first._pc  # the refused group left PAI's globals alone
+    first.close()
+    second = two_nets(out_dir, overwrite=True)  # released by close()
+    second.close()
+    del second
+    import gc
+
+    gc.collect()
+    two_nets(out_dir, overwrite=True)  # a closed and collected group holds nothing
+
+
+def test_a_bare_layer_network_is_refused_with_dendrites(out_dir):
+    """PAI replaces a network that is itself a Linear by a new object: code holding the
+    original would bypass the dendrites. Refused; networks are modified in place."""
+    layer = nn.Linear(3, 2)
+    with pytest.raises(PAIConfigError, match=r"network 'head' is a single Linear.*nn.Sequential\(layer\)"):
+        PAIGroup("bare", {"head": NetworkSpec(layer, lr=1e-3)}, directory=out_dir)
+    assert list(out_dir.iterdir()) == []  # refused before anything was left behind
+    seq = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    group = PAIGroup(
+        "bare2",
+        {"head": NetworkSpec(seq, lr=1e-3), "probe": NetworkSpec(layer, lr=1e-3, dendrites=False)},
+        directory=out_dir,
+        settings=fixed(2),
+    )
+    assert group["head"] is seq and group["probe"] is layer  # the objects given, changed in place
+    x = torch.randn(5, 3)
+    for score in (0.0, 1.0):
+        group.zero_grad()
+        (seq(x).pow(2).mean() + layer(x).pow(2).mean()).backward()  # the original objects
+        group.step()
+        result = group.add_score(score)
+    assert result.restructured and any("dendrite" in n for n, _ in seq.named_parameters())
+
+
+def test_close_restores_pai_globals(out_dir):
+    before = GPA.pc, GPA.pai_tracker
+    x = torch.randn(6, 3)
+    with two_nets(out_dir, settings=fixed(2)) as group:
+        assert GPA.pc is group._pc
+        other = two_nets(out_dir, name="other")
+        assert GPA.pc is other._pc
+        for score in (0.0, 1.0):
+            regression_step(group, x)
+            group.add_score(score)
+        assert GPA.pc is group._pc
+    assert GPA.pc is before[0] and GPA.pai_tracker is before[1]  # not the live other group's
+    out = group["actor"](x)  # the networks keep working, and leave PAI's globals alone
+    assert out.shape == (6, 2) and GPA.pc is before[0]
+    with pytest.raises(PAIStateError, match="closed"):
+        group.add_score(2.0)
+    with pytest.raises(PAIStateError, match="closed"):
+        group.save_checkpoint(out_dir / "c.pt")
+    regression_step(other, x)
+    other.add_score(0.0)
+    assert GPA.pc is other._pc
+    other.close()
+    assert GPA.pc is before[0] and GPA.pai_tracker is before[1]
 
 
 def test_two_groups_do_not_leak_configuration(out_dir):
@@ -228,14 +322,13 @@ def test_pai_debugger_and_exit_become_exceptions(out_dir):
     upa = import_pai().upa
     original = pdb.set_trace
     with pytest.raises(PAIInterruptError, match="tried to open the debugger") as info:
-        with pai_call("probe", out_dir):
+        with pai_call("probe"):
             upa.load_net_from_dict(nn.Linear(2, 2), {})
     assert "perforate_model" in str(info.value)  # PAI's own explanation is kept
     assert pdb.set_trace is original and sys.breakpointhook is sys.__breakpointhook__
     with pytest.raises(PAIInterruptError, match=r"sys.exit\(1\)"):
-        with pai_call("probe", out_dir):
+        with pai_call("probe"):
             upa.perforate_model(nn.Linear(2, 2), save_name="a/b")
-    assert os.getcwd() != str(out_dir)
 
 
 def test_import_without_perforatedai(tmp_path):
@@ -256,3 +349,19 @@ def test_import_without_perforatedai(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "refused"
+
+
+@pytest.mark.slow
+def test_graphs_go_to_the_run_folder(out_dir):
+    """PAI builds its graph paths from the working directory; the group gives it the run
+    folder instead. ``overwrite=True`` removes them with PAI's other files."""
+    with two_nets(out_dir, settings=fixed(2, graphs=True)) as group:
+        x = torch.randn(6, 3)
+        for score in (0.0, 1.0):
+            regression_step(group, x)
+            group.add_score(score)
+    written = sorted(p.name for p in (out_dir / "safe").iterdir())
+    assert "safe.png" in written and "safeScores.csv" in written, written
+    assert [p.name for p in out_dir.iterdir()] == ["safe"]
+    two_nets(out_dir, overwrite=True)
+    assert not [p for p in (out_dir / "safe").iterdir() if p.suffix in (".png", ".csv")]

@@ -19,7 +19,16 @@ import torch
 from tensordict import TensorDict
 from torch.distributions import Categorical, Normal
 
-from tests.functional import test_cql, test_ddpg, test_dqn, test_iql, test_sac, test_td3
+from tests.functional import (
+    test_cql,
+    test_ddpg,
+    test_dqn,
+    test_iql,
+    test_sac,
+    test_sac_v1,
+    test_td3,
+)
+from tests.meta.cases import ENSEMBLE_KEYS, to_batched
 from torchrl_functional.errors import LossInputError
 from torchrl_functional.functional import (
     A2CKeys,
@@ -31,6 +40,7 @@ from torchrl_functional.functional import (
     PPOKeys,
     ReinforceKeys,
     SACKeys,
+    SACV1Keys,
     TD3Keys,
     a2c_loss,
     clip_ppo_loss,
@@ -43,6 +53,7 @@ from torchrl_functional.functional import (
     ppo_loss,
     reinforce_loss,
     sac_loss,
+    sac_v1_loss,
     td3_loss,
 )
 
@@ -156,10 +167,38 @@ CONFIGS += [
     Config("dqn_loss/categorical", dqn_loss, _detached(test_dqn.make), None, {}, DQNKeys),
     Config("ddpg_loss", ddpg_loss, _detached(test_ddpg.make), None, {}, DDPGKeys),
     Config("td3_loss", td3_loss, _detached(test_td3.make), None, {}, TD3Keys),
-    Config("sac_loss", sac_loss, _detached(test_sac.make), None, {}, SACKeys),
+    # log_alpha != 0 so that loss_alpha sees its inputs; an explicit target entropy, since with
+    # "auto" the action's shape is the only thing read from it (any action shape is valid)
+    Config("sac_loss", sac_loss, _detached(test_sac.make), None, {"log_alpha": 0.3, "target_entropy": -2.0}, SACKeys),
     Config("discrete_sac_loss", discrete_sac_loss, _detached(test_sac._discrete), None, {}, DiscreteSACKeys),
     Config("iql_loss", iql_loss, _detached(test_iql.make), None, {}, IQLKeys),
-    Config("cql_loss", cql_loss, _detached(test_cql.make), None, {}, CQLKeys),
+    Config("cql_loss", cql_loss, _detached(test_cql.make), None, {"log_alpha": 0.3, "target_entropy": -2.0}, CQLKeys),
+]
+
+
+def _nstep(build):
+    """n-step data, as TorchRL's MultiStep writes it: ``steps_to_next_obs`` ``[B]`` (int64)."""
+    def make():
+        td = build()
+        b = td["next", "reward"].shape[:-1]
+        td["steps_to_next_obs"] = torch.arange(b.numel()).reshape(b) % 3 + 1
+        return td
+    return make
+
+
+def _batched(build, kind):
+    """TorchRL's replay layout: a ``[B]``-batched TensorDict, ensembles ``[B, E, ...]``."""
+    return lambda: to_batched(build(), ENSEMBLE_KEYS[kind])
+
+
+CONFIGS += [
+    Config("dqn_loss/nstep", dqn_loss, _nstep(_detached(test_dqn.make)), None, {}, DQNKeys),
+    Config("td3_loss/batched_nstep", td3_loss, _batched(_nstep(_detached(test_td3.make)), "td3"), None, {}, TD3Keys),
+    Config("iql_loss/batched", iql_loss, _batched(_detached(test_iql.make), "iql"), None, {"expectile": 1.0}, IQLKeys),
+    Config("sac_v1_loss", sac_v1_loss, _nstep(_detached(test_sac_v1.make)), None,
+           {"log_alpha": 0.3, "target_entropy": -2.0}, SACV1Keys),
+    Config("discrete_sac_loss/skip_done_states", discrete_sac_loss, _detached(test_sac._discrete), None,
+           {"skip_done_states": True, "log_alpha": 0.3}, DiscreteSACKeys),
 ]
 
 
@@ -183,6 +222,7 @@ def _key_field(keys_obj, key):
 def mutations(cfg: Config):
     clean = cfg.build()
     keys_obj = cfg.keys_cls(**cfg.kwargs.get("keys", {})) if cfg.keys_cls else None
+    batched = clean.batch_dims > 0  # the TensorDict itself refuses entries that break its batch
     for key in _leaves(clean):
         yield f"drop {key}", key, lambda td, key=key: td.exclude(key), None
         value = clean.get(key)
@@ -192,12 +232,13 @@ def mutations(cfg: Config):
             yield f"{key} -> float64", key, lambda td, key=key: td.set(key, td.get(key).double()), "close"
         else:
             yield f"{key} -> float32", key, lambda td, key=key: td.set(key, td.get(key).float()), None
-        if value.ndim >= 1:
+        if value.ndim >= 1 and value.ndim > clean.batch_dims:
             yield f"{key} drop last dim", key, lambda td, key=key: td.set(key, td.get(key)[..., 0]), None
         yield f"{key} add dim 1", key, lambda td, key=key: td.set(key, td.get(key).unsqueeze(-1)), None
         yield f"{key} add dim 2", key, lambda td, key=key: td.set(
             key, td.get(key).unsqueeze(-1).expand(*td.get(key).shape, 2).clone()), None
-        yield f"{key} batch+1", key, lambda td, key=key: td.set(key, torch.cat([td.get(key), td.get(key)[:1]], 0)), None
+        if not batched:
+            yield f"{key} batch+1", key, lambda td, key=key: td.set(key, torch.cat([td.get(key), td.get(key)[:1]], 0)), None
         if value.is_floating_point():
             yield f"{key} requires grad", key, lambda td, key=key: td.set(key, td.get(key).clone().requires_grad_()), "grad"
         if keys_obj is not None:
@@ -218,10 +259,10 @@ def mutations(cfg: Config):
 def _extra_entries(td):
     g = torch.Generator().manual_seed(1)
     out = td.clone()
-    batch = tuple(td.batch_size)
-    out["unrelated"] = torch.randn(*batch, 7, generator=g)
-    out["next", "unrelated_flag"] = torch.ones(*batch, 2, dtype=torch.bool)
-    out["meta", "note"] = torch.arange(3).expand(*batch, 3).clone()
+    b = tuple(td.batch_size)
+    out["unrelated"] = torch.randn(*b, 7, generator=g)
+    out["next", "unrelated_flag"] = torch.ones(*b, 2, dtype=torch.bool)
+    out["meta", "note"] = torch.arange(3).expand(*b, 3)
     return out
 
 
@@ -302,8 +343,9 @@ def test_mutation_is_rejected_or_harmless(cfg, label, key, mutate, expect):
     else:
         if expect == "close":
             assert _results_equal(out, clean, exact=False), f"{label}: a float64 entry changed the result"
-        elif key == ("priority_weight",) and (label.startswith("drop") or label.endswith("(no keys)")):
-            # documented optional entry: without it the loss is unweighted, as TorchRL's
+        elif key in (("priority_weight",), ("steps_to_next_obs",)) and (
+                label.startswith("drop") or label.endswith("(no keys)")):
+            # documented optional entries: without them the loss is unweighted / one-step, as TorchRL's
             assert _results_equal(out, _run(cfg, cfg.build().exclude(key))), label
         elif key == ("next", "terminated") and not _results_equal(out, clean):
             # documented default (TorchRL's): a missing "terminated" means "terminated = done"

@@ -3,7 +3,8 @@
 Tensor kernels (tensors in, tensors out) live in :mod:`.value`, :mod:`.policy_gradient`,
 :mod:`.value_learning` and :mod:`.distributions`; TensorDict losses (precomputed network
 outputs in, a TensorDict of losses out) in :mod:`.ppo`, :mod:`.a2c`, :mod:`.reinforce`, and the off-policy :mod:`.dqn`,
-:mod:`.ddpg`, :mod:`.td3`, :mod:`.sac`, :mod:`.iql`, :mod:`.cql`.
+:mod:`.ddpg`, :mod:`.td3`, :mod:`.sac`, :mod:`.iql`, :mod:`.cql`; LLM post-training losses
+and their kernels in :mod:`.llm`.
 """
 
 from ._td import time_dim_of
@@ -29,6 +30,24 @@ from .keys import (
     ReinforceKeys,
     SACKeys,
     TD3Keys,
+)
+from .llm import (
+    DistillationKeys,
+    GRPOKeys,
+    SFTKeys,
+    aggregate_token_loss,
+    cispo_loss,
+    clipped_importance_loss,
+    dapo_loss,
+    distillation_loss,
+    dynamic_sampling_mask,
+    group_relative_advantage,
+    grpo_loss,
+    kl_token_estimate,
+    sft_loss,
+    token_entropy,
+    token_log_probs,
+    trajectory_return,
 )
 from .policy_gradient import (
     adapt_kl_beta,
@@ -78,6 +97,12 @@ __all__ = [
     "discrete_iql_loss",
     "cql_loss",
     "discrete_cql_loss",
+    # LLM post-training losses (functional.llm)
+    "grpo_loss",
+    "dapo_loss",
+    "cispo_loss",
+    "sft_loss",
+    "distillation_loss",
     # keys
     "OnPolicyKeys",
     "PPOKeys",
@@ -92,6 +117,18 @@ __all__ = [
     "IQLKeys",
     "CQLKeys",
     "DiscreteCQLKeys",
+    "GRPOKeys",
+    "SFTKeys",
+    "DistillationKeys",
+    # LLM kernels
+    "token_log_probs",
+    "token_entropy",
+    "kl_token_estimate",
+    "group_relative_advantage",
+    "trajectory_return",
+    "dynamic_sampling_mask",
+    "aggregate_token_loss",
+    "clipped_importance_loss",
     # off-policy kernels
     "td3_target_action",
     "expectile_loss",
@@ -131,3 +168,14 @@ __all__ = [
     "kl_divergence",
     "sample_and_log_prob",
 ]
+
+# SAC with a value network (TorchRL's SACLoss version 1)
+from .keys import SACV1Keys  # noqa: E402
+from .sac import sac_v1_loss  # noqa: E402
+
+__all__ += ["sac_v1_loss", "SACV1Keys"]
+
+# critic-ensemble kernels
+from .value_learning import ensemble_distance, ensemble_min  # noqa: E402
+
+__all__ += ["ensemble_min", "ensemble_distance"]

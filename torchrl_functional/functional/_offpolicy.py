@@ -1,7 +1,9 @@
 """Pieces shared by the off-policy TensorDict losses (DQN, DDPG, TD3, SAC, IQL, CQL):
-reading the transition and network outputs, the bootstrapped target with its
-stop-gradient, ensemble reductions, the chosen action's value, and SAC's temperature.
-Each reads its entries once, checks them and names them in errors."""
+reading the transition (n-step data included) and the network outputs (ensembles in
+either layout), the bootstrapped target with its stop-gradient, and the chosen action's
+value. Each reads its entries once, checks them and names them in errors. (The ensemble
+kernels live in :mod:`.value_learning`, SAC's temperature in :mod:`.sac`, the DQN target
+in :mod:`.dqn`.)"""
 
 from __future__ import annotations
 
@@ -15,10 +17,19 @@ from torch import Tensor
 from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
 from . import value as value_kernels
 from ._onpolicy import _time_dim
-from ._td import check_bool, check_float, check_shape, hyperparameter, next_key, require
-from ._validation import check_choice, check_range, check_unit_interval
+from ._td import (
+    check_bool,
+    check_float,
+    check_reduction,
+    check_shape,
+    hyperparameter,
+    next_key,
+    require,
+    value_estimator_name,
+)
+from ._validation import check_choice, check_unit_interval
 from .keys import OffPolicyKeys
-from .value_learning import LOSS_FUNCTIONS, distance_loss
+from .value_learning import LOSS_FUNCTIONS
 
 VALUE_ESTIMATORS = ("td0", "td1", "td_lambda")
 ACTION_SPACES = ("categorical", "one_hot")
@@ -28,12 +39,14 @@ Number = float | Tensor
 
 @dataclass
 class Transition:
-    """``r``, ``done``, ``terminated`` of a batch, ``[*B, 1]`` each, and ``B``."""
+    """``r``, ``done``, ``terminated`` of a batch, ``[*B, 1]`` each, ``B``, and the number of
+    steps to the bootstrap observation ``[*B, 1]`` (n-step data) or ``None`` (one step)."""
 
     reward: Tensor
     done: Tensor
     terminated: Tensor
     batch_shape: torch.Size
+    steps: Tensor | None = None
 
 
 def check_input(loss: str, td: Any) -> None:
@@ -42,14 +55,16 @@ def check_input(loss: str, td: Any) -> None:
 
 
 def check_options(loss: str, *, reduction: str, loss_function: str | None = None,
-                  value_estimator: str | None = None) -> None:
-    from ._td import check_reduction
-
+                  value_estimator: Any = None) -> str | None:
+    """Check the options shared by the off-policy losses; returns the value estimator's
+    name (``"td0"``, ``"td1"`` or ``"td_lambda"``; TorchRL's ``ValueEstimators`` members accepted)."""
     check_reduction(loss, reduction)
     if loss_function is not None:
         check_choice(loss, "loss_function", loss_function, LOSS_FUNCTIONS)
     if value_estimator is not None:
+        value_estimator = value_estimator_name(loss, value_estimator)
         check_choice(loss, "value_estimator", value_estimator, VALUE_ESTIMATORS)
+    return value_estimator
 
 
 def read_transition(loss: str, td: TensorDictBase, keys: OffPolicyKeys) -> Transition:
@@ -69,7 +84,26 @@ def read_transition(loss: str, td: TensorDictBase, keys: OffPolicyKeys) -> Trans
         if flag is not None:
             check_bool(loss, key, flag)
             check_shape(loss, key, flag, reward.shape, f"the shape of {next_key(keys.reward)!r}")
-    return Transition(reward, done, done if terminated is None else terminated, reward.shape[:-1])
+    steps = read_steps_to_next_obs(loss, td, keys.steps_to_next_obs, reward.shape)
+    return Transition(reward, done, done if terminated is None else terminated, reward.shape[:-1], steps)
+
+
+def read_steps_to_next_obs(loss: str, td: TensorDictBase, key: Any, reward_shape: torch.Size) -> Tensor | None:
+    """n-step data (TorchRL's ``MultiStep``): the integer number of steps from each sample to
+    the observation its target bootstraps from, ``[*B]`` or ``[*B, 1]``, as ``[*B, 1]``."""
+    steps = td.get(key, None)
+    if steps is None:
+        return None
+    if not isinstance(steps, Tensor) or steps.is_floating_point() or steps.is_complex() or steps.dtype == torch.bool:
+        got = steps.dtype if isinstance(steps, Tensor) else type(steps).__name__
+        raise EntryDtypeError(loss, key, f"the number of steps to the next observation (n-step data, as "
+                                         f"MultiStep writes it) must be an integer tensor, got {got}")
+    if steps.shape == reward_shape[:-1]:
+        steps = steps.unsqueeze(-1)
+    elif steps.shape != reward_shape:
+        raise EntryShapeError(loss, key, f"expected shape {tuple(reward_shape[:-1])} or {tuple(reward_shape)} "
+                                         f"(the batch of the reward), got {tuple(steps.shape)}")
+    return steps
 
 
 def read_per_sample(loss: str, td: TensorDictBase, key: Any, batch_shape: torch.Size, hint: str,
@@ -94,36 +128,55 @@ def read_log_prob(loss: str, td: TensorDictBase, key: Any, batch_shape: torch.Si
     return x
 
 
+def ensemble_dim(td: TensorDictBase, key: Any) -> int:
+    """Where an ensemble entry holds its critics: right after the batch dimensions of the
+    TensorDict holding it. First in an unbatched TensorDict (``[E, *B, F]``, as TorchRL's
+    vmapped critics return it), after the batch in TorchRL's ``[*B]``-batched replay data
+    (``[*B, E, F]``: a TensorDict entry must start with its container's batch)."""
+    if isinstance(key, tuple) and len(key) > 1:
+        parent = td.get(key[:-1], None)
+        if isinstance(parent, TensorDictBase):
+            return parent.batch_dims
+    return td.batch_dims
+
+
 def read_ensemble(loss: str, td: TensorDictBase, key: Any, batch_shape: torch.Size, hint: str,
                   features: int | None = 1, extra_dims: tuple[int, ...] = (),
                   like: tuple[Any, Tensor] | None = None) -> Tensor:
-    """A Q-ensemble output ``[E, *B, *extra, F]``, ensemble first (TorchRL's vmapped critics).
+    """A Q-ensemble output as ``[E, *B, *extra, F]``, ensemble first (TorchRL's vmapped critics).
 
+    The ensemble dimension of the stored entry follows the batch dimensions of the TensorDict
+    holding it (:func:`ensemble_dim`): ``[E, *B, *extra, F]`` in an unbatched TensorDict,
+    ``[*B, E, *extra, F]`` in a ``[*B]``-batched one; it is returned moved to the front (a view).
     ``like=(key, tensor)`` requires the same ensemble size ``E`` as that entry."""
     x = require(loss, td, key, hint)
     check_float(loss, key, x)
     inner = batch_shape + extra_dims
-    ok = x.ndim == len(inner) + 2 and x.shape[1:-1] == inner and (features is None or x.shape[-1] == features)
+    d = ensemble_dim(td, key)
+    if d > len(batch_shape):
+        raise EntryShapeError(loss, key, f"is held in a TensorDict with {d} batch dimensions, more than the batch "
+                                         f"{tuple(batch_shape)} of the reward")
+    ok = x.ndim == len(inner) + 2 and x.shape[:d] == inner[:d] and x.shape[d + 1:-1] == inner[d:] and (
+        features is None or x.shape[-1] == features)
     if not ok:
-        want = ("E",) + tuple(inner) + ((features,) if features is not None else ("N",))
+        want = tuple(inner[:d]) + ("E",) + tuple(inner[d:]) + ((features,) if features is not None else ("N",))
+        where = "ensemble first: the TensorDict has no batch dimensions" if d == 0 else \
+            f"the ensemble after the TensorDict's {d} batch dimension(s)"
         extra = ""
         if x.ndim == len(inner) + 1 and x.shape[:-1] == inner:
-            extra = " (a single critic: add the ensemble dimension, x.unsqueeze(0))"
-        elif x.ndim == len(inner) + 1 and x.shape[1:] == inner:
+            extra = f" (a single critic: add the ensemble dimension, x.unsqueeze({d}))"
+        elif x.ndim == len(inner) + 1 and x.shape[:d] == inner[:d] and x.shape[d + 1:] == inner[d:]:
             extra = " (add the trailing feature dimension: x.unsqueeze(-1))"
-        raise EntryShapeError(loss, key, f"expected shape {want} with batch {tuple(batch_shape)} "
+        raise EntryShapeError(loss, key, f"expected shape {want} ({where}) with batch {tuple(batch_shape)} "
                                          f"(the batch of the reward), got {tuple(x.shape)}{extra}")
+    if d:
+        x = x.movedim(d, 0)
     if x.shape[0] < 1:
         raise EntryShapeError(loss, key, "the ensemble dimension is empty")
     if like is not None and x.shape[0] != like[1].shape[0]:
         raise EntryShapeError(loss, key, f"holds an ensemble of {x.shape[0]} critics, but {like[0]!r} "
-                                         f"holds {like[1].shape[0]} (the leading dimension is the ensemble)")
+                                         f"holds {like[1].shape[0]}")
     return x
-
-
-def ensemble_min(x: Tensor) -> Tensor:
-    """``min_i x[i]`` over the leading ensemble dimension (TorchRL's ``min(0)[0]``)."""
-    return x.min(0)[0]
 
 
 def priority_weight(loss: str, td: TensorDictBase, keys: OffPolicyKeys, batch_shape: torch.Size,
@@ -164,25 +217,59 @@ def bootstrap_target(
     discounted (lambda-)return along the time dimension (TorchRL's ``TD1Estimator`` /
     ``TDLambdaEstimator.value_estimate``). The reward, ``gamma`` and ``lmbda`` keep their graphs.
     ``gamma``/``lmbda`` entries of ``td`` (``[*B]`` or ``[*B, 1]``) override the keywords.
+    n-step data (``steps_to_next_obs``, :func:`read_steps_to_next_obs`) discounts each
+    sample by ``gamma ** steps_to_next_obs``, as TorchRL's estimators do.
     """
+    steps = tr.steps
+    if steps is not None and td.get("gamma", None) is not None:
+        raise HyperparameterError(
+            loss, "gamma",
+            "the input holds both a 'gamma' entry and n-step data ('steps_to_next_obs'; MultiStep writes both, "
+            "its 'gamma' being gamma ** steps_to_next_obs): the discount is ambiguous. Drop the 'gamma' entry "
+            "(td.exclude('gamma')) to discount by gamma ** steps_to_next_obs as TorchRL's losses do",
+        )
     gamma = hyperparameter(loss, td, "gamma", gamma, tr.batch_shape)
     check_gamma(loss, gamma)
+    if steps is not None:
+        gamma = nstep_discount(gamma, steps, tr.reward)
     next_value = next_value.detach()
     if value_estimator == "td0":
         return value_kernels.td0_return_estimate(gamma, next_value, tr.reward, tr.terminated)
+    # TODO(time_dim_of): TorchRL's time-dimension rule, unified with the on-policy losses at merge
     dim = _time_dim(loss, td, tr.batch_shape, time_dim)
+    done, terminated = _cut_at_last_valid(loss, td, tr, dim)
     if value_estimator == "td1":
-        return value_kernels.td1_return_estimate(gamma, next_value, tr.reward, tr.done, tr.terminated, time_dim=dim)
+        return value_kernels.td1_return_estimate(gamma, next_value, tr.reward, done, terminated, time_dim=dim)
     lmbda = hyperparameter(loss, td, "lmbda", lmbda, tr.batch_shape)
     check_unit_interval(loss, "lmbda", lmbda)
     return value_kernels.td_lambda_return_estimate(
-        gamma, lmbda, next_value, tr.reward, tr.done, tr.terminated, time_dim=dim
+        gamma, lmbda, next_value, tr.reward, done, terminated, time_dim=dim
     )
 
 
-def ensemble_distance(prediction: Tensor, target: Tensor, loss_function: str) -> Tensor:
-    """``sum_i d(Q_i, y)`` per sample: ``prediction`` ``[E, *B, 1]``, ``target`` ``[*B, 1]``."""
-    return distance_loss(prediction, target.expand_as(prediction), loss_function).sum(0)
+def _cut_at_last_valid(loss: str, td: TensorDictBase, tr: Transition, dim: int) -> tuple[Tensor, Tensor]:
+    """``(done, terminated)`` for a multi-step return over data with a ``"shifted_valid"`` mask
+    (TorchRL's shifted estimators): the last valid step of each trajectory ends it, truncated
+    (``done``, not ``terminated``), as TorchRL's TD(1)/TD(lambda) ``value_estimate`` does."""
+    valid = td.get("shifted_valid", None)
+    if valid is None:
+        return tr.done, tr.terminated
+    check_bool(loss, "shifted_valid", valid)
+    if valid.shape == tr.batch_shape:
+        valid = valid.unsqueeze(-1)
+    check_shape(loss, "shifted_valid", valid, tr.reward.shape, f"the batch of the reward, {tuple(tr.batch_shape)}")
+    n = valid.shape[dim]
+    next_valid = torch.cat([valid.narrow(dim, 1, n - 1), valid.narrow(dim, 0, 1).new_ones(())
+                            .expand_as(valid.narrow(dim, 0, 1))], dim)
+    last = valid & ~next_valid
+    return tr.done | last, tr.terminated & ~last
+
+
+def nstep_discount(gamma: Number, steps: Tensor, like: Tensor) -> Tensor:
+    """``gamma ** steps`` ``[*B, 1]``: the discount of an n-step sample (``gamma`` keeps its graph)."""
+    if not isinstance(gamma, Tensor):
+        gamma = torch.tensor(float(gamma), dtype=like.dtype, device=like.device)
+    return gamma ** steps
 
 
 def check_action_space(loss: str, action_space: str) -> str:
@@ -223,63 +310,3 @@ def chosen_action_value(
     if not action.is_floating_point():
         action = action.to(action_value.dtype)
     return (action_value * action).sum(-1, keepdim=True)
-
-
-def log_alpha_terms(loss: str, log_alpha: Number, like: Tensor) -> tuple[Tensor, Tensor]:
-    """``(log_alpha, alpha)``: ``log_alpha`` as a tensor (graph kept) and ``alpha = exp(log_alpha)``
-    **detached** (the temperature enters the actor and target terms as a constant, as in TorchRL)."""
-    if isinstance(log_alpha, Tensor):
-        check_float(loss, "log_alpha", log_alpha)
-        if log_alpha.numel() != 1:
-            raise HyperparameterError(loss, "log_alpha", f"expected a scalar, got shape {tuple(log_alpha.shape)}")
-    elif isinstance(log_alpha, (int, float)) and not isinstance(log_alpha, bool):
-        log_alpha = torch.tensor(float(log_alpha), dtype=like.dtype, device=like.device)
-    else:
-        raise HyperparameterError(loss, "log_alpha", f"expected a number or a tensor, got {type(log_alpha).__name__}")
-    check_range(loss, "log_alpha", log_alpha)  # NaN check
-    return log_alpha, log_alpha.detach().exp()
-
-
-def alpha_loss(log_alpha: Tensor, log_prob: Tensor, target_entropy: Number | None) -> Tensor:
-    """``-log_alpha * (log_prob.detach() + target_entropy)`` per sample (zeros without a target)."""
-    if target_entropy is None:
-        return torch.zeros_like(log_prob)
-    return -log_alpha * (log_prob.detach() + target_entropy)
-
-
-def discrete_q_terms(
-    loss: str,
-    td: TensorDictBase,
-    keys: Any,
-    *,
-    action_space: str,
-    double_dqn: bool,
-    value_estimator: str,
-    gamma: Number,
-    lmbda: Number,
-    time_dim: int | None,
-) -> tuple[Transition, Tensor, Tensor, Tensor]:
-    """Q-learning pieces shared by DQN and discrete CQL.
-
-    Returns:
-        ``(transition, Q(s, .) [*B, N], Q(s, a) [*B, 1], target [*B, 1])``; the target
-        bootstraps from ``max_a Q_target(s', a)`` (or, with ``double_dqn``, from
-        ``Q_target(s', argmax_a Q(s', a))``) and is detached from every network output.
-    """
-    tr = read_transition(loss, td, keys)
-    b = tr.batch_shape
-    action_value = read_per_sample(loss, td, keys.action_value, b, "Q(s, .) of the online Q-network", None)
-    n = action_value.shape[-1]
-    pred = chosen_action_value(loss, td, keys.action, action_value, b, action_space)
-    next_av = read_per_sample(loss, td, next_key(keys.action_value), b,
-                              "Q_target(s', .) of the target Q-network at the next observation", n)
-    if double_dqn:
-        online = read_per_sample(loss, td, next_key(keys.online_action_value), b,
-                                 "Q(s', .) of the online Q-network at the next observation (double DQN)", n)
-        index = online.detach().argmax(-1, keepdim=True)
-        next_value = torch.gather(next_av, -1, index)
-    else:
-        next_value = next_av.max(-1, keepdim=True)[0]
-    target = bootstrap_target(loss, td, tr, next_value, value_estimator=value_estimator,
-                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
-    return tr, action_value, pred, target

@@ -32,6 +32,14 @@ def time_dim_of(td: TensorDictBase, time_dim: int | None = None, *, loss: str = 
     ``[B, T, N_agents, 1]`` keep time at dim 1. Every entry starts with the batch dims of
     ``td``, so the index addresses the entries' time dim too.
 
+    Args:
+        td: the input TensorDict, batch ``[*B]`` (at least one dim).
+        time_dim: a batch dim of ``td`` (negative counts from its last), or ``None`` for the rule.
+        loss: name used in error messages.
+
+    Returns:
+        The time dim, ``0 <= t < td.batch_dims``.
+
     Raises:
         EntryShapeError: ``td`` has no batch dimension (nothing can hold time).
         HyperparameterError: ``time_dim`` is not a batch dim of ``td``.
@@ -247,3 +255,19 @@ def finish_losses(loss: str, out: dict[str, Tensor], reduction: str, mask: Tenso
         if key.startswith("loss_"):
             out[key] = reduce_loss(loss, value, reduction, mask, weights)
     return TensorDict(out, batch_size=[])
+
+
+#: TorchRL's ``ValueEstimators`` members by name, and the estimator names the losses take.
+_ESTIMATOR_NAMES = {"TD0": "td0", "TD1": "td1", "TDLambda": "td_lambda", "GAE": "gae", "VTrace": "vtrace"}
+
+
+def value_estimator_name(loss: str, value_estimator: Any) -> Any:
+    """``value_estimator=`` as a loss's string name: a TorchRL ``ValueEstimators`` member
+    (``ValueEstimators.TDLambda``) becomes ``"td_lambda"``; strings pass through."""
+    if isinstance(value_estimator, str):
+        return value_estimator
+    name = getattr(value_estimator, "name", None)
+    if type(value_estimator).__name__ == "ValueEstimators" and name in _ESTIMATOR_NAMES:
+        return _ESTIMATOR_NAMES[name]
+    raise HyperparameterError(loss, "value_estimator",
+                              f"expected a name or a ValueEstimators member, got {value_estimator!r}")

@@ -88,6 +88,9 @@ def check_finite(enabled: bool = True) -> Iterator[None]:
     the loss and the entry. Off by default (the check costs a host sync per entry); skipped
     under ``torch.compile`` tracing and ``torch.func`` transforms.
 
+    Args:
+        enabled: ``False`` turns the check off inside the block (e.g. within an enabled one).
+
     Example::
 
         with torchrl_functional.check_finite():
@@ -101,7 +104,11 @@ def check_finite(enabled: bool = True) -> Iterator[None]:
 
 
 def set_check_finite(enabled: bool) -> None:
-    """Turn the finiteness check on or off for the current context (see :func:`check_finite`)."""
+    """Turn the finiteness check on or off for the current context (see :func:`check_finite`).
+
+    Args:
+        enabled: ``True`` to check every input entry for NaN/inf, ``False`` to stop.
+    """
     _CHECK_FINITE.set(enabled)
 
 

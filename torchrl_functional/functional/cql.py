@@ -19,24 +19,20 @@ from torch import Tensor
 
 from ..errors import EntryShapeError
 from ._offpolicy import (
-    alpha_loss,
     bootstrap_target,
     check_action_space,
     check_input,
     check_options,
-    discrete_q_terms,
-    ensemble_distance,
-    ensemble_min,
-    log_alpha_terms,
     read_ensemble,
     read_log_prob,
     read_transition,
 )
 from ._td import check_float, finish_losses, loss_mask, next_key, reduce_loss, require
 from ._validation import check_range
+from .dqn import discrete_q_terms
 from .keys import CQLKeys, DiscreteCQLKeys, NestedKey, resolve_keys
-from .sac import _target_entropy
-from .value_learning import distance_loss
+from .sac import _target_entropy, alpha_loss, log_alpha_terms
+from .value_learning import distance_loss, ensemble_distance, ensemble_min
 
 __all__ = ["cql_loss", "discrete_cql_loss"]
 
@@ -121,12 +117,12 @@ def cql_loss(
     """
     name = "cql_loss"
     check_input(name, td)
-    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     check_range(name, "temperature", temperature, 0.0, low_open=True)
     keys = resolve_keys(keys, CQLKeys, name)
     tr = read_transition(name, td, keys)
     b = tr.batch_shape
-    target_entropy = _target_entropy(name, td, keys, target_entropy)
+    target_entropy = _target_entropy(name, td, keys, target_entropy, b)
     pred = read_ensemble(name, td, keys.state_action_value, b, "Q_i(s, a) of the critics (with gradients)")
     log_alpha, alpha = log_alpha_terms(name, log_alpha, pred)
 
@@ -242,7 +238,7 @@ def discrete_cql_loss(
     """
     name = "discrete_cql_loss"
     check_input(name, td)
-    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     action_space = check_action_space(name, action_space)
     keys = resolve_keys(keys, DiscreteCQLKeys, name)
     tr, action_value, pred, target = discrete_q_terms(

@@ -73,7 +73,7 @@ def ddpg_loss(
     """
     name = "ddpg_loss"
     check_input(name, td)
-    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     keys = resolve_keys(keys, DDPGKeys, name)
     tr = read_transition(name, td, keys)
     b = tr.batch_shape

@@ -53,6 +53,9 @@ def build_distribution(
         dist_class: a distribution class or any callable returning a distribution
             (e.g. ``functools.partial(TanhNormal, low=-2, high=2)``).
         params: keyword arguments, e.g. ``{"loc": [*B, A], "scale": [*B, A]}`` or ``{"logits": [*B, N]}``.
+
+    Returns:
+        The distribution, batch shape ``[*B]``.
     """
     if dist_class is None:
         raise HyperparameterError(
@@ -174,6 +177,13 @@ def sample_and_log_prob(
 
     With ``generator=None`` this is TorchRL's ``sample_and_log_prob`` (same RNG calls).
 
+    Args:
+        dist: the distribution, batch shape ``[*batch]``, event shape ``[*event]``.
+        num_samples: number of samples ``K`` drawn per batch element.
+        reparameterize: draw with ``rsample`` (gradients reach the parameters) instead of ``sample``.
+        generator: :class:`torch.Generator` for the draw; ``None`` uses the global RNG.
+        loss: name of the calling loss, for error messages.
+
     Returns:
         ``(sample, log_prob)`` with shapes ``[num_samples, *batch, *event]`` and ``[num_samples, *batch]``.
     """
@@ -199,8 +209,16 @@ def entropy(
     available (as TorchRL), so it carries gradients to the distribution parameters.
     As in TorchRL's PPO, a non-finite analytic entropy falls back to the estimate.
 
+    Args:
+        dist: the policy's distribution, batch shape ``[*B]``.
+        samples_mc_entropy: samples ``K`` of the Monte-Carlo estimate (used only without a
+            finite analytic entropy).
+        generator: :class:`torch.Generator` for those samples; ``None`` uses the global RNG
+            exactly as TorchRL does.
+        loss: name of the calling loss, for error messages.
+
     Returns:
-        ``dist.batch_shape`` tensor.
+        ``dist.batch_shape`` tensor ``[*B]``.
     """
     if has_analytic_entropy(dist):
         value = dist.entropy()
@@ -222,8 +240,16 @@ def kl_divergence(
 ) -> Tensor:
     """``KL(p || q)`` per sample: analytic when registered, else ``mean_k log p(x_k) - log q(x_k)``, ``x_k ~ p``.
 
+    Args:
+        p: first distribution (e.g. the behaviour policy), batch shape ``[*B]``.
+        q: second distribution (e.g. the current policy), same batch shape.
+        samples_mc_kl: samples ``K`` of the Monte-Carlo estimate (used when no analytic KL
+            is registered for the pair).
+        generator: :class:`torch.Generator` for those samples; ``None`` uses the global RNG.
+        loss: name of the calling loss, for error messages.
+
     Returns:
-        ``p.batch_shape`` tensor.
+        ``p.batch_shape`` tensor ``[*B]``.
     """
     if _has_analytic_kl(p, q):
         if D.kl._dispatch_kl(type(p), type(q)) in _CATEGORICAL_KL:

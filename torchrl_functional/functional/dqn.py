@@ -9,25 +9,68 @@ the ``"td_error"`` entry instead.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
+import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ._offpolicy import (
+    Transition,
+    bootstrap_target,
     check_action_space,
     check_input,
     check_options,
-    discrete_q_terms,
+    chosen_action_value,
     priority_weight,
+    read_per_sample,
+    read_transition,
 )
-from ._td import loss_mask, reduce_loss
+from ._td import loss_mask, next_key, reduce_loss
 from .keys import DQNKeys, NestedKey, resolve_keys
 from .value_learning import distance_loss
 
 __all__ = ["dqn_loss"]
 
 Number = float | Tensor
+
+
+def discrete_q_terms(
+    loss: str,
+    td: TensorDictBase,
+    keys: Any,
+    *,
+    action_space: str,
+    double_dqn: bool,
+    value_estimator: str,
+    gamma: Number,
+    lmbda: Number,
+    time_dim: int | None,
+) -> tuple[Transition, Tensor, Tensor, Tensor]:
+    """Q-learning pieces shared by DQN and discrete CQL.
+
+    Returns:
+        ``(transition, Q(s, .) [*B, N], Q(s, a) [*B, 1], target [*B, 1])``; the target
+        bootstraps from ``max_a Q_target(s', a)`` (or, with ``double_dqn``, from
+        ``Q_target(s', argmax_a Q(s', a))``) and is detached from every network output.
+    """
+    tr = read_transition(loss, td, keys)
+    b = tr.batch_shape
+    action_value = read_per_sample(loss, td, keys.action_value, b, "Q(s, .) of the online Q-network", None)
+    n = action_value.shape[-1]
+    pred = chosen_action_value(loss, td, keys.action, action_value, b, action_space)
+    next_av = read_per_sample(loss, td, next_key(keys.action_value), b,
+                              "Q_target(s', .) of the target Q-network at the next observation", n)
+    if double_dqn:
+        online = read_per_sample(loss, td, next_key(keys.online_action_value), b,
+                                 "Q(s', .) of the online Q-network at the next observation (double DQN)", n)
+        index = online.detach().argmax(-1, keepdim=True)
+        next_value = torch.gather(next_av, -1, index)
+    else:
+        next_value = next_av.max(-1, keepdim=True)[0]
+    target = bootstrap_target(loss, td, tr, next_value, value_estimator=value_estimator,
+                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
+    return tr, action_value, pred, target
 
 
 def dqn_loss(
@@ -59,12 +102,17 @@ def dqn_loss(
             - ``("next", "action_value")`` ``[*B, N]``: ``Q_target(s', .)``;
             - ``("next", "online_action_value")`` ``[*B, N]``: ``Q(s', .)``, double DQN only;
             - ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``;
-            - optional ``"priority_weight"`` ``[*B]``, masks, ``"gamma"``/``"lmbda"`` overrides.
+            - optional ``"priority_weight"`` ``[*B]``, masks, ``"gamma"``/``"lmbda"`` overrides;
+            - optional ``"steps_to_next_obs"`` ``[*B]`` (integer; n-step data from TorchRL's
+              ``MultiStep``): the sample bootstraps with ``gamma ** steps_to_next_obs``. With it,
+              a ``"gamma"`` entry is refused (MultiStep writes one: drop it).
         action_space: ``"categorical"`` or ``"one_hot"``.
         double_dqn: pick the bootstrap action with the online network.
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
         gamma, lmbda: discount (and trace decay): numbers or tensors (differentiable).
-        value_estimator: ``"td0"`` (one step), ``"td1"`` or ``"td_lambda"`` (along ``time_dim``).
+        value_estimator: ``"td0"`` (one step), ``"td1"`` or ``"td_lambda"`` (along ``time_dim``;
+            a ``"shifted_valid"`` mask ends each trajectory at its last valid step), or
+            TorchRL's ``ValueEstimators.TD0``/``TD1``/``TDLambda``.
         time_dim: batch dim holding time for ``"td1"``/``"td_lambda"`` (default: last).
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         loss_mask_key: ``"auto"`` (TorchRL's masks), an entry name, or ``None``.
@@ -77,7 +125,7 @@ def dqn_loss(
     """
     name = "dqn_loss"
     check_input(name, td)
-    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     action_space = check_action_space(name, action_space)
     keys = resolve_keys(keys, DQNKeys, name)
     tr, _, pred, target = discrete_q_terms(

@@ -37,7 +37,15 @@ Scalar = float | Tensor
 
 def estimator_name(value_estimator: Any, loss: str = "value_target") -> str:
     """The canonical name of ``value_estimator``: a string alias (``"gae"``, ``"td_lambda"``,
-    ``"tdlambda"``, ``"vtrace"`` ...) or a ``ValueEstimators`` member (``ValueEstimators.TDLambda``)."""
+    ``"tdlambda"``, ``"vtrace"`` ...) or a ``ValueEstimators`` member (``ValueEstimators.TDLambda``).
+
+    Args:
+        value_estimator: the name or member.
+        loss: name used in error messages.
+
+    Returns:
+        One of :data:`VALUE_ESTIMATORS`.
+    """
     name = getattr(value_estimator, "name", value_estimator)  # an Enum member: its name
     if isinstance(name, str):
         canonical = _ALIASES.get(name.lower())
@@ -209,6 +217,7 @@ def estimate_advantage(
         valid: ``"shifted_valid"`` ``[*B, T]`` bool: samples past it end the trajectory there,
             their outputs are 0 and they do not count in the advantage statistics.
         groups: ids for group-wise standardisation (TorchRL's ``group_key``).
+        loss: name used in error messages.
 
     Returns:
         ``(advantage, value_target)`` like ``state_value``. Nothing is detached.

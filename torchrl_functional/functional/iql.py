@@ -22,8 +22,6 @@ from ._offpolicy import (
     check_input,
     check_options,
     chosen_action_value,
-    ensemble_distance,
-    ensemble_min,
     read_ensemble,
     read_log_prob,
     read_per_sample,
@@ -32,6 +30,7 @@ from ._offpolicy import (
 from ._td import finish_losses, loss_mask, next_key
 from ._validation import check_range
 from .keys import IQLKeys, NestedKey, resolve_keys
+from .value_learning import ensemble_distance, ensemble_min
 
 __all__ = ["iql_loss", "discrete_iql_loss", "expectile_loss"]
 
@@ -42,8 +41,11 @@ def expectile_loss(diff: Tensor, expectile: Number) -> Tensor:
     """Asymmetric squared loss ``|tau - 1(diff < 0)| * diff^2`` (IQL's value loss), elementwise.
 
     Args:
-        diff: ``Q - V``, any shape.
-        expectile: ``tau`` in ``(0, 1)`` (number or tensor; differentiable).
+        diff: ``Q - V``, any shape (e.g. ``[*B, 1]``).
+        expectile: ``tau`` in ``[0, 1]`` (number or tensor; differentiable).
+
+    Returns:
+        The weighted squared difference, of the shape of ``diff``.
     """
     tau = expectile if isinstance(expectile, Tensor) else torch.tensor(expectile, dtype=diff.dtype, device=diff.device)
     weight = torch.where(diff > 0, tau, 1 - tau)
@@ -59,7 +61,7 @@ def _iql(
     value = read_per_sample(name, td, keys.value, b, "V(s) of the value network (with gradients)")
     next_value = read_per_sample(name, td, next_key(keys.value), b, "V(s') of the value network at the next observation")
     log_prob = read_log_prob(name, td, keys.log_prob, b, "log pi(a|s) of the replayed action under the current policy")
-    check_range(name, "expectile", expectile, 0.0, 1.0, low_open=True, high_open=True)
+    check_range(name, "expectile", expectile, 0.0, 1.0)
     check_range(name, "temperature", temperature, 0.0)
     min_q = ensemble_min(target_q.detach())
     advantage = min_q - value.detach()
@@ -103,6 +105,7 @@ def iql_loss(
 
     Stop-gradients: the target Q-values, ``V(s')`` and (in the actor term) ``V(s)`` are
     detached; the reward, ``gamma``, ``expectile`` and ``temperature`` keep their graphs.
+
     Args:
         td: input TensorDict (not modified); entries (``B`` = batch shape of the reward,
             ``E`` = number of critics):
@@ -113,7 +116,9 @@ def iql_loss(
             - ``"log_prob"`` ``[*B]``: ``log pi(a|s)`` of the replayed action (with gradients);
             - ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``; optional masks and
               ``"gamma"``/``"lmbda"`` overrides.
-        expectile: ``tau`` in ``(0, 1)``; temperature: ``beta >= 0`` (numbers or tensors).
+        expectile: ``tau`` in ``[0, 1]`` (``1`` fits ``V`` to the upper envelope of ``Q``; number or
+            tensor, differentiable).
+        temperature: ``beta >= 0`` of the actor's weight (number or tensor, differentiable).
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
         gamma, lmbda, value_estimator, time_dim: the bootstrapped target (see :func:`dqn_loss`).
         reduction, loss_mask_key: as :func:`dqn_loss`.
@@ -125,7 +130,7 @@ def iql_loss(
     """
     name = "iql_loss"
     check_input(name, td)
-    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     keys = resolve_keys(keys, IQLKeys, name)
     tr = read_transition(name, td, keys)
     q = read_ensemble(name, td, keys.state_action_value, tr.batch_shape, "Q_i(s, a) of the critics (with gradients)")
@@ -159,19 +164,31 @@ def discrete_iql_loss(
 
     Stop-gradients: the target Q-values, ``V(s')`` and (in the actor term) ``V(s)`` are
     detached; the reward, ``gamma``, ``expectile`` and ``temperature`` keep their graphs.
+
     Args:
-        td: as :func:`iql_loss`, except that ``"state_action_value"`` and
-            ``"target_state_action_value"`` hold ``Q_i(s, .)`` ``[E, *B, N]`` and the
-            ``"action"`` is an integer ``[*B]``/``[*B, 1]`` (categorical) or ``[*B, N]`` (one-hot).
+        td: input TensorDict (not modified); entries as :func:`iql_loss` (``B`` = batch shape
+            of the reward, ``E`` = number of critics, ``N`` = number of actions), except:
+
+            - ``"state_action_value"`` ``[E, *B, N]``: ``Q_i(s, .)`` (with gradients);
+            - ``"target_state_action_value"`` ``[E, *B, N]``: ``Q_target_i(s, .)``;
+            - ``"action"``: integer ``[*B]``/``[*B, 1]`` (categorical) or ``[*B, N]`` (one-hot);
+            - ``"state_value"`` ``[*B, 1]`` and ``("next", "state_value")``, ``"log_prob"``
+              ``[*B]``, ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]`` as in :func:`iql_loss`.
         action_space: ``"categorical"`` or ``"one_hot"``.
-        other arguments: as :func:`iql_loss`.
+        expectile: ``tau`` in ``(0, 1)`` (number or tensor, differentiable).
+        temperature: ``beta >= 0`` of the actor's weight (number or tensor, differentiable).
+        loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
+        gamma, lmbda, value_estimator, time_dim: the bootstrapped target (see :func:`dqn_loss`).
+        reduction, loss_mask_key: as :func:`dqn_loss`.
+        keys: :class:`~torchrl_functional.functional.keys.IQLKeys` or a mapping of renamed entries.
 
     Returns:
-        as :func:`iql_loss`.
+        as :func:`iql_loss`: ``loss_actor``, ``loss_qvalue``, ``loss_value``, ``entropy``
+        and ``td_error`` ``[*B]``.
     """
     name = "discrete_iql_loss"
     check_input(name, td)
-    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     action_space = check_action_space(name, action_space)
     keys = resolve_keys(keys, IQLKeys, name)
     tr = read_transition(name, td, keys)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 NestedKey = str | tuple[str, ...]
 
 __all__ = [
     "NestedKey", "OnPolicyKeys", "PPOKeys", "A2CKeys", "ReinforceKeys", "resolve_keys",
-    "OffPolicyKeys", "DQNKeys", "DDPGKeys", "TD3Keys", "SACKeys", "DiscreteSACKeys", "IQLKeys",
+    "OffPolicyKeys", "DQNKeys", "DDPGKeys", "TD3Keys", "SACKeys", "SACV1Keys", "DiscreteSACKeys", "IQLKeys",
     "CQLKeys", "DiscreteCQLKeys",
 ]
 
@@ -35,7 +35,7 @@ class _Keys:
         return dataclasses.replace(self, **changes)
 
     #: fields that may name several entries (a list of keys), e.g. the heads of a composite action
-    _MULTI: ClassVar[frozenset] = frozenset()
+    _MULTI = frozenset()
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -78,7 +78,7 @@ class OnPolicyKeys(_Keys):
         reward, done, terminated: read under ``"next"``, ``[*B, 1]``.
     """
 
-    _MULTI: ClassVar[frozenset] = frozenset({"action", "sample_log_prob", "actor_output", "old_actor_output", "proximal_actor_output"})
+    _MULTI = frozenset({"action", "sample_log_prob", "actor_output", "old_actor_output", "proximal_actor_output"})
 
     action: NestedKey | list[NestedKey] = "action"
     sample_log_prob: NestedKey | list[NestedKey] = "action_log_prob"
@@ -142,10 +142,12 @@ def resolve_keys(keys: Any, cls: type[K], loss: str) -> K:
 
 
 # ----------------------------------------------------------------------------- off-policy
-# Entries holding network outputs follow TorchRL's layout: a Q-ensemble is ``[E, *B, F]``
-# (ensemble first, as TorchRL's vmapped critics return it), a single critic ``[*B, 1]``,
-# a log-prob ``[*B]``. An entry named ``x`` is read at the root for the current state and
-# under ``("next", x)`` for the next state, as ``reward``/``done``/``terminated`` are.
+# Entries holding network outputs follow TorchRL's layout: a single critic ``[*B, 1]``, a
+# log-prob ``[*B]``, a Q-ensemble ``[E, *B, F]`` in a TensorDict without batch dimensions
+# (ensemble first, as TorchRL's vmapped critics return it) or ``[*B, E, F]`` in TorchRL's
+# ``[*B]``-batched replay data: the ensemble dimension follows the batch dimensions of the
+# TensorDict holding the entry. An entry named ``x`` is read at the root for the current
+# state and under ``("next", x)`` for the next state, as ``reward``/``done``/``terminated`` are.
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,9 @@ class OffPolicyKeys(_Keys):
         action: the replayed action (constant).
         reward, done, terminated: read under ``"next"``, ``[*B, 1]``.
         priority_weight: importance weights of a prioritized replay buffer, ``[*B]``.
+        steps_to_next_obs: n-step data (TorchRL's ``MultiStep``): the integer number of steps
+            from each sample to the observation its target bootstraps from, ``[*B]``; the
+            sample is discounted by ``gamma ** steps_to_next_obs``. Absent: one step.
     """
 
     action: NestedKey = "action"
@@ -163,6 +168,7 @@ class OffPolicyKeys(_Keys):
     done: NestedKey = "done"
     terminated: NestedKey = "terminated"
     priority_weight: NestedKey = "priority_weight"
+    steps_to_next_obs: NestedKey = "steps_to_next_obs"
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,26 @@ class SACKeys(DDPGKeys):
     """
 
     log_prob: NestedKey = "log_prob"
+
+
+@dataclass(frozen=True)
+class SACV1Keys(SACKeys):
+    """Entries read by :func:`~torchrl_functional.functional.sac_v1_loss` (SAC with a value network).
+
+    Attributes:
+        state_action_value: ``Q(s, a)`` ``[*B, 1]`` of the critic each sample is assigned to
+            (with gradients; TorchRL splits the batch in ``E`` equal chunks, one per critic).
+        value: ``V(s)`` ``[*B, 1]`` (with gradients); under ``"next"``, ``V_target(s')``
+            (detached inside).
+        target_state_action_value: ``Q_target_i(s, a^)`` ``[E, *B, 1]`` at ``a^ ~ pi_target(s)``
+            (detached inside).
+        target_log_prob: ``log pi_target(a^ | s)`` ``[*B]`` (detached inside).
+        state_action_value_actor, log_prob: the actor term, as :class:`SACKeys`.
+    """
+
+    value: NestedKey = "state_value"
+    target_state_action_value: NestedKey = "target_state_action_value"
+    target_log_prob: NestedKey = "target_log_prob"
 
 
 @dataclass(frozen=True)

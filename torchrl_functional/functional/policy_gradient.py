@@ -122,6 +122,13 @@ def adapt_kl_beta(
     """Adaptive KL coefficient: ``beta * increment`` if ``KL > 1.5 dtarg``, ``beta * decrement``
     if ``KL < dtarg / 1.5``, else ``beta`` (Schulman et al. 2017, section 4). No host sync.
 
+    Args:
+        beta: current coefficient, number or 0-d tensor (``[]``).
+        kl_mean: mean KL of the batch, 0-d tensor ``[]`` (read detached).
+        dtarg: target KL.
+        increment: factor applied when the KL is above ``1.5 * dtarg``.
+        decrement: factor applied when the KL is below ``dtarg / 1.5``.
+
     Returns:
         The new ``beta`` as a tensor (detached: it is a schedule, not a parameter).
     """

@@ -204,6 +204,10 @@ def clip_ppo_loss(
     also as a ``"clip_epsilon"`` entry) or a pair ``(eps_low, eps_high)``; ``clip_value=True``
     uses ``clip_epsilon`` (the entry included) as value-clip radius.
 
+    Args:
+        clip_epsilon: ``eps``: a number, a tensor (0-d or per-sample ``[*B, 1]``, differentiable)
+            or ``(eps_low, eps_high)`` for the range ``[1 - eps_low, 1 + eps_high]``.
+
     Returns:
         TensorDict with ``loss_objective``, ``clip_fraction``, ``kl_approx``, ``ESS``,
         ``max_ratio``, ``mean_ratio`` and, as enabled, ``entropy``, ``composite_entropy``,
@@ -285,6 +289,14 @@ def klpen_ppo_loss(
     ``beta`` is an input; the adapted coefficient (times ``increment`` if
     ``mean KL > 1.5 dtarg``, times ``decrement`` if ``< dtarg / 1.5``) is returned as
     ``"beta"`` for the caller to feed back. ``"kl"`` is the detached per-sample KL ``[*B, 1]``.
+
+    Args:
+        beta: KL coefficient, number or tensor (differentiable); a ``"beta"`` entry ``[*B]`` or
+            ``[*B, 1]`` of ``td`` overrides it per sample.
+        dtarg: target KL of the adaptation.
+        increment: factor applied to ``beta`` when the mean KL is above ``1.5 * dtarg``.
+        decrement: factor applied to ``beta`` when the mean KL is below ``dtarg / 1.5``.
+        samples_mc_kl: samples of the Monte-Carlo KL when no analytic KL is registered.
     """
     name = "klpen_ppo_loss"
     kw = dict(locals())

@@ -19,14 +19,13 @@ from ._offpolicy import (
     bootstrap_target,
     check_input,
     check_options,
-    ensemble_distance,
-    ensemble_min,
     priority_weight,
     read_ensemble,
     read_transition,
 )
 from ._td import finish_losses, loss_mask, next_key
 from .keys import NestedKey, TD3Keys, resolve_keys
+from .value_learning import ensemble_distance, ensemble_min
 
 __all__ = ["td3_loss", "td3_target_action"]
 
@@ -52,6 +51,7 @@ def td3_target_action(
         noise: a standard normal draw ``eps`` of the shape of ``next_action``; drawn here
             when ``None``: from ``generator``, or from the global RNG exactly as TorchRL's
             ``TD3Loss`` (``torch.randn_like``) when ``generator`` is ``None``.
+        generator: :class:`torch.Generator` for that draw, or ``None`` (global RNG).
 
     Returns:
         The smoothed target action ``[*B, A]`` (differentiable w.r.t. ``next_action`` and the noise scale).
@@ -114,7 +114,7 @@ def td3_loss(
     """
     name = "td3_loss"
     check_input(name, td)
-    check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     keys = resolve_keys(keys, TD3Keys, name)
     tr = read_transition(name, td, keys)
     b = tr.batch_shape

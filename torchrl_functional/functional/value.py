@@ -227,8 +227,16 @@ def td0_advantage_estimate(
 ) -> Tensor:
     """One-step TD advantage ``r + gamma * (1 - terminated) * V(s') - V(s)``.
 
-    Args and shapes as :func:`td0_return_estimate`, plus ``state_value`` and ``done``
-    (``terminated`` defaults to ``done``).
+    Args:
+        gamma: discount (number, 0-d or broadcastable tensor; differentiable).
+        state_value: ``V(s)``, ``[*B, T, *F]`` (any shape; no time recursion).
+        next_state_value: ``V(s')``, same shape.
+        reward: same shape.
+        done: bool, same shape.
+        terminated: bool, same shape; defaults to ``done``.
+
+    Returns:
+        The advantage, same shape. Nothing is detached.
     """
     name = "td0_advantage_estimate"
     _check_signals(name, "state_value", state_value, next_state_value=next_state_value,
@@ -291,7 +299,20 @@ def td1_advantage_estimate(
     *,
     time_dim: int = -2,
 ) -> Tensor:
-    """TD(1) advantage ``G[t] - V(s[t])``; see :func:`td1_return_estimate`."""
+    """TD(1) advantage ``G[t] - V(s[t])``; see :func:`td1_return_estimate`.
+
+    Args:
+        gamma: discount (number, 0-d or per-step tensor; differentiable).
+        state_value: ``V(s)``, ``[*B, T, *F]``.
+        next_state_value: ``V(s')``, same shape.
+        reward: same shape.
+        done: bool, same shape.
+        terminated: bool, same shape; defaults to ``done``.
+        time_dim: the time dimension.
+
+    Returns:
+        The advantage, same shape. Nothing is detached.
+    """
     _check_signals("td1_advantage_estimate", "state_value", state_value,
                    next_state_value=next_state_value)
     return td1_return_estimate(
@@ -358,7 +379,21 @@ def td_lambda_advantage_estimate(
     *,
     time_dim: int = -2,
 ) -> Tensor:
-    """TD(lambda) advantage ``G[t] - V(s[t])``; see :func:`td_lambda_return_estimate`."""
+    """TD(lambda) advantage ``G[t] - V(s[t])``; see :func:`td_lambda_return_estimate`.
+
+    Args:
+        gamma: discount (number, 0-d or per-step tensor; differentiable).
+        lmbda: trace decay, same forms.
+        state_value: ``V(s)``, ``[*B, T, *F]``.
+        next_state_value: ``V(s')``, same shape.
+        reward: same shape.
+        done: bool, same shape.
+        terminated: bool, same shape; defaults to ``done``.
+        time_dim: the time dimension.
+
+    Returns:
+        The advantage, same shape. Nothing is detached.
+    """
     _check_signals("td_lambda_advantage_estimate", "state_value", state_value,
                    next_state_value=next_state_value)
     return td_lambda_return_estimate(

@@ -8,7 +8,8 @@ from torch import Tensor
 
 from ..errors import EntryShapeError, HyperparameterError
 
-__all__ = ["LOSS_FUNCTIONS", "distance_loss", "clipped_value_loss", "explained_variance"]
+__all__ = ["LOSS_FUNCTIONS", "distance_loss", "clipped_value_loss", "explained_variance", "ensemble_min",
+           "ensemble_distance"]
 
 LOSS_FUNCTIONS = ("l2", "l1", "smooth_l1")
 
@@ -77,6 +78,10 @@ def explained_variance(target: Tensor, prediction: Tensor) -> Tensor:
 
     Matches TorchRL's ``explained_variance`` output (population variance, eps of the dtype).
 
+    Args:
+        target: value target, ``[N, *F]`` (e.g. ``[N, 1]``; a flattened batch).
+        prediction: critic output, same shape.
+
     Returns:
         ``target.shape[1:]`` tensor.
     """
@@ -87,3 +92,31 @@ def explained_variance(target: Tensor, prediction: Tensor) -> Tensor:
         resid = torch.var(target - prediction, correction=0, dim=0)
         total = torch.var(target, correction=0, dim=0)
         return 1.0 - resid / (total + eps)
+
+
+def ensemble_min(x: Tensor) -> Tensor:
+    """Clipped double-Q: ``min_i x[i]`` over the leading ensemble dimension (TorchRL's ``min(0)[0]``).
+
+    Fujimoto et al. 2018 (arXiv 1802.09477).
+
+    Args:
+        x: ``[E, *B, F]`` values of the ``E`` critics.
+
+    Returns:
+        ``[*B, F]``, the minimum over critics (gradients flow to the minimising critic).
+    """
+    return x.min(0)[0]
+
+
+def ensemble_distance(prediction: Tensor, target: Tensor, loss_function: str) -> Tensor:
+    """Critic-ensemble regression ``sum_i d(Q_i, y)`` per sample (every critic to the same target).
+
+    Args:
+        prediction: ``[E, *B, 1]`` the critics' ``Q_i(s, a)``.
+        target: ``[*B, 1]`` the regression target ``y`` (broadcast over critics).
+        loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
+
+    Returns:
+        ``[*B, 1]``, summed over critics; gradients flow to both inputs.
+    """
+    return distance_loss(prediction, target.expand_as(prediction), loss_function).sum(0)

@@ -13,6 +13,7 @@ from .cql import CQLLoss, DiscreteCQLLoss
 from .ddpg import DDPGLoss
 from .dqn import DQNLoss
 from .iql import DiscreteIQLLoss, IQLLoss
+from .llm import DAPO, CISPOLoss, DistillationLoss, GRPOLoss, SFTLoss
 from .ppo import ClipPPOLoss, KLPENPPOLoss, PPOLoss
 from .reinforce import ReinforceLoss
 from .sac import DiscreteSACLoss, SACLoss
@@ -22,4 +23,5 @@ __all__ = [
     "PPOLoss", "ClipPPOLoss", "KLPENPPOLoss", "A2CLoss", "ReinforceLoss",
     "DQNLoss", "DDPGLoss", "TD3Loss", "SACLoss", "DiscreteSACLoss", "IQLLoss", "DiscreteIQLLoss",
     "CQLLoss", "DiscreteCQLLoss",
+    "GRPOLoss", "DAPO", "CISPOLoss", "SFTLoss", "DistillationLoss",
 ]

@@ -23,6 +23,22 @@ def run_value_network(loss_module, td: TensorDictBase, params: Any, key: Any) ->
 
 
 
+def clamp_log_alpha(loss_module) -> None:
+    """A bounded temperature (``min_alpha``/``max_alpha``): ``log_alpha`` clamped in place
+    before each forward, as TorchRL's ``_alpha`` property does whenever it is read."""
+    low, high = loss_module.min_log_alpha, loss_module.max_log_alpha
+    if low is not None or high is not None:
+        loss_module.log_alpha.data.clamp_(low, high)
+
+
+def scatter_rows(x: torch.Tensor, keep: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """``x`` computed on the rows ``keep`` (a bool mask ``[*B]``) of a batch, at dimension ``dim``,
+    placed back in zeros of the full batch (TorchRL's ``masked_scatter_`` of skipped states)."""
+    out = x.new_zeros((*x.shape[:dim], *keep.shape, *x.shape[dim + 1:]))
+    out[(slice(None),) * dim + (keep,)] = x
+    return out
+
+
 def estimator_kwargs(loss_module, tensordict: TensorDictBase | None = None) -> dict:
     """The loss module's value estimator (TorchRL's TD0 by default) as keyword arguments of
     the off-policy functional losses: ``value_estimator``, ``gamma``, ``lmbda``, ``time_dim``."""
@@ -51,17 +67,13 @@ def estimator_kwargs(loss_module, tensordict: TensorDictBase | None = None) -> d
 
 def transition_inputs(loss_module, tensordict: TensorDictBase, *extra: Any) -> TensorDictBase:
     """A new TensorDict holding what a functional off-policy loss reads from the data:
-    action, ``("next", reward/done/terminated)``, the priority weight (when the module uses
-    it), loss masks and ``extra`` entries. Network outputs are added to it afterwards."""
+    action, ``("next", reward/done/terminated)``, n-step data, the priority weight (when the
+    module uses it), loss masks and ``extra`` entries. Network outputs are added to it afterwards."""
     tk = loss_module.tensor_keys
     keys = [getattr(tk, "action", "action"), ("next", tk.reward), ("next", tk.done), ("next", tk.terminated), *extra,
-            *loss_module._loss_mask_keys()]
+            steps_key(loss_module), *loss_module._loss_mask_keys()]
     if getattr(loss_module, "use_prioritized_weights", False) in (True, "auto") and hasattr(tk, "priority_weight"):
         keys.append(tk.priority_weight)
-    if "steps_to_next_obs" in tensordict.keys():
-        raise NotImplementedError(
-            f"{type(loss_module).__name__}: n-step data ('steps_to_next_obs') is not supported yet"
-        )
     # Q-ensemble outputs are [E, *B, 1]: the inputs carry no batch dimensions
     inputs = TensorDict(batch_size=[], device=tensordict.device)
     for key, value in tensordict.select(*keys, strict=False).items(True, True):
@@ -69,11 +81,17 @@ def transition_inputs(loss_module, tensordict: TensorDictBase, *extra: Any) -> T
     return inputs
 
 
+def steps_key(loss_module) -> Any:
+    """Where the value estimator reads n-step data (``MultiStep``'s ``"steps_to_next_obs"``)."""
+    return getattr(loss_module.value_estimator.tensor_keys, "steps_to_next_obs", "steps_to_next_obs")
+
+
 def off_policy_keys(loss_module, cls: type, **private: Any):
     """The functional loss's keys object: data entries named by the module's ``tensor_keys``,
     network outputs under the private root (``private`` maps a field to its private name)."""
     tk = loss_module.tensor_keys
-    names = dict(action=getattr(tk, "action", "action"), reward=tk.reward, done=tk.done, terminated=tk.terminated)
+    names = dict(action=getattr(tk, "action", "action"), reward=tk.reward, done=tk.done, terminated=tk.terminated,
+                 steps_to_next_obs=steps_key(loss_module))
     if hasattr(tk, "priority_weight"):
         names["priority_weight"] = tk.priority_weight
     names.update({field: (PRIVATE, value) for field, value in private.items()})

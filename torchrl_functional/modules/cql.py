@@ -17,6 +17,7 @@ from ..functional.keys import CQLKeys, DiscreteCQLKeys
 from ._binding import FunctionalCallMixin, params_context
 from ._common import PRIVATE
 from ._offpolicy import (
+    clamp_log_alpha,
     estimator_kwargs,
     off_policy_keys,
     output_td,
@@ -49,6 +50,25 @@ class CQLLoss(FunctionalCallMixin, _trl.CQLLoss):
             action, log_prob = rsample_and_log_prob(dist)
         return dist, action, log_prob
 
+    def _repeat_states(self, data: TensorDictBase, k: int) -> TensorDictBase:
+        """The actor's inputs of ``data``, each state repeated ``k`` times along the last batch
+        dimension (``[*B[:-1], B_last * k]``, TorchRL's layout)."""
+        in_keys = [unravel_key(key) for key in self.actor_network.in_keys]
+        return data.named_apply(
+            lambda name, x: x.repeat_interleave(k, dim=data.ndim - 1) if name in in_keys else None,
+            batch_size=[*data.batch_size[:-1], data.batch_size[-1] * k], filter_empty=True,
+        )
+
+    def _policy_samples(self, data: TensorDictBase, actor_params, num_actions: int):
+        """``K = num_actions`` actions per state from the actor with detached parameters, on the
+        repeated states (TorchRL's ``_get_policy_actions`` layout and draws); returns the actor's
+        inputs with the actions, and their log-probs."""
+        repeated = self._repeat_states(data, num_actions)
+        with set_exploration_type(ExplorationType.RANDOM), params_context(self, actor_params.data, self.actor_network):
+            action, log_prob = rsample_and_log_prob(self.actor_network.get_dist(repeated))
+        repeated.set(self.tensor_keys.action, action)
+        return repeated.select(*self.actor_network.in_keys, self.tensor_keys.action, strict=False), log_prob
+
     def _per_state(self, x: torch.Tensor, batch: torch.Size, lead: int) -> torch.Tensor:
         """``[*lead, *B[:-1], B_last * K, *F]`` (TorchRL's repeat_interleave layout) -> ``[*lead, *B, K, *F]``."""
         k = self.num_random
@@ -59,7 +79,7 @@ class CQLLoss(FunctionalCallMixin, _trl.CQLLoss):
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         tk = self.tensor_keys
         batch = tensordict.batch_size
-        _ = self._alpha  # TorchRL's property: clamps log_alpha.data when alpha is bounded
+        clamp_log_alpha(self)
         inputs = transition_inputs(self, tensordict)
         # bootstrapped target (TorchRL's _get_value_v: detached actor, target critics)
         with torch.no_grad():
@@ -70,7 +90,7 @@ class CQLLoss(FunctionalCallMixin, _trl.CQLLoss):
                 next_q = self._q(next_td, self.target_qvalue_network_params.data)
                 inputs.set(("next", PRIVATE, "log_prob"), next_log_prob)
             else:
-                rep_td, _ = self._get_policy_actions(
+                rep_td, _ = self._policy_samples(
                     tensordict.get("next").copy(), self.actor_network_params, num_actions=self.num_random
                 )
                 next_q = self._per_state(self._q(rep_td, self.target_qvalue_network_params.data), batch, 1)
@@ -80,15 +100,10 @@ class CQLLoss(FunctionalCallMixin, _trl.CQLLoss):
         # conservative penalty: uniform, current-policy and next-policy actions
         action = tensordict.get(tk.action)
         random_actions = action.new_empty((*batch[:-1], batch[-1] * self.num_random, action.shape[-1])).uniform_(-1, 1)
-        curr_td, curr_log_prob = self._get_policy_actions(tensordict.copy(), self.actor_network_params,
-                                                          num_actions=self.num_random)
-        new_td, new_log_prob = self._get_policy_actions(tensordict.get("next").copy(), self.actor_network_params,
-                                                        num_actions=self.num_random)
-        in_keys = [unravel_key(key) for key in self.actor_network.in_keys]
-        random_td = tensordict.select(*self.actor_network.in_keys, strict=False).named_apply(
-            lambda name, x: x.repeat_interleave(self.num_random, dim=tensordict.ndim - 1) if name in in_keys else None,
-            batch_size=curr_td.batch_size, filter_empty=True,
-        )
+        curr_td, curr_log_prob = self._policy_samples(tensordict.copy(), self.actor_network_params, self.num_random)
+        new_td, new_log_prob = self._policy_samples(tensordict.get("next").copy(), self.actor_network_params,
+                                                    self.num_random)
+        random_td = self._repeat_states(tensordict.select(*self.actor_network.in_keys, strict=False), self.num_random)
         random_td.set(tk.action, random_actions)
         e = self.num_qvalue_nets
         cql_td = torch.cat([td.expand(e, *curr_td.batch_size) for td in (random_td, curr_td, new_td)], 0).contiguous()

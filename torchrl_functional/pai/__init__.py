@@ -1,30 +1,32 @@
-"""PerforatedAI adapter: dendrites on several RL networks with one shared optimizer.
+"""PerforatedAI adapter: dendrites on several RL networks, one PAI-managed optimizer.
 
-:class:`PAIGroup` owns PerforatedAI (PAI) for a named group of networks (actor, critic,
-value net, meta-net ...): one PAI-managed optimizer with a param group and learning rate
-per network (Case 1), networks with optimizers of other types whose lr follows PAI's
-schedule (Case 2) or their own scheduler (Case 3), rebuilding everything after PAI
-restructures the networks, TorchRL loss modules kept on the current parameters,
-non-interactive and silent defaults, and checkpoints that resume in a fresh process::
+:class:`PAIGroup` owns PerforatedAI (PAI) for a named group of ``n`` networks (actor,
+critics, value net, meta-net ...), covering the three cases of PAI's guide with one
+:class:`NetworkSpec` per network: a param group of the shared PAI-managed optimizer
+(Case 1), an optimizer of another type whose lr follows PAI's schedule (Case 2), or one
+whose lr is left to you (Case 3, ``follow_pai_lr=False``). The group rebuilds every
+optimizer after PAI restructures the networks, keeps TorchRL loss modules
+(:meth:`PAIGroup.track_loss`) and target networks (:meth:`PAIGroup.target`) on the
+current parameters, runs PAI non-interactively without touching the working directory,
+stdout or warnings of the process, and saves checkpoints that resume in a fresh process::
 
     from torchrl_functional.pai import NetworkSpec, PAIGroup, PAISettings
 
-    group = PAIGroup(
+    with PAIGroup(
         "ppo",
         {"actor": NetworkSpec(actor, lr=3e-4), "critic": NetworkSpec(critic, lr=1e-3)},
-        directory="runs/pai",
+        directory="runs/ppo_pai",
         settings=PAISettings(switch_mode="fixed", fixed_switch_num=20),
-    )
-    loss = group.track_loss(ClipPPOLoss(group["actor"], group["critic"]))
-    ...
-    group.optimizer.zero_grad(); loss_value.backward(); group.optimizer.step()
-    result = group.add_score(mean_return)   # may restructure; optimizers rebuilt
+    ) as group:
+        loss = group.track_loss(ClipPPOLoss(group["actor"], group["critic"]))
+        ...
+        group.zero_grad(); loss_value.backward(); group.step()
+        result = group.add_score(mean_return)   # may restructure; optimizers rebuilt
 
 Needs the ``pai`` extra (``perforatedai>=3.2.9,<3.3``); importing this module does not
 import perforatedai, building a group does.
 """
 
-from .checkpoint import read_checkpoint, write_checkpoint
 from .config import NetworkSpec, PAISettings
 from .errors import (
     PAICheckpointError,
@@ -36,17 +38,14 @@ from .errors import (
     PAIStateError,
 )
 from .group import PAIGroup, ScoreResult
-from .losses import disable_value_estimator_vmap, refresh_loss_module
+from .targets import TargetNetwork
 
 __all__ = [
     "PAIGroup",
     "NetworkSpec",
     "PAISettings",
     "ScoreResult",
-    "refresh_loss_module",
-    "disable_value_estimator_vmap",
-    "read_checkpoint",
-    "write_checkpoint",
+    "TargetNetwork",
     "PAIError",
     "PAINotInstalledError",
     "PAIConfigError",

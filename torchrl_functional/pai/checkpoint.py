@@ -6,13 +6,16 @@ A checkpoint is one file written by ``torch.save`` and read back with
 It is written to a temporary file in the same directory, flushed to disk, then renamed
 over the target (``os.replace``), so a crash leaves either the old file or the new one.
 
-Format (``version`` 1), a ``dict`` with:
+A temporary file left by a process killed mid-save (``.<name>.<pid>.tmp``, the pid of a
+process that no longer runs) is removed by the next save to the same path.
 
-- ``"format"``: ``"torchrl_functional.pai.checkpoint"``; ``"version"``: ``1``.
+Format (``version`` 2), a ``dict`` with:
+
+- ``"format"``: ``"torchrl_functional.pai.checkpoint"``; ``"version"``: ``2``.
 - ``"group"``: ``{"name", "networks": [names in order], "fingerprint": {...}}``; the
-  fingerprint (per-network lr, dendrites, output dimensions, optimizer and scheduler
-  classes; PAI settings; shared optimizer/scheduler classes and arguments; ``maximize``)
-  must match the group the checkpoint is loaded into.
+  fingerprint (per-network lr, dendrites, output dimensions, optimizer class and
+  arguments, ``follow_pai_lr``; PAI settings; shared optimizer/scheduler classes and
+  arguments; ``maximize``) must match the group the checkpoint is loaded into.
 - ``"model"``: ``state_dict()`` of the module PAI tracks (the networks as attributes),
   including PAI's dendrite structure (``dendrite_module.num_cycles``,
   ``dendrite_storage_shape`` ...) and ``tracker_string`` (PAI's own tracker encoding).
@@ -21,7 +24,9 @@ Format (``version`` 1), a ``dict`` with:
   ``"optimizer_params"``: the parameter names of every param group in optimizer order,
   ``{"shared": {network: [names]}, "own": {network: [names]}}``, so that the optimizer
   state is matched to parameters by name, not by their registration order.
-- ``"schedulers"``: ``{"shared": state_dict | None, "own": {network: state_dict}}``.
+- ``"scheduler"``: ``state_dict`` of PAI's scheduler of the shared optimizer, or ``None``.
+- ``"targets"``: ``{network: {parameter name: tensor}}``, the values of the group's target
+  networks (:class:`~torchrl_functional.pai.TargetNetwork`).
 - ``"pai_files"``: ``{file name: {key: tensor}}``, the files of PAI's output folder that it
   reads back later (``best_model.pt``, the latest ``switch_<n>.pt``, ``PBCount_*.pt``);
   PAI writes them as safetensors and they are restored with safetensors.
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -46,25 +52,60 @@ from .errors import PAICheckpointError
 __all__ = ["FORMAT", "VERSION", "write_checkpoint", "read_checkpoint"]
 
 FORMAT = "torchrl_functional.pai.checkpoint"
-VERSION = 1
+VERSION = 2
 _REQUIRED = {
     "group": dict,
     "model": dict,
     "tracker": str,
     "optimizers": dict,
     "optimizer_params": dict,
-    "schedulers": dict,
+    "targets": dict,
     "pai_files": dict,
     "adapter": dict,
 }
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove ``.<name>.<pid>.*.tmp`` files of ``path`` whose writer process is gone."""
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\..*\.tmp$")
+    for candidate in path.parent.iterdir():
+        match = pattern.match(candidate.name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            try:
+                candidate.unlink()
+            except OSError:
+                pass
+
+
 def write_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` atomically (temporary file + ``os.replace``)."""
+    """Write a checkpoint atomically: a temporary file in the same folder, flushed to
+    disk, then renamed over ``path`` (``os.replace``).
+
+    Temporaries of earlier saves to ``path`` whose process was killed are removed first.
+
+    Args:
+        path: the checkpoint file (its folder is created if missing).
+        payload: the checkpoint's entries (tensors and plain Python data only; see the
+            module docstring); ``"format"`` and ``"version"`` are added.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     payload = {"format": FORMAT, "version": VERSION, **payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(payload, fh)
@@ -82,6 +123,12 @@ def write_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load and check a checkpoint (``weights_only=True``: no code is ever unpickled).
+
+    Args:
+        path: a file written by :func:`write_checkpoint`.
+
+    Returns:
+        The checkpoint's entries (see the module docstring), tensors on the CPU.
 
     Raises:
         PAICheckpointError: the file is missing, truncated, corrupted, not a checkpoint of

@@ -20,7 +20,7 @@ from torch import nn
 
 from .errors import PAIConfigError
 
-__all__ = ["PAISettings", "NetworkSpec", "SwitchMode"]
+__all__ = ["PAISettings", "NetworkSpec", "SwitchMode", "GroupModel", "check_networks", "scheduler_kwargs_for"]
 
 SwitchMode = Literal["history", "fixed", "every_time", "none"]
 
@@ -34,15 +34,27 @@ SWITCH_MODES: dict[str, str] = {
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _NETWORK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-#: Settings the group owns: setting them through ``extra`` would break its guarantees.
+#: PAI settings ``extra`` may not set: the adapter sets them (safety) or a field does.
 _RESERVED = {
-    "save_name": "the group name",
+    "save_name": "the group name and directory",
     "device": "PAIGroup(device=...)",
+    "use_cuda": "PAIGroup(device=...)",
     "silent": "PAIGroup(verbose=...)",
     "verbose": "PAIGroup(verbose=...)",
+    "maximizing_score": "PAIGroup(maximize=...)",
     "configuration_confirmed": "always True (no interactive configuration)",
+    "unwrapped_modules_confirmed": "always True (no pdb on an unwrapped parameter)",
+    "testing_dendrite_capacity": "always False (a restructure at every score otherwise)",
     "config_file": "the group's own configuration",
     "module_ids_to_track": "NetworkSpec(dendrites=False)",
+    "switch_mode": "PAISettings.switch_mode",
+    "n_epochs_to_switch": "PAISettings.n_epochs_to_switch",
+    "fixed_switch_num": "PAISettings.fixed_switch_num",
+    "first_fixed_switch_num": "PAISettings.first_fixed_switch_num",
+    "max_dendrites": "PAISettings.max_dendrites",
+    "max_dendrite_tries": "PAISettings.max_dendrite_tries",
+    "find_best_lr": "PAISettings.find_best_lr",
+    "test_saves": "PAISettings.save_intermediate",
 }
 
 
@@ -97,7 +109,7 @@ class PAISettings:
             raise PAIConfigError(f"PAISettings.extra must be a mapping, got {type(self.extra).__name__}")
         for key in self.extra:
             if key in _RESERVED:
-                raise PAIConfigError(f"PAISettings.extra[{key!r}]: set by the adapter ({_RESERVED[key]})")
+                raise PAIConfigError(f"PAISettings.extra[{key!r}] is set by the adapter ({_RESERVED[key]})")
 
     def fingerprint(self) -> dict[str, Any]:
         """Plain-data summary stored in checkpoints (``extra`` values as ``repr``)."""
@@ -115,11 +127,23 @@ class PAISettings:
 
 @dataclass
 class NetworkSpec:
-    """One network of a group.
+    """One network of a group: its learning rate, its dendrites and its optimizer.
+
+    The three ways of PAI's guide to give ``n`` networks their optimizers:
+
+    - Case 1 (recommended), ``optimizer=None``: a param group of the group's shared
+      PAI-managed optimizer, scheduled by PAI.
+    - Case 2, ``optimizer=cls``: an optimizer of its own (another type), whose lr follows
+      PAI's schedule at this network's ratio (``lr / base lr`` is PAI's factor).
+    - Case 3 (not recommended), ``optimizer=cls, follow_pai_lr=False``: an optimizer of its
+      own whose lr the group never changes; step your own scheduler on
+      ``group.optimizers[name]`` (the same object for the group's lifetime).
 
     Attributes:
-        module: the network (any ``nn.Module``: an MLP, a ``ProbabilisticActor``, a
-            ``ValueOperator``...). PAI modifies it in place.
+        module: the network (any ``nn.Module`` holding PAI-convertible layers: an MLP, a
+            ``ProbabilisticActor``, a ``ValueOperator`` ...). PAI modifies it in place. A
+            network that is itself a single layer PAI converts (a bare ``nn.Linear``) is
+            refused with dendrites: PAI would replace it by a new object.
         lr: its learning rate (the base rate: PAI's scheduler scales it).
         dendrites: ``False`` keeps the network as it is (PAI only tracks it), e.g.
             dendrites on the actor only.
@@ -127,15 +151,9 @@ class NetworkSpec:
             output dimension: ``0`` marks the neuron (feature) dimension, ``-1`` a
             dimension PAI averages over. Default ``[-1, 0]`` for ``[B, F]`` outputs of
             ``Linear`` layers; use ``[-1, -1, 0]`` for ``[B, T, F]``.
-        optimizer: ``None`` (Case 1, recommended): a param group of the shared
-            PAI-managed optimizer. An optimizer class (Case 2): an optimizer of its own,
-            rebuilt after every restructure, whose lr follows PAI's schedule (keeping
-            ``lr / shared lr`` constant).
+        optimizer: ``None`` (Case 1) or an optimizer class (Cases 2 and 3).
         optimizer_kwargs: keyword arguments of ``optimizer`` besides ``params``/``lr``.
-        scheduler: with ``optimizer`` only (Case 3, not recommended): an independent
-            learning-rate scheduler class for this network, stepped once per score
-            (with the score for ``ReduceLROnPlateau``); its lr ignores PAI's schedule.
-        scheduler_kwargs: keyword arguments of ``scheduler``.
+        follow_pai_lr: with ``optimizer`` only; ``False`` for Case 3.
     """
 
     module: nn.Module
@@ -144,24 +162,30 @@ class NetworkSpec:
     output_dimensions: Sequence[int] | None = None
     optimizer: type[torch.optim.Optimizer] | None = None
     optimizer_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    scheduler: type | None = None
-    scheduler_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    follow_pai_lr: bool = True
 
     @property
     def case(self) -> int:
-        """1: shared optimizer; 2: own optimizer following PAI's lr; 3: own scheduler."""
+        """1: shared optimizer; 2: own optimizer following PAI's lr; 3: own lr."""
         if self.optimizer is None:
             return 1
-        return 2 if self.scheduler is None else 3
+        return 2 if self.follow_pai_lr else 3
 
     def validate(self, group: str, name: str) -> None:
+        """Raise :class:`PAIConfigError` naming ``group`` and network ``name`` if invalid.
+
+        Args:
+            group: the group's name.
+            name: the network's name in the group.
+        """
         where = f"PAIGroup({group!r}): network {name!r}"
         if not isinstance(self.module, nn.Module):
             raise PAIConfigError(f"{where}: module must be an nn.Module, got {type(self.module).__name__}")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
             raise PAIConfigError(f"{where}: lr must be a positive finite number, got {self.lr!r}")
-        if not isinstance(self.dendrites, bool):
-            raise PAIConfigError(f"{where}: dendrites must be True or False, got {self.dendrites!r}")
+        for flag in ("dendrites", "follow_pai_lr"):
+            if not isinstance(getattr(self, flag), bool):
+                raise PAIConfigError(f"{where}: {flag} must be True or False, got {getattr(self, flag)!r}")
         if self.output_dimensions is not None:
             check_output_dimensions(where, self.output_dimensions)
             if not self.dendrites:
@@ -170,27 +194,29 @@ class NetworkSpec:
             isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer)
         ):
             raise PAIConfigError(f"{where}: optimizer must be a torch.optim.Optimizer subclass, got {self.optimizer!r}")
-        if self.scheduler is not None and self.optimizer is None:
+        if self.optimizer is None and not self.follow_pai_lr:
             raise PAIConfigError(
-                f"{where}: an independent scheduler needs an optimizer of its own (Case 3); "
+                f"{where}: follow_pai_lr=False needs an optimizer of its own (Case 3); "
                 "networks on the shared optimizer follow PAI's scheduler"
             )
-        if self.optimizer is None and (self.optimizer_kwargs or self.scheduler_kwargs):
+        if self.optimizer is None and self.optimizer_kwargs:
             raise PAIConfigError(
-                f"{where}: optimizer_kwargs/scheduler_kwargs need optimizer=...; the shared "
-                "optimizer takes PAIGroup(optimizer_kwargs=...)"
+                f"{where}: optimizer_kwargs need optimizer=...; the shared optimizer takes "
+                "PAIGroup(optimizer_kwargs=...)"
             )
         for key in ("params", "lr"):
             if key in self.optimizer_kwargs:
                 raise PAIConfigError(f"{where}: optimizer_kwargs must not contain {key!r} (set by the group)")
 
     def fingerprint(self) -> dict[str, Any]:
+        """Plain-data summary stored in checkpoints (the module itself excluded)."""
         return {
             "lr": float(self.lr),
             "dendrites": self.dendrites,
             "output_dimensions": None if self.output_dimensions is None else [int(d) for d in self.output_dimensions],
             "optimizer": None if self.optimizer is None else _qualname(self.optimizer),
-            "scheduler": None if self.scheduler is None else _qualname(self.scheduler),
+            "optimizer_kwargs": {k: repr(v) for k, v in sorted(self.optimizer_kwargs.items())},
+            "follow_pai_lr": self.follow_pai_lr,
         }
 
 
@@ -199,7 +225,12 @@ def _qualname(obj: Any) -> str:
 
 
 def check_output_dimensions(where: str, dims: Sequence[int]) -> None:
-    """PAI needs exactly one ``0`` (the neuron dimension); other entries ``-1``, ``1`` or a size."""
+    """PAI needs exactly one ``0`` (the neuron dimension); other entries ``-1``, ``1`` or a size.
+
+    Args:
+        where: names the network in error messages.
+        dims: one entry per output dimension of the network's layers.
+    """
     try:
         values = [int(d) for d in dims]
     except (TypeError, ValueError):
@@ -215,7 +246,11 @@ def check_output_dimensions(where: str, dims: Sequence[int]) -> None:
 
 
 def check_group_name(name: Any) -> str:
-    """The group name is PAI's save name: a folder under the output directory."""
+    """The group name is PAI's save name: a folder under the output directory.
+
+    Args:
+        name: the name given to :class:`~torchrl_functional.pai.PAIGroup`.
+    """
     if not isinstance(name, str) or not name:
         raise PAIConfigError(f"PAIGroup: name must be a non-empty string, got {name!r}")
     if "/" in name or "\\" in name:
@@ -231,7 +266,24 @@ def check_group_name(name: Any) -> str:
     return name
 
 
-def check_network_name(group: str, name: Any, reserved: set[str]) -> str:
+class GroupModel(nn.Module):
+    """The top-level module PAI converts and tracks: the networks as attributes."""
+
+    def forward(self, *args, **kwargs):  # pragma: no cover - never called
+        raise RuntimeError("call the networks of the group, not the group module")
+
+
+_RESERVED_NAMES = set(dir(GroupModel())) | {"tracker_string", "member_vars", "networks"}
+
+
+def check_network_name(group: str, name: Any) -> str:
+    """A network name is an attribute of PAI's top-level module: an identifier, not ``module``
+    (PAI then takes the model for a wrapper and stops in pdb), not an ``nn.Module`` attribute.
+
+    Args:
+        group: the group's name (for messages).
+        name: the network's name.
+    """
     if not isinstance(name, str) or not _NETWORK_NAME.match(name):
         raise PAIConfigError(
             f"PAIGroup({group!r}): network names must be identifiers (letters, digits, '_'), got {name!r}"
@@ -242,6 +294,55 @@ def check_network_name(group: str, name: Any, reserved: set[str]) -> str:
             "model with a .module attribute as a DataParallel/TensorDictModule wrapper and stops "
             "in pdb; pick another name"
         )
-    if name in reserved:
+    if name in _RESERVED_NAMES:
         raise PAIConfigError(f"PAIGroup({group!r}): network name {name!r} clashes with an nn.Module attribute")
     return name
+
+
+def check_networks(group: str, networks: Any) -> dict[str, NetworkSpec]:
+    """The group's ``{name: NetworkSpec}``, each checked; at least one on the shared optimizer.
+
+    Args:
+        group: the group's name (for messages).
+        networks: what was given as ``PAIGroup(networks=...)``.
+    """
+    where = f"PAIGroup({group!r})"
+    if not isinstance(networks, Mapping) or not networks:
+        raise PAIConfigError(f"{where}: networks must be a non-empty mapping of name -> NetworkSpec")
+    specs: dict[str, NetworkSpec] = {}
+    seen: dict[int, str] = {}
+    for net_name, spec in networks.items():
+        check_network_name(group, net_name)
+        if not isinstance(spec, NetworkSpec):
+            raise PAIConfigError(
+                f"{where}: network {net_name!r} must be a NetworkSpec (e.g. NetworkSpec(module, lr=1e-3)), "
+                f"got {type(spec).__name__}"
+            )
+        spec.validate(group, net_name)
+        if id(spec.module) in seen:
+            raise PAIConfigError(f"{where}: networks {seen[id(spec.module)]!r} and {net_name!r} are the same module")
+        seen[id(spec.module)] = net_name
+        specs[net_name] = spec
+    if not any(spec.case == 1 for spec in specs.values()):
+        raise PAIConfigError(
+            f"{where}: at least one network must use the shared PAI-managed optimizer "
+            "(NetworkSpec(optimizer=None)); PAI schedules learning rates through it"
+        )
+    return specs
+
+
+def scheduler_kwargs_for(where: str, cls: Any, kwargs: Mapping[str, Any] | None, maximize: bool) -> dict[str, Any]:
+    """``kwargs`` of a scheduler class, with ``mode`` from ``maximize`` for ``ReduceLROnPlateau``.
+
+    Args:
+        where: names the caller in error messages.
+        cls: the scheduler class (or ``None``).
+        kwargs: its arguments as given.
+        maximize: whether a higher score is better.
+    """
+    kwargs = dict(kwargs or {})
+    if cls is not None and isinstance(cls, type) and issubclass(cls, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        mode = "max" if maximize else "min"
+        if kwargs.setdefault("mode", mode) != mode:
+            raise PAIConfigError(f"{where}: ReduceLROnPlateau(mode={kwargs['mode']!r}) contradicts maximize={maximize}")
+    return kwargs

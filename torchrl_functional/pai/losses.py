@@ -12,16 +12,24 @@ estimation), and the buffers of the replaced dendrite modules are swapped back i
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictParams
 from torch import nn
 
-__all__ = ["refresh_loss_module", "functional_networks", "disable_value_estimator_vmap"]
+from .errors import PAIConfigError
+
+__all__ = ["refresh_loss_module", "functional_networks", "group_networks", "disable_value_estimator_vmap"]
 
 
 def functional_networks(loss: nn.Module) -> list[str]:
     """Names ``X`` for which ``loss`` holds ``X_params`` built from the network ``loss.X``,
-    in the order they were registered (the order of ``convert_to_functional`` calls)."""
+    in the order they were registered (the order of ``convert_to_functional`` calls).
+
+    Args:
+        loss: a TorchRL loss module.
+    """
     names = []
     for key, value in loss._modules.items():
         if not key.endswith("_params") or key.startswith("target_") or not isinstance(value, TensorDictBase):
@@ -32,11 +40,56 @@ def functional_networks(loss: nn.Module) -> list[str]:
     return names
 
 
+def group_networks(loss: nn.Module, modules: Collection[nn.Module], where: str) -> list[str]:
+    """The networks ``X`` of ``loss`` (as :func:`functional_networks`) that hold modules of a
+    group; refuse those whose parameters the loss stacks into copies of its own.
+
+    A loss such as ``SACLoss``, ``TD3Loss``, ``REDQLoss``, ``CQLLoss`` or ``IQLLoss`` trains
+    its own stacked copies of the Q network (``qvalue_network_params`` of shape
+    ``[num_qvalue_nets, ...]``): the group's optimizer holds the network's parameters, not
+    those copies, and PAI's dendrites grow on the network, which the loss never runs with
+    its own parameters.
+
+    Args:
+        loss: a TorchRL loss module.
+        modules: every module of the group's networks (submodules included).
+        where: names the caller in the error message.
+
+    Returns:
+        The names ``X`` (``loss.X`` holds a group module) whose ``X_params`` the group must
+        refresh after a restructure.
+
+    Raises:
+        PAIConfigError: ``X_params`` is a stacked set of parameters (``batch_size`` not empty).
+    """
+    ids = {id(m) for m in modules}
+    out = []
+    for name in functional_networks(loss):
+        network = loss.__dict__[name]
+        if not any(id(m) in ids for m in network.modules()):
+            continue
+        params = loss._modules[f"{name}_params"]
+        if params.batch_size:
+            what = f"{params.batch_size[0]} stacked copies"
+            raise PAIConfigError(
+                f"{where}: {type(loss).__name__} trains its own {what} of the parameters of "
+                f"{name!r} ({name}_params), which holds a network of this group: the group's "
+                "optimizer would never update them and PAI's dendrites on the network would not "
+                "reach them. Supported instead: (1) keep that network out of the group (dendrites on "
+                f"the others) and train {name}_params with an optimizer of your own; or (2) give "
+                "each copy to the group as a network of its own (e.g. 'q1', 'q2'), compute the loss "
+                "with the functional torchrl_functional.functional function, and use "
+                "group.target(name) for target networks (see examples/sac_pai.py)"
+            )
+        out.append(name)
+    return out
+
+
 def _is_param(value) -> bool:
     return isinstance(value, nn.Parameter)
 
 
-def refresh_loss_module(loss: nn.Module) -> list[str]:
+def refresh_loss_module(loss: nn.Module, names: Collection[str] | None = None) -> list[str]:
     """Rebuild ``loss.<net>_params`` (and ``target_<net>_params``) from the current networks.
 
     Follows ``LossModule.convert_to_functional``: parameters are held as is, except those
@@ -50,10 +103,15 @@ def refresh_loss_module(loss: nn.Module) -> list[str]:
     whose networks are called directly). Target-network updaters (``SoftUpdate``...) hold
     references to the old target tensors: build them again after a refresh.
 
+    Args:
+        loss: a TorchRL loss module.
+        names: the networks ``X`` to refresh (default: every network the loss holds
+            parameters of). Networks the loss stacks or copies must not be listed.
+
     Returns:
         The names of the refreshed networks (e.g. ``["actor_network", "critic_network"]``).
     """
-    names = functional_networks(loss)
+    names = functional_networks(loss) if names is None else [n for n in functional_networks(loss) if n in names]
     owned: set[int] = set()  # parameters already held (as Parameters) by an earlier network
     for name in names:
         module = loss.__dict__[name]
@@ -114,6 +172,9 @@ def disable_value_estimator_vmap(loss: nn.Module) -> bool:
     values in their forward pass (data-dependent control flow), which ``vmap`` rejects
     as soon as PAI has added dendrites. ``deactivate_vmap=True`` (a TorchRL option)
     computes the same values with a Python loop.
+
+    Args:
+        loss: a TorchRL loss module (its estimator is not created here if it has none yet).
 
     Returns:
         ``True`` if the loss has a value estimator with that option (now set).

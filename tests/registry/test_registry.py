@@ -1,0 +1,38 @@
+"""The registry covers every loss: each functional loss and each drop-in class has exactly
+one spec, and every spec is well formed."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+import torchrl_functional
+from tests.specs import SPECS
+from torchrl_functional import functional, modules
+
+
+def test_every_functional_loss_has_a_spec():
+    losses = {name for name in functional.__all__ if name.endswith("_loss") and inspect.isfunction(getattr(functional, name))}
+    # kernels named *_loss that are not TensorDict losses
+    kernels = {name for name in losses if "td" not in inspect.signature(getattr(functional, name)).parameters}
+    assert {s.name for s in SPECS} == losses - kernels
+
+
+def test_every_drop_in_class_has_a_spec():
+    assert {s.module.__name__ for s in SPECS if s.module is not None} == set(modules.__all__)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_spec_is_well_formed(spec):
+    assert spec.function is getattr(functional, spec.name)
+    assert spec.function is getattr(torchrl_functional, spec.name)
+    assert inspect.signature(spec.function).parameters["keys"]
+    params = inspect.signature(spec.function).parameters
+    for hyper in spec.hypers:
+        assert hyper.name in params, hyper.name
+    if spec.module is not None:
+        cases = spec.module_cases()
+        assert cases, "a drop-in class needs at least one parity case"
+        assert sum(c.functional_call for c in cases) >= 1, "mark one case for the functional_call guarantee"
+        assert len({c.id for c in cases}) == len(cases)
