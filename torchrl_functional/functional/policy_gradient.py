@@ -77,8 +77,9 @@ def clipped_surrogate_loss(
     else:
         log_weight_clip = log_weight.clamp(low, high)
     clipped = log_weight_clip != log_weight
-    use_clipped = ((advantage > 0) & (log_weight > high)) | ((advantage < 0) & (log_weight < low))
-    active = torch.where(use_clipped, log_weight_clip, log_weight)
+    # the clipped term is the smaller one exactly where clipping moved log r against the
+    # advantage's sign: (clip(log r) - log r) * A < 0 (zero inside the region and at A = 0)
+    active = torch.where((log_weight_clip - log_weight) * advantage < 0, log_weight_clip, log_weight)
     if log_is_weight is not None:
         active = active + log_is_weight
     return -(active.exp() * advantage), clipped
