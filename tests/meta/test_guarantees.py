@@ -324,19 +324,29 @@ def test_functional_call_swaps_buffer_hyperparameters():
     assert loss.clip_epsilon.item() == pytest.approx(0.2)  # restored
 
 
-def test_functional_call_alias_names_work_without_tie_weights():
+def _alias(name: str) -> str:
+    params, _, rest = name.partition(".")
+    return f"_fc_{params}.{rest.replace('.', '__')}"
+
+
+@pytest.mark.parametrize("names", ["torchrl", "alias"])
+@pytest.mark.parametrize("tie_weights", [True, False])
+def test_functional_call_names_work_with_and_without_tie_weights(names: str, tie_weights: bool):
+    """TorchRL's dotted names (and the dot-free aliases) are honoured whatever ``tie_weights``:
+    the result equals loading the parameters, gradients reach the swapped tensors, and the
+    module is left as it was."""
     loss, data, new = _module_setup(ours.ClipPPOLoss, "normal", seed=2)
-    aliases = {
-        name: tensor
-        for name, tensor in loss.named_parameters(remove_duplicate=False)
-        if name.startswith("_fc_")
-    }
-    by_tensor = {id(t): n for n, t in aliases.items()}
-    renamed = {by_tensor[id(p)]: new[n] for n, p in loss.named_parameters()}
-    got = torch.func.functional_call(loss, renamed, (data.clone(),), tie_weights=False)
+    before = {k: loss._modules[k]._param_td for k in ("actor_network_params", "critic_network_params")}
+    renamed = {(_alias(n) if names == "alias" else n): v for n, v in new.items()}
+    got = torch.func.functional_call(loss, renamed, (data.clone(),), tie_weights=tie_weights)
     want = _loaded(loss, new)(data.clone())
     torch.testing.assert_close(got["loss_objective"], want["loss_objective"])
     torch.testing.assert_close(got["loss_critic"], want["loss_critic"])
+    assert not torch.allclose(got["loss_critic"], loss(data.clone())["loss_critic"])
+    _total(got).backward()
+    assert all(v.grad is not None for n, v in new.items() if "actor" in n or "critic" in n)
+    for key, td in before.items():
+        assert loss._modules[key]._param_td is td
 
 
 # --------------------------------------------------------------------------- TorchRL 0.14.1 pins
@@ -426,3 +436,16 @@ def test_categorical_kl_is_torchs_and_vmaps():
     torch.testing.assert_close(batched, D.kl.kl_divergence(D.Categorical(logits=p_logits), D.Categorical(logits=finite_q)))
     with pytest.raises(RuntimeError, match="vmap"):
         torch.vmap(lambda a, b: D.kl.kl_divergence(D.Categorical(logits=a), D.Categorical(logits=b)))(p_logits, finite_q)
+
+
+def test_functional_call_aliases_live_outside_the_module():
+    """The aliases are not attributes of the loss module (TorchRL walks its ``__dict__``, e.g. in
+    ``reset_parameters_recursive``): after a call through them, the module deep-copies and resets."""
+    loss, data, new = _module_setup(ours.ClipPPOLoss, "normal", seed=2)
+    renamed = {_alias(n): v for n, v in new.items()}
+    torch.func.functional_call(loss, renamed, (data.clone(),), tie_weights=False)
+    assert not any(k.startswith("_fc_") for k in loss.__dict__)
+    copied = copy.deepcopy(loss)
+    copied.reset_parameters_recursive()
+    got = torch.func.functional_call(copied, renamed, (data.clone(),), tie_weights=False)
+    torch.testing.assert_close(got["loss_critic"], _loaded(loss, new)(data.clone())["loss_critic"])

@@ -129,7 +129,10 @@ def test_stale_loss_leaks_policy_gradients_into_the_critic_dendrites(out_dir, ki
 
     assert all(g is None for g in objective_grads(tracked))
     leaked = objective_grads(stale)
-    assert any(g is not None and g.abs().sum() > 0 for g in leaked)
+    if kind == "torchrl":
+        assert any(g is not None and g.abs().sum() > 0 for g in leaked)
+    else:  # ours runs the critic for the advantage without a graph: nothing can leak
+        assert all(g is None for g in leaked)
     refresh_loss_module(stale)  # the fix, by hand
     assert all(g is None for g in objective_grads(stale))
 

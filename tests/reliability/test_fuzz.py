@@ -96,6 +96,7 @@ def discrete_given() -> TensorDict:
 
 
 def continuous_estimated() -> TensorDict:
+    """Estimation needs time: the TensorDict's last batch dim (TorchRL's rule), so ``[B, T]``."""
     g = _g()
     done = torch.zeros(B, T, 1, dtype=torch.bool)
     done[0, 1] = True
@@ -113,7 +114,7 @@ def continuous_estimated() -> TensorDict:
                 "state_value": torch.randn(B, T, 1, generator=g),
             },
         },
-        [],
+        [B, T],
     )
 
 
@@ -131,6 +132,30 @@ for fn, keys_cls, extra in (
 ):
     CONFIGS.append(Config(f"{fn.__name__}/discrete_given", fn, discrete_given, Categorical, extra, keys_cls))
     CONFIGS.append(Config(f"{fn.__name__}/continuous_estimated", fn, continuous_estimated, independent_normal, {}, keys_cls))
+
+def _layout(layout):
+    from tests.meta.cases import layout_td
+
+    return lambda: layout_td(0, layout=layout)
+
+
+def _cases_kw(case_id):
+    from tests.meta.cases import CASES
+
+    case = next(c for c in CASES if c.id == case_id)
+    kwargs = dict(case.kwargs)
+    return kwargs.pop("dist_class"), kwargs
+
+
+for _loss, _layout_name, _case in (
+    (ppo_loss, "composite", "ppo_loss-composite"),
+    (clip_ppo_loss, "masked", "clip_ppo_loss-masked"),
+    (a2c_loss, "multi_agent", "a2c_loss-multi_agent"),
+):
+    _dist, _kw = _cases_kw(_case)
+    CONFIGS.append(Config(f"{_loss.__name__}/{_layout_name}", _loss, _layout(_layout_name), _dist, _kw,
+                          PPOKeys if _loss is not a2c_loss else A2CKeys))
+
 
 def _detached(build):
     return lambda: build().detach()
@@ -196,7 +221,7 @@ def _key_field(keys_obj, key):
 
 def mutations(cfg: Config):
     clean = cfg.build()
-    keys_obj = cfg.keys_cls() if cfg.keys_cls else None
+    keys_obj = cfg.keys_cls(**cfg.kwargs.get("keys", {})) if cfg.keys_cls else None
     batched = clean.batch_dims > 0  # the TensorDict itself refuses entries that break its batch
     for key in _leaves(clean):
         yield f"drop {key}", key, lambda td, key=key: td.exclude(key), None
@@ -299,11 +324,17 @@ def test_extra_entries_change_nothing(cfg):
 def test_mutation_is_rejected_or_harmless(cfg, label, key, mutate, expect):
     clean_td = cfg.build()
     clean = _run(cfg, clean_td)
-    mutated = mutate(cfg.build())
+    try:
+        mutated = mutate(cfg.build())
+    except RuntimeError:
+        # a batched TensorDict refuses an entry that does not start with its batch dims: the
+        # mutation cannot reach the loss
+        assert clean_td.batch_dims > 0, label
+        return
     snapshot = mutated.clone()
     keys = None
     if isinstance(expect, tuple) and expect[0] == "keys":
-        keys = cfg.keys_cls().replace(**{expect[1]: expect[2]})
+        keys = cfg.keys_cls(**cfg.kwargs.get("keys", {})).replace(**{expect[1]: expect[2]})
     try:
         out = _run(cfg, mutated, keys)
     except LossInputError as err:

@@ -7,12 +7,14 @@ outputs in, a TensorDict of losses out) in :mod:`.ppo`, :mod:`.a2c`, :mod:`.rein
 and their kernels in :mod:`.llm`.
 """
 
+from ._td import time_dim_of
 from ._validation import check_finite, set_check_finite
 from .a2c import a2c_loss
 from .cql import cql_loss, discrete_cql_loss
 from .ddpg import ddpg_loss
 from .distributions import build_distribution, entropy, kl_divergence, sample_and_log_prob
 from .dqn import dqn_loss
+from .estimators import EstimatorOptions, estimate_advantage, estimator_name, value_target
 from .iql import discrete_iql_loss, expectile_loss, iql_loss
 from .keys import (
     A2CKeys,
@@ -59,6 +61,7 @@ from .policy_gradient import (
 from .ppo import clip_ppo_loss, klpen_ppo_loss, ppo_loss
 from .reinforce import reinforce_loss
 from .sac import discrete_sac_loss, sac_loss
+from .standardization import standardize, standardize_by_group
 from .td3 import td3_loss, td3_target_action
 from .value import (
     generalized_advantage_estimate,
@@ -77,6 +80,8 @@ __all__ = [
     # opt-in input checks
     "check_finite",
     "set_check_finite",
+    # TorchRL's rule for the time dimension
+    "time_dim_of",
     # TensorDict losses
     "ppo_loss",
     "clip_ppo_loss",
@@ -137,6 +142,14 @@ __all__ = [
     "td_lambda_return_estimate",
     "td_lambda_advantage_estimate",
     "vtrace_advantage_estimate",
+    # the value-target dispatcher and TorchRL's estimator options
+    "value_target",
+    "estimate_advantage",
+    "estimator_name",
+    "EstimatorOptions",
+    # standardisation kernels
+    "standardize",
+    "standardize_by_group",
     # policy-gradient kernels
     "clip_bounds",
     "clipped_surrogate_loss",

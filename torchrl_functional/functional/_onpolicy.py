@@ -1,10 +1,12 @@
 """Pieces shared by the on-policy TensorDict losses (PPO family, A2C, REINFORCE):
-the current log-prob, the advantage (given or estimated), the critic term and the
-entropy term. Each reads its entries once, checks them and names them in errors."""
+the current policy and its log-prob (one head or a composite of several), the behaviour
+log-prob, the advantage (given or estimated), the critic term and the entropy term. Each
+reads its entries once, checks them and names them in errors."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -12,8 +14,8 @@ from tensordict import TensorDictBase
 from torch import Tensor
 from torch import distributions as D
 
-from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError, LossInputError
-from . import value as value_kernels
+from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
+from . import composite as C
 from ._td import (
     check_bool,
     check_constant,
@@ -25,80 +27,198 @@ from ._td import (
     missing,
     next_key,
     require,
+    time_dim_of,
 )
-from ._validation import check_choice, check_range
+from ._validation import check_range
 from .distributions import build_distribution, is_continuous
 from .distributions import entropy as dist_entropy
+from .estimators import estimator_name, value_target
 from .keys import OnPolicyKeys
+from .standardization import standardize
 from .value_learning import LOSS_FUNCTIONS, clipped_value_loss, distance_loss, explained_variance
-
-VALUE_ESTIMATORS = ("gae", "td0", "td1", "td_lambda")
 
 _ACTOR_HINT = (
     "pass the current policy's distribution parameters under {actor_output!r} "
     "(with dist_class) or its log-prob of the action under {log_prob!r}"
 )
 
-
-def current_log_prob(
-    loss: str,
-    td: TensorDictBase,
-    keys: OnPolicyKeys,
-    dist_class: Callable[..., D.Distribution] | None,
-) -> tuple[Tensor, D.Distribution | None]:
-    """Log-prob of the stored action under the current policy, and the policy if built.
-
-    Returns:
-        ``(log_prob [*B], dist or None)``; the log-prob carries the policy gradient.
-    """
-    params = td.get(keys.actor_output, None)
-    if params is not None:
-        check_finite_leaves(loss, keys.actor_output, params)
-        dist = build_distribution(loss, keys.actor_output, dist_class, params)
-        action = require(loss, td, keys.action, "the action taken, written by the collector")
-        check_constant(loss, keys.action, action, "the action must be a constant of the data")
-        if is_continuous(dist) and not action.is_floating_point():
-            raise EntryDtypeError(
-                loss, keys.action, f"{type(dist).__name__} is continuous: expected a floating point action, got {action.dtype}"
-            )
-        shapes = (
-            f"action shape {tuple(action.shape)}, while the distribution built from {keys.actor_output!r} has "
-            f"batch shape {tuple(dist.batch_shape)} and event shape {tuple(dist.event_shape)}"
-        )
-        try:
-            log_prob = dist.log_prob(action)
-        except (RuntimeError, ValueError, IndexError) as err:
-            raise EntryShapeError(loss, keys.action, f"cannot be scored: {shapes} ({err})") from err
-        if log_prob.shape != dist.batch_shape:
-            raise EntryShapeError(loss, keys.action, f"would broadcast: {shapes} (log-prob shape {tuple(log_prob.shape)})")
-        return log_prob, dist
-    log_prob = td.get(keys.log_prob, None)
-    if log_prob is None:
-        raise missing(loss, keys.actor_output, _ACTOR_HINT.format(actor_output=keys.actor_output, log_prob=keys.log_prob))
-    check_float(loss, keys.log_prob, log_prob)
-    return log_prob, None
+DistClass = Callable[..., D.Distribution]
 
 
-def behaviour_log_prob(loss: str, td: TensorDictBase, keys: OnPolicyKeys, batch_shape: torch.Size) -> Tensor:
-    prev = require(loss, td, keys.sample_log_prob, "the behaviour policy's log-prob of the action, written by the collector")
+@dataclass
+class Policy:
+    """The current policy on the batch, read and checked once."""
+
+    log_prob: Tensor  # [*B], summed over the heads of a composite policy; carries the policy gradient
+    dist: D.Distribution | None
+    batch_shape: torch.Size
+    heads: dict | None = None  # per-head log-probs of a composite policy
+
+
+def _select(td: TensorDictBase, key: Any) -> TensorDictBase:
+    return td.select(*(key if isinstance(key, list) else [key]), strict=False)
+
+
+def read_params(loss: str, td: TensorDictBase, key: Any) -> Any:
+    """Distribution keyword arguments under ``key`` (a sub-TensorDict, or a list of entries each
+    passed under its last key element), or ``None`` when absent."""
+    if not isinstance(key, list):
+        params = td.get(key, None)
+        if params is not None:
+            check_finite_leaves(loss, key, params)
+        return params
+    found = {k: td.get(k, None) for k in key}
+    if all(v is None for v in found.values()):
+        return None
+    params = {}
+    for k, v in found.items():
+        if v is None:
+            raise missing(loss, k, f"a distribution parameter listed in {key!r}")
+        check_finite_leaves(loss, k, v)
+        params[k[-1] if isinstance(k, tuple) else k] = v
+    return params
+
+
+def read_behaviour(loss: str, td: TensorDictBase, keys: OnPolicyKeys) -> Tensor | TensorDictBase:
+    """The behaviour log-prob: a tensor, or per-head log-probs (a list of keys)."""
+    hint = "the behaviour policy's log-prob of the action, written by the collector"
+    if isinstance(keys.sample_log_prob, list):
+        prev = _select(td, keys.sample_log_prob)
+        for key in keys.sample_log_prob:
+            x = require(loss, td, key, hint)
+            check_float(loss, key, x)
+            check_constant(loss, key, x, "the behaviour log-prob must be a constant of the data")
+        return prev
+    prev = require(loss, td, keys.sample_log_prob, hint)
     check_float(loss, keys.sample_log_prob, prev)
     check_constant(loss, keys.sample_log_prob, prev, "the behaviour log-prob must be a constant of the data")
-    check_shape(loss, keys.sample_log_prob, prev, batch_shape, "the shape of the current log-prob")
     return prev
 
 
+def _composite_batch_shape(td: TensorDictBase, keys: OnPolicyKeys, prev: Any) -> tuple[torch.Size, Any]:
+    """TorchRL reduces a composite policy's heads to the advantage's batch shape (the behaviour
+    log-prob's when it is one summed tensor); returns it and the entry it was read from."""
+    if isinstance(prev, Tensor):
+        return prev.shape, keys.sample_log_prob
+    for key in (keys.advantage, keys.value, keys.value_target):
+        x = td.get(key, None)
+        if isinstance(x, Tensor) and x.ndim >= 1:
+            return x.shape[:-1], key
+    return td.batch_size, "batch_size"
+
+
+def current_policy(
+    loss: str,
+    td: TensorDictBase,
+    keys: OnPolicyKeys,
+    dist_class: DistClass | None,
+    prev: Any = None,
+    *,
+    params_key: Any = None,
+) -> Policy:
+    """The current policy and its log-prob of the stored action.
+
+    ``prev`` (the behaviour log-prob) fixes the batch shape of a composite policy when it is a
+    single tensor. ``params_key`` reads the parameters from another entry (a proximal policy).
+    """
+    params_key = keys.actor_output if params_key is None else params_key
+    params = read_params(loss, td, params_key)
+    if params is None:
+        log_prob = td.get(keys.log_prob, None)
+        if log_prob is None:
+            raise missing(loss, params_key, _ACTOR_HINT.format(actor_output=params_key, log_prob=keys.log_prob))
+        check_float(loss, keys.log_prob, log_prob)
+        return Policy(log_prob, None, log_prob.shape)
+    dist = build_distribution(loss, params_key, dist_class, params)
+    if C.is_composite(dist):
+        heads = C.head_log_probs(loss, dist, _select(td, keys.action), params_key)
+        batch_shape, source = _composite_batch_shape(td, keys, prev)
+        try:
+            total = C.sum_heads(loss, heads, batch_shape)
+        except EntryShapeError as err:
+            raise EntryShapeError(
+                loss, source, f"has shape {tuple(td.get(source).shape) if source != 'batch_size' else tuple(batch_shape)}: "
+                f"its batch shape {tuple(batch_shape)} is not one the composite policy's heads have ({err.message})",
+            ) from err
+        return Policy(total, dist, batch_shape, heads)
+    action = require(loss, td, keys.action, "the action taken, written by the collector")
+    check_constant(loss, keys.action, action, "the action must be a constant of the data")
+    if is_continuous(dist) and not action.is_floating_point():
+        raise EntryDtypeError(
+            loss, keys.action, f"{type(dist).__name__} is continuous: expected a floating point action, got {action.dtype}"
+        )
+    shapes = (
+        f"action shape {tuple(action.shape)}, while the distribution built from {params_key!r} has "
+        f"batch shape {tuple(dist.batch_shape)} and event shape {tuple(dist.event_shape)}"
+    )
+    try:
+        log_prob = dist.log_prob(action)
+    except (RuntimeError, ValueError, IndexError) as err:
+        raise EntryShapeError(loss, keys.action, f"cannot be scored: {shapes} ({err})") from err
+    if log_prob.shape != dist.batch_shape:
+        raise EntryShapeError(loss, keys.action, f"would broadcast: {shapes} (log-prob shape {tuple(log_prob.shape)})")
+    return Policy(log_prob, dist, log_prob.shape)
+
+
+def log_ratio(loss: str, policy: Policy, other: Tensor | TensorDictBase | Policy, keys: OnPolicyKeys) -> Tensor:
+    """``log pi - log pi_other`` ``[*B]`` (per head, then summed, for a composite policy)."""
+    if isinstance(other, Policy):
+        if policy.heads is not None and other.heads is not None:
+            return C.sum_heads(loss, {k: v - other.heads[k] for k, v in policy.heads.items()}, policy.batch_shape)
+        return policy.log_prob - other.log_prob
+    if isinstance(other, Tensor):
+        check_shape(loss, keys.sample_log_prob, other, policy.batch_shape, "the batch shape of the current log-prob")
+        return policy.log_prob - other
+    if policy.heads is None:
+        raise EntryShapeError(
+            loss, keys.sample_log_prob, "several behaviour log-probs need a composite policy (several action heads)"
+        )
+    diffs = {}
+    for key, prev in other.items(True, True):
+        current = policy.heads.get(key if isinstance(key, str) or len(key) > 1 else key[0])
+        if current is None:
+            raise EntryShapeError(
+                loss, key, f"names no head of the composite policy (its log-probs: {sorted(map(str, policy.heads))})"
+            )
+        check_shape(loss, key, prev, current.shape, "the shape of that head's current log-prob")
+        diffs[key] = current - prev
+    return C.sum_heads(loss, diffs, policy.batch_shape)
+
+
+def _values(loss: str, td: TensorDictBase, keys: OnPolicyKeys, batch_shape: torch.Size, kind: str):
+    hint = f"needed to estimate the advantage (or pass {keys.advantage!r} precomputed)"
+    reward = require(loss, td, next_key(keys.reward), hint)
+    done = require(loss, td, next_key(keys.done), hint)
+    terminated = td.get(next_key(keys.terminated), None)
+    value = require(loss, td, keys.value, "the critic's V(s), " + hint)
+    next_value = require(loss, td, next_key(keys.value), "the critic's V(s'), " + hint)
+    for key, x in ((keys.value, value), (next_key(keys.value), next_value)):
+        check_float(loss, key, x)
+        check_per_sample(loss, key, x, batch_shape)
+    check_float(loss, next_key(keys.reward), reward)
+    for key, x in ((next_key(keys.done), done), (next_key(keys.terminated), terminated)):
+        if x is not None:
+            check_bool(loss, key, x)
+    team = kind == "magae" and reward.ndim == value.ndim - 1
+    for key, x in ((next_key(keys.reward), reward), (next_key(keys.done), done), (next_key(keys.terminated), terminated)):
+        if x is not None:
+            want = value.shape[:-2] + value.shape[-1:] if team else value.shape
+            check_shape(loss, key, x, want, f"the shape of {keys.value!r}" + (" without its agent dim" if team else ""))
+    if team:  # MultiAgentGAE: team signals are shared by the agents (agent dim -2 of the values)
+        reward, done = reward.unsqueeze(-2).expand_as(value), done.unsqueeze(-2).expand_as(value)
+        terminated = None if terminated is None else terminated.unsqueeze(-2).expand_as(value)
+    return value, next_value, reward, done, terminated
+
+
 def _time_dim(loss: str, td: TensorDictBase, batch_shape: torch.Size, time_dim: int | None) -> int:
-    """Time dimension of ``[*B, 1]`` value tensors: given (as a batch dim), a ``"time"``-named
-    dim of ``td``, or the last batch dim (TorchRL's rule)."""
+    """Deprecated: :func:`~torchrl_functional.functional._td.time_dim_of` is the rule. Kept for
+    ``_offpolicy.py``: a TensorDict without batch dims falls back to the entries' rank."""
+    if td.batch_dims:
+        return time_dim_of(td, time_dim, loss=loss)
     nb = len(batch_shape)
     if nb == 0:
         raise EntryShapeError(loss, "advantage", "estimating the advantage needs a time dimension; the batch is empty")
-    if time_dim is None:
-        try:
-            names = list(td.names)
-        except (RuntimeError, ValueError):
-            names = []
-        time_dim = names.index("time") if "time" in names and len(names) == nb else nb - 1
+    time_dim = nb - 1 if time_dim is None else time_dim
     if not -nb <= time_dim < nb:
         raise HyperparameterError(loss, "time_dim", f"{time_dim} is out of range for a batch of shape {tuple(batch_shape)}")
     return (time_dim % nb) - nb - 1
@@ -110,53 +230,40 @@ def estimate_advantage(
     keys: OnPolicyKeys,
     batch_shape: torch.Size,
     *,
-    value_estimator: str,
+    value_estimator: Any,
     gamma: Any,
     lmbda: Any,
     time_dim: int | None,
+    rho_thresh: Any = 1.0,
+    c_thresh: Any = 1.0,
+    log_pi: Tensor | None = None,
+    log_mu: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Advantage and value target from rewards and (detached) values.
 
     ``V(s)`` and ``V(s')`` are detached (TorchRL runs its estimator with detached critic
-    parameters); ``gamma``, ``lmbda`` and the reward keep their graphs.
+    parameters); ``gamma``, ``lmbda`` and the reward keep their graphs. Time is the
+    TensorDict's ``"time"``-named batch dim, else its last batch dim (or ``time_dim``).
+    V-trace uses ``log_pi``/``log_mu`` ``[*B]`` (the current and behaviour log-probs, detached).
     """
-    check_choice(loss, "value_estimator", value_estimator, VALUE_ESTIMATORS)
+    kind = estimator_name(value_estimator, loss)
     gamma = hyperparameter(loss, td, "gamma", gamma, batch_shape)
-    lmbda = hyperparameter(loss, td, "lmbda", lmbda, batch_shape)
-    hint = f"needed to estimate the advantage (or pass {keys.advantage!r} precomputed)"
-    reward = require(loss, td, next_key(keys.reward), hint)
-    done = require(loss, td, next_key(keys.done), hint)
-    terminated = td.get(next_key(keys.terminated), None)
-    value = require(loss, td, keys.value, "the critic's V(s), " + hint)
-    next_value = require(loss, td, next_key(keys.value), "the critic's V(s'), " + hint)
-    for key, x in ((next_key(keys.reward), reward), (keys.value, value), (next_key(keys.value), next_value)):
-        check_float(loss, key, x)
-        check_per_sample(loss, key, x, batch_shape)
-    for key, x in ((next_key(keys.done), done), (next_key(keys.terminated), terminated)):
-        if x is not None:
-            check_bool(loss, key, x)
-            check_shape(loss, key, x, value.shape, f"the shape of {keys.value!r}")
-    if terminated is None:
-        terminated = done
-    dim = _time_dim(loss, td, batch_shape, time_dim)
-    value = value.detach()
-    next_value = next_value.detach()
-    try:
-        if value_estimator == "gae":
-            return value_kernels.generalized_advantage_estimate(
-                gamma, lmbda, value, next_value, reward, done, terminated, time_dim=dim
-            )
-        if value_estimator == "td0":
-            target = value_kernels.td0_return_estimate(gamma, next_value, reward, terminated)
-        elif value_estimator == "td1":
-            target = value_kernels.td1_return_estimate(gamma, next_value, reward, done, terminated, time_dim=dim)
-        else:
-            target = value_kernels.td_lambda_return_estimate(
-                gamma, lmbda, next_value, reward, done, terminated, time_dim=dim
-            )
-    except LossInputError as err:  # report under the loss's name
-        raise type(err)(loss, err.entry, f"{err.message} (in {err.loss})") from err
-    return target - value, target
+    if kind in ("td_lambda", "gae", "magae"):
+        lmbda = hyperparameter(loss, td, "lmbda", lmbda, batch_shape)
+    if kind == "vtrace":
+        check_range(loss, "rho_thresh", rho_thresh, 0.0, low_open=True)
+        check_range(loss, "c_thresh", c_thresh, 0.0, low_open=True)
+    value, next_value, reward, done, terminated = _values(loss, td, keys, batch_shape, kind)
+    dim = time_dim_of(td, time_dim, loss=loss)
+    if kind == "vtrace":
+        log_pi = log_pi.detach().reshape(value.shape[:-1]).unsqueeze(-1).expand_as(value)
+        log_mu = log_mu.detach().reshape(value.shape[:-1]).unsqueeze(-1).expand_as(value)
+    advantage, target = value_target(
+        kind, gamma=gamma, lmbda=lmbda, state_value=value.detach(), next_state_value=next_value.detach(),
+        reward=reward, done=done, terminated=terminated, time_dim=dim, log_pi=log_pi, log_mu=log_mu,
+        rho_thresh=rho_thresh, c_thresh=c_thresh, loss=loss,
+    )
+    return advantage, target
 
 
 def advantage_and_target(
@@ -172,42 +279,47 @@ def advantage_and_target(
         advantage, target = estimate_advantage(loss, td, keys, batch_shape, **estimator)
     else:
         check_float(loss, keys.advantage, advantage)
+        if advantage.shape == batch_shape and len(batch_shape):
+            raise EntryShapeError(
+                loss, keys.advantage,
+                f"has shape {tuple(advantage.shape)}: against the [*B, 1] log-weights it would broadcast to an "
+                "outer product over samples; add the trailing value dimension (advantage.unsqueeze(-1))",
+            )
         target = None
     check_per_sample(loss, keys.advantage, advantage, batch_shape)
     return advantage, target
 
 
-def standardize_advantage(
-    advantage: Tensor, exclude_dims: tuple[int, ...] = (), valid: Tensor | None = None
+def scale_advantage(
+    loss: str,
+    advantage: Tensor,
+    td: TensorDictBase,
+    *,
+    normalize_advantage: bool,
+    normalize_advantage_exclude_dims: tuple[int, ...],
+    advantage_scale: Any,
 ) -> Tensor:
-    """``(A - mean) / std`` over all but ``exclude_dims`` (TorchRL's ``normalize_advantage``).
-
-    Without ``valid``: unbiased std clamped at float32 resolution. With a ``valid`` mask
-    (TorchRL's ``"shifted_valid"``): masked population statistics, std clamped at 1e-4.
-    """
-    if valid is None:
-        eps = torch.finfo(torch.float).resolution
-        if not exclude_dims:
-            return (advantage - advantage.mean()) / advantage.std().clamp_min(eps)
-        excluded = {d % advantage.ndim for d in exclude_dims}
-        dims = tuple(d for d in range(advantage.ndim) if d not in excluded)
-        if not dims:
-            return advantage
-        mean = advantage.mean(dim=dims, keepdim=True)
-        std = advantage.std(dim=dims, keepdim=True)
-        return (advantage - mean) / std.clamp_min(eps)
-    while valid.ndim < advantage.ndim:
-        valid = valid.unsqueeze(-1)
-    mask = valid.expand_as(advantage).to(advantage.dtype)
-    excluded = {d % advantage.ndim for d in exclude_dims}
-    dims = [d for d in range(advantage.ndim) if d not in excluded]
-    count = mask.sum(dim=dims, keepdim=True).clamp_min(1)
-    loc = (advantage * mask).sum(dim=dims, keepdim=True) / count
-    scale = (((advantage - loc).pow(2) * mask).sum(dim=dims, keepdim=True) / count).sqrt().clamp_min(1e-4)
-    return (advantage - loc) / scale
+    """``A / advantage_scale`` (a ``ValueNorm``'s scale) or, with ``normalize_advantage``, the
+    batch-standardised advantage (TorchRL's order; the two are exclusive)."""
+    if advantage_scale is not None:
+        if normalize_advantage:
+            raise HyperparameterError(
+                loss, "advantage_scale", "normalize_advantage=True and advantage_scale are mutually exclusive"
+            )
+        check_range(loss, "advantage_scale", advantage_scale, 0.0, low_open=True)
+        return advantage / advantage_scale
+    if normalize_advantage and advantage.numel() > 1:
+        valid = td.get("shifted_valid", None)
+        if valid is None:
+            eps = torch.finfo(torch.float).resolution
+            return standardize(advantage, exclude_dims=tuple(normalize_advantage_exclude_dims), eps=eps)
+        return standardize(advantage, exclude_dims=tuple(normalize_advantage_exclude_dims), mask=valid)
+    return advantage
 
 
 def check_critic_options(loss: str, loss_critic_type: str, clip_value: Any, critic_coeff: Any) -> None:
+    from ._validation import check_choice
+
     check_choice(loss, "loss_critic_type", loss_critic_type, LOSS_FUNCTIONS)
     if clip_value is not None and not isinstance(clip_value, bool):
         check_range(loss, "clip_value", clip_value, 0.0, low_open=True)
@@ -252,29 +364,42 @@ def critic_terms(
     return per_sample, clip_fraction, ev
 
 
-def entropy_term(
+def entropy_terms(
     loss: str,
     td: TensorDictBase,
     keys: OnPolicyKeys,
-    dist: D.Distribution | None,
-    batch_shape: torch.Size,
+    policy: Policy,
     *,
     samples_mc_entropy: int,
     generator: torch.Generator | None,
-) -> Tensor:
-    """Per-sample entropy ``[*B, 1]``: the ``entropy`` entry if given, else from the policy."""
+    joint_mc: bool = False,
+) -> tuple[Tensor, TensorDictBase | None]:
+    """Per-sample entropy ``[*B, 1]`` and, for a composite policy, the per-head entropies
+    (TensorDict of batch ``[*B, 1]``). The ``entropy`` entry is used if given.
+
+    ``joint_mc``: a composite policy's entropy is one reparameterised Monte-Carlo estimate over
+    every head, without per-head values (TorchRL's ``A2CLoss``).
+    """
     given = td.get(keys.entropy, None)
     if given is not None:
         check_float(loss, keys.entropy, given)
-        check_shape(loss, keys.entropy, given, batch_shape, "the shape of the current log-prob")
-        return given.unsqueeze(-1)
+        check_shape(loss, keys.entropy, given, policy.batch_shape, "the shape of the current log-prob")
+        return given.unsqueeze(-1), None
+    dist = policy.dist
     if dist is None:
         raise missing(
             loss, keys.entropy,
             f"entropy_bonus needs the policy: pass {keys.actor_output!r} with dist_class, "
             f"or a precomputed {keys.entropy!r}, or set entropy_bonus=False",
         )
-    return dist_entropy(dist, samples_mc_entropy, generator=generator, loss=loss).unsqueeze(-1)
+    if not C.is_composite(dist):
+        return dist_entropy(dist, samples_mc_entropy, generator=generator, loss=loss).unsqueeze(-1), None
+    if joint_mc:
+        return C.joint_entropy(loss, dist, samples_mc_entropy, policy.batch_shape, generator=generator).unsqueeze(-1), None
+    heads = C.composite_entropy(
+        loss, dist, samples_mc_entropy, generator=generator, log_prob_keys=keys.sample_log_prob
+    )
+    return C.sum_heads(loss, heads, policy.batch_shape).unsqueeze(-1), C.per_head_td(heads, policy.batch_shape)
 
 
 def check_samples(loss: str, name: str, n: Any) -> None:

@@ -23,6 +23,49 @@ REDUCTIONS = ("mean", "sum", "none")
 AUTO_LOSS_MASK_KEYS: tuple = (("collector", "mask"), "shifted_valid")
 
 
+def time_dim_of(td: TensorDictBase, time_dim: int | None = None, *, loss: str = "time_dim_of") -> int:
+    """The batch dimension of ``td`` that holds time, as a non-negative index (TorchRL's rule).
+
+    ``time_dim`` if given (a batch dim of ``td``; negative values count from its last batch
+    dim), else the batch dim named ``"time"``, else the **last batch dim** of ``td``. Never
+    inferred from an entry's rank: in a ``[B, T]`` TensorDict, multi-agent entries
+    ``[B, T, N_agents, 1]`` keep time at dim 1. Every entry starts with the batch dims of
+    ``td``, so the index addresses the entries' time dim too.
+
+    Args:
+        td: the input TensorDict, batch ``[*B]`` (at least one dim).
+        time_dim: a batch dim of ``td`` (negative counts from its last), or ``None`` for the rule.
+        loss: name used in error messages.
+
+    Returns:
+        The time dim, ``0 <= t < td.batch_dims``.
+
+    Raises:
+        EntryShapeError: ``td`` has no batch dimension (nothing can hold time).
+        HyperparameterError: ``time_dim`` is not a batch dim of ``td``.
+    """
+    nb = td.batch_dims
+    if nb == 0:
+        raise EntryShapeError(
+            loss, "batch_size",
+            "the input TensorDict has no batch dimension to hold time; give it batch_size=[..., T] "
+            "(time is its 'time'-named dim, else its last one)",
+        )
+    if time_dim is None:
+        try:
+            names = td.names
+        except (RuntimeError, ValueError, AttributeError):
+            names = None
+        if names is not None and "time" in names:
+            return list(names).index("time")
+        return nb - 1
+    if isinstance(time_dim, bool) or not isinstance(time_dim, int) or not -nb <= time_dim < nb:
+        raise HyperparameterError(
+            loss, "time_dim", f"{time_dim!r} is not a batch dim of the input (batch size {tuple(td.batch_size)})"
+        )
+    return time_dim % nb
+
+
 def next_key(key: Any) -> tuple:
     return ("next", *key) if isinstance(key, tuple) else ("next", key)
 
@@ -92,7 +135,9 @@ def hyperparameter(
     """The keyword value of a hyperparameter, overridden by a same-named entry of ``td``.
 
     A TensorDict entry is per sample: ``[*B]`` or ``[*B, 1]``; it is returned as
-    ``[*B, 1]`` so that it broadcasts against per-sample losses.
+    ``[*B, 1]`` so that it broadcasts against per-sample losses. When ``B`` extends the
+    TensorDict's batch (multi-agent ``[B, T, N]`` entries in a ``[B, T]`` TensorDict), an entry
+    per TensorDict sample (``[B, T]`` or ``[B, T, 1]``) is shared by the extra dims.
     """
     entry = td.get(name, None)
     if entry is None:
@@ -102,8 +147,17 @@ def hyperparameter(
     if finite_checks_enabled():
         assert_finite(loss, name, entry)
     if batch_shape is not None:
+        per_td_sample = td.batch_size
+        extra = len(batch_shape) - len(per_td_sample)
         if entry.shape == batch_shape:
             entry = entry.unsqueeze(-1)
+        elif (
+            extra > 0 and batch_shape[: len(per_td_sample)] == per_td_sample
+            and entry.shape in (per_td_sample, per_td_sample + (1,))
+        ):
+            # one value per sample of the TensorDict (e.g. per step), shared by the entries' extra
+            # dims (e.g. the agents of [B, T, N, ...] entries)
+            entry = entry.reshape(per_td_sample + (1,) * (extra + 1))
         elif entry.shape != batch_shape + (1,):
             raise EntryShapeError(
                 loss, name,

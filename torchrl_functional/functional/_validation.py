@@ -22,6 +22,9 @@ except ImportError:  # pragma: no cover
         return False
 
 
+_is_compiling = getattr(torch.compiler, "is_dynamo_compiling", torch.compiler.is_compiling)
+
+
 def can_inspect_values(x: Tensor) -> bool:
     """True when reading a tensor's values is allowed and cheap.
 
@@ -110,6 +113,10 @@ def set_check_finite(enabled: bool) -> None:
 
 
 def finite_checks_enabled() -> bool:
+    """Whether :func:`check_finite` is on. Always ``False`` while ``torch.compile`` traces (the
+    checks are skipped there anyway): Dynamo before torch 2.14 cannot trace ``ContextVar.get``."""
+    if _is_compiling():
+        return False
     return _CHECK_FINITE.get()
 
 

@@ -7,22 +7,16 @@ Mnih et al. 2016, "Asynchronous Methods for Deep Reinforcement Learning"
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 from torch import distributions as D
 
-from ._onpolicy import (
-    advantage_and_target,
-    check_critic_options,
-    check_samples,
-    critic_terms,
-    current_log_prob,
-    entropy_term,
-)
-from ._td import check_reduction, finish_losses, hyperparameter, loss_mask
+from ..errors import HyperparameterError
+from ._td import finish_losses
+from ._terms import check_common, critic_outputs, entropy_outputs, prepare
 from .keys import A2CKeys, NestedKey, resolve_keys
 from .policy_gradient import policy_gradient_loss
 
@@ -41,19 +35,25 @@ def a2c_loss(
     critic_coeff: Number | None = 1.0,
     loss_critic_type: str = "smooth_l1",
     clip_value: Number | None = None,
+    advantage_scale: Number | None = None,
+    diagnostics: bool = True,
     reduction: Literal["mean", "sum", "none"] = "mean",
     loss_mask_key: NestedKey | None = "auto",
-    value_estimator: str = "gae",
+    value_estimator: Any = "gae",
     gamma: Number = 0.99,
     lmbda: Number = 0.95,
     time_dim: int | None = None,
+    rho_thresh: Number = 1.0,
+    c_thresh: Number = 1.0,
     keys: A2CKeys | Mapping[str, NestedKey] | None = None,
     generator: torch.Generator | None = None,
 ) -> TensorDict:
     """A2C loss: ``loss_objective = -mean(log pi(a|s) * A)`` plus entropy and critic terms.
 
     The advantage is used as given (TorchRL's ``A2CLoss`` does not detach it either);
-    when estimated here from rewards and values, the values are detached.
+    when estimated here from rewards and values, the values are detached. A composite
+    (multi-head) policy's log-prob is the sum over its heads; its entropy is one
+    reparameterised Monte-Carlo estimate over every head, as TorchRL's ``A2CLoss`` computes it.
 
     Args:
         td: input TensorDict (not modified): ``"actor_output"`` (with ``dist_class``) or
@@ -69,9 +69,12 @@ def a2c_loss(
         entropy_coeff, critic_coeff: numbers or tensors (``critic_coeff=None`` drops the critic).
         loss_critic_type: ``"smooth_l1"``, ``"l2"`` or ``"l1"``.
         clip_value: value clipping radius, or ``None``.
+        advantage_scale: divide the advantage by this (a ``ValueNorm``'s ``scale()``), or ``None``.
+        diagnostics: add ``entropy`` and ``value_clip_fraction`` (logging only).
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         loss_mask_key: ``"auto"``, an entry name or ``None``.
-        value_estimator, gamma, lmbda, time_dim: estimation of a missing advantage.
+        value_estimator, gamma, lmbda, time_dim, rho_thresh, c_thresh: estimation of a missing
+            advantage (see :func:`~torchrl_functional.functional.clip_ppo_loss`).
         keys: renamed entries.
         generator: RNG for Monte-Carlo estimates (``None``: global RNG, as TorchRL).
 
@@ -80,33 +83,23 @@ def a2c_loss(
         ``loss_critic``, ``value_clip_fraction``.
     """
     name = "a2c_loss"
-    if not isinstance(td, TensorDictBase):
-        raise TypeError(f"{name}: expected a TensorDict, got {type(td).__name__}")
-    check_reduction(name, reduction)
-    check_critic_options(name, loss_critic_type, clip_value, critic_coeff)
     if isinstance(entropy_coeff, (int, float)) and entropy_coeff == 0:
         entropy_bonus = False
-    if entropy_bonus:
-        check_samples(name, "samples_mc_entropy", samples_mc_entropy)
-    keys = resolve_keys(keys, A2CKeys, name)
-    log_prob, dist = current_log_prob(name, td, keys, dist_class)
-    batch_shape = log_prob.shape
-    advantage, value_target = advantage_and_target(
-        name, td, keys, batch_shape,
-        value_estimator=value_estimator, gamma=gamma, lmbda=lmbda, time_dim=time_dim,
+    if isinstance(entropy_coeff, Mapping):
+        raise HyperparameterError(name, "entropy_coeff", "A2C takes one coefficient (a number or a tensor)")
+    critic_coeff = check_common(name, reduction, entropy_bonus, samples_mc_entropy, entropy_coeff,
+                                critic_coeff, loss_critic_type, clip_value)
+    batch = prepare(
+        name, td, dist_class, A2CKeys, resolve_keys(keys, A2CKeys, name), importance_weighted=False,
+        advantage_scale=advantage_scale, loss_mask_key=loss_mask_key, value_estimator=value_estimator,
+        gamma=gamma, lmbda=lmbda, time_dim=time_dim, rho_thresh=rho_thresh, c_thresh=c_thresh,
     )
-    out: dict[str, Tensor] = {"loss_objective": policy_gradient_loss(log_prob.unsqueeze(-1), advantage)}
+    out: dict[str, Tensor] = {"loss_objective": policy_gradient_loss(batch.policy.log_prob.unsqueeze(-1), batch.advantage)}
     if entropy_bonus:
-        ent = entropy_term(name, td, keys, dist, batch_shape,
-                           samples_mc_entropy=samples_mc_entropy, generator=generator)
-        out["entropy"] = ent.detach().mean()
-        out["loss_entropy"] = -hyperparameter(name, td, "entropy_coeff", entropy_coeff, batch_shape) * ent
+        out.update(entropy_outputs(name, td, batch, samples_mc_entropy=samples_mc_entropy,
+                                   entropy_coeff=entropy_coeff, generator=generator, diagnostics=diagnostics,
+                                   joint_mc=True))
     if critic_coeff is not None:
-        per_sample, clip_fraction, _ = critic_terms(
-            name, td, keys, batch_shape, value_target,
-            loss_critic_type=loss_critic_type, clip_value=clip_value, log_explained_variance=False,
-        )
-        out["loss_critic"] = hyperparameter(name, td, "critic_coeff", critic_coeff, batch_shape) * per_sample
-        if clip_fraction is not None:
-            out["value_clip_fraction"] = clip_fraction
-    return finish_losses(name, out, reduction, loss_mask(name, td, loss_mask_key))
+        out.update(critic_outputs(name, td, batch, critic_coeff=critic_coeff, loss_critic_type=loss_critic_type,
+                                  clip_value=clip_value, log_explained_variance=False, diagnostics=diagnostics))
+    return finish_losses(name, out, reduction, batch.mask)

@@ -7,6 +7,13 @@ or from the given :class:`torch.Generator` (deterministic and independent of the
 global seed) for the Normal family and its transformed/independent variants,
 which covers TorchRL's ``TanhNormal``, ``IndependentNormal`` and ``TruncatedNormal``-free
 continuous policies.
+
+Under ``torch.vmap`` (e.g. over tasks), a Monte-Carlo estimate needs randomness the transform
+supports: with ``generator=`` the noise is drawn out of place, so ``randomness="different"``
+(one independent draw per task) and ``randomness="same"`` (one draw shared by the tasks) both
+work; with ``generator=None`` TorchRL's samplers draw in place (``normal_``), which ``vmap``
+accepts with ``randomness="same"`` only. ``randomness="error"`` (the default) refuses any draw:
+precompute the entry (``"entropy"``) or use a distribution with a closed form.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from torchrl.modules.distributions.utils import (
 from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
 from ._validation import can_inspect_values
 
-__all__ = ["build_distribution", "sample_and_log_prob", "entropy", "kl_divergence"]
+__all__ = ["build_distribution", "sample_and_log_prob", "entropy", "kl_divergence", "has_analytic_entropy"]
 
 
 def build_distribution(
@@ -63,25 +70,47 @@ def build_distribution(
         )
     kwargs = dict(params.items()) if isinstance(params, TensorDictBase) else dict(params)
     for name, value in kwargs.items():
-        if isinstance(value, Tensor) and not value.is_floating_point():
-            raise EntryDtypeError(
-                loss, _join(entry, name), f"distribution parameters must be floating point tensors, got {value.dtype}"
-            )
+        _check_param_dtype(loss, _join(entry, name), name, value)
+    name_of = getattr(dist_class, "__name__", dist_class)
     try:
         return dist_class(**kwargs)
-    except TypeError as err:
-        raise HyperparameterError(
-            loss, entry,
-            f"could not build the distribution {getattr(dist_class, '__name__', dist_class)!r} "
-            f"from the keyword arguments {sorted(kwargs)}: {err}",
-        ) from err
-    except (RuntimeError, ValueError) as err:
+    except (TypeError, RuntimeError, ValueError) as err:
+        if isinstance(err, TypeError):
+            raise HyperparameterError(
+                loss, entry, f"could not build the distribution {name_of!r} from the keyword arguments {sorted(kwargs)}: {err}",
+            ) from err
         raise EntryShapeError(
             loss, entry,
-            f"could not build the distribution {getattr(dist_class, '__name__', dist_class)!r} from "
+            f"could not build the distribution {name_of!r} from "
             + ", ".join(f"{k}{tuple(v.shape) if isinstance(v, Tensor) else ''}" for k, v in kwargs.items())
             + f": {err}",
         ) from err
+
+
+#: structural parameters of TorchRL's masked distributions (``MaskedCategorical``): a bool
+#: ``mask`` of allowed actions, or integer ``indices`` of them
+_STRUCTURAL = {"mask": "a torch.bool mask", "indices": "an integer tensor of indices"}
+
+
+def _check_param_dtype(loss: str, key: Any, name: str, value: Any) -> None:
+    """Distribution parameters are floating point, except a ``mask`` (bool) and ``indices`` (integer);
+    the parameters of a composite distribution (a sub-TensorDict) are checked leaf by leaf."""
+    if isinstance(value, TensorDictBase):
+        for sub, leaf in value.items(True, True):
+            sub = sub if isinstance(sub, tuple) else (sub,)
+            _check_param_dtype(loss, key + sub, sub[-1], leaf)
+        return
+    if not isinstance(value, Tensor):
+        return
+    if name == "mask":
+        ok = value.dtype == torch.bool
+    elif name == "indices":
+        ok = not value.is_floating_point() and not value.is_complex() and value.dtype != torch.bool
+    else:
+        ok = value.is_floating_point()
+    if not ok:
+        expected = _STRUCTURAL.get(name, "a floating point tensor")
+        raise EntryDtypeError(loss, key, f"distribution parameter {name!r} must be {expected}, got {value.dtype}")
 
 
 def _join(entry: Any, name: str) -> tuple:

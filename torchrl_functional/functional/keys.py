@@ -34,16 +34,25 @@ class _Keys:
         """A copy with some entry names changed (unknown names raise ``TypeError``)."""
         return dataclasses.replace(self, **changes)
 
+    #: fields that may name several entries (a list of keys), e.g. the heads of a composite action
+    _MULTI = frozenset()
+
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            ok = isinstance(value, str) or (
-                isinstance(value, tuple) and value and all(isinstance(v, str) for v in value)
-            )
+            if isinstance(value, list) and field.name in self._MULTI:
+                ok = bool(value) and all(_is_key(v) for v in value)
+            else:
+                ok = _is_key(value)
             if not ok:
+                several = " (or a non-empty list of them)" if field.name in self._MULTI else ""
                 raise TypeError(
-                    f"{type(self).__name__}.{field.name} must be a string or a tuple of strings, got {value!r}"
+                    f"{type(self).__name__}.{field.name} must be a string or a tuple of strings{several}, got {value!r}"
                 )
+
+
+def _is_key(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, tuple) and bool(value) and all(isinstance(v, str) for v in value))
 
 
 @dataclass(frozen=True)
@@ -51,10 +60,15 @@ class OnPolicyKeys(_Keys):
     """Entries shared by the on-policy losses (PPO family, A2C, REINFORCE).
 
     Attributes:
-        action: the action taken (constant).
-        sample_log_prob: behaviour-policy log-prob of ``action`` (constant), ``[*B]``.
+        action: the action taken (constant). A composite policy reads the list of its heads'
+            actions (TorchRL's ``set_keys(action=[...])``), or one key holding them all.
+        sample_log_prob: behaviour-policy log-prob of ``action`` (constant), ``[*B]``. A
+            composite policy reads a list of per-head log-probs (``"<head>_log_prob"``, as a
+            ``ProbabilisticActor`` writes them), or one summed log-prob.
         actor_output: sub-TensorDict of keyword arguments for ``dist_class`` computed by the
-            *current* policy (e.g. ``{"loc", "scale"}`` or ``{"logits"}``), with gradients.
+            *current* policy (e.g. ``{"loc", "scale"}`` or ``{"logits"}``), with gradients; or a
+            list of entries, each passed as the keyword named by its last key element (the
+            layout a ``ProbabilisticActor`` writes: ``["loc", "scale"]`` at the root).
         log_prob: alternatively, the current policy's log-prob of ``action``, ``[*B]``.
         entropy: optional precomputed current-policy entropy, ``[*B]`` (used as given).
         advantage: ``[*B, 1]``; computed from rewards and values when absent.
@@ -64,9 +78,11 @@ class OnPolicyKeys(_Keys):
         reward, done, terminated: read under ``"next"``, ``[*B, 1]``.
     """
 
-    action: NestedKey = "action"
-    sample_log_prob: NestedKey = "action_log_prob"
-    actor_output: NestedKey = "actor_output"
+    _MULTI = frozenset({"action", "sample_log_prob", "actor_output", "old_actor_output", "proximal_actor_output"})
+
+    action: NestedKey | list[NestedKey] = "action"
+    sample_log_prob: NestedKey | list[NestedKey] = "action_log_prob"
+    actor_output: NestedKey | list[NestedKey] = "actor_output"
     log_prob: NestedKey = "log_prob"
     entropy: NestedKey = "entropy"
     advantage: NestedKey = "advantage"
@@ -80,10 +96,19 @@ class OnPolicyKeys(_Keys):
 
 @dataclass(frozen=True)
 class PPOKeys(OnPolicyKeys):
-    """:class:`OnPolicyKeys` plus ``old_actor_output``: the behaviour policy's distribution
-    parameters, read by :func:`~torchrl_functional.functional.klpen_ppo_loss` for ``KL(pi_old || pi)``."""
+    """:class:`OnPolicyKeys` plus the entries only the PPO family reads.
 
-    old_actor_output: NestedKey = "old_actor_output"
+    Attributes:
+        old_actor_output: the behaviour policy's distribution parameters, read by
+            :func:`~torchrl_functional.functional.klpen_ppo_loss` for ``KL(pi_old || pi)``
+            (a sub-TensorDict or a list of entries, as ``actor_output``).
+        proximal_actor_output: optional parameters of a *proximal* policy (TorchRL's
+            ``delay_actor``, decoupled PPO): when present the trust region acts on
+            ``pi / pi_prox`` and the surrogate is weighted by ``pi_prox / pi_behav`` (constants).
+    """
+
+    old_actor_output: NestedKey | list[NestedKey] = "old_actor_output"
+    proximal_actor_output: NestedKey | list[NestedKey] = "proximal_actor_output"
 
 
 @dataclass(frozen=True)
@@ -96,10 +121,16 @@ class ReinforceKeys(OnPolicyKeys):
     """Entries read by :func:`~torchrl_functional.functional.reinforce_loss` (see :class:`OnPolicyKeys`)."""
 
 
+#: frozen default keys of each class of this module (filled once at import: never mutated later,
+#: so ``torch.compile`` guards on it hold)
+_DEFAULTS: dict[type, Any] = {}
+
+
 def resolve_keys(keys: Any, cls: type[K], loss: str) -> K:
     """Accept ``None`` (defaults), an instance of ``cls`` or a mapping of renamed entries."""
     if keys is None:
-        return cls()
+        default = _DEFAULTS.get(cls)
+        return cls() if default is None else default
     if isinstance(keys, cls):
         return keys
     if isinstance(keys, Mapping):
@@ -275,3 +306,8 @@ class CQLKeys(SACKeys):
 class DiscreteCQLKeys(DQNKeys):
     """Entries read by :func:`~torchrl_functional.functional.discrete_cql_loss`: ``Q(s, .)``
     and, under ``"next"``, the bootstrap ``Q(s', .)`` ``[*B, N]`` (see :class:`DQNKeys`)."""
+
+
+_DEFAULTS.update({cls: cls() for cls in (OnPolicyKeys, PPOKeys, A2CKeys, ReinforceKeys, OffPolicyKeys, DQNKeys,
+                                         DDPGKeys, TD3Keys, SACKeys, DiscreteSACKeys, IQLKeys, CQLKeys,
+                                         DiscreteCQLKeys)})

@@ -52,6 +52,13 @@ def clipped_surrogate_loss(
 
     Schulman et al. 2017, "Proximal Policy Optimization Algorithms" (arXiv 1707.06347), eq. 7.
     The clipping acts on ``log_weight`` (``log r``) exactly as TorchRL's ``ClipPPOLoss``.
+    The minimum is taken by *region*, not by comparing the two products: the clipped term is
+    the minimum exactly where the ratio left the trust region on the side the advantage
+    favours (``A > 0`` and ``log r > log(1 + eps)``, or ``A < 0`` and ``log r < log(1 - eps)``).
+    Where the two products are equal the whole gradient goes to the unclipped term, as in
+    TorchRL (``torch.minimum`` would split it in half), and a product that only *rounds* to
+    the clipped one (float32 within ~1e-7 of the bound, bfloat16 within ~1%) keeps the
+    clipped term's zero policy gradient, as the exact (float64) objective does.
 
     Args:
         log_weight: ``log pi(a|s) - log pi_old(a|s)``, ``[*B, 1]``; carries the policy gradient.
@@ -70,11 +77,12 @@ def clipped_surrogate_loss(
     else:
         log_weight_clip = log_weight.clamp(low, high)
     clipped = log_weight_clip != log_weight
+    # the clipped term is the smaller one exactly where clipping moved log r against the
+    # advantage's sign: (clip(log r) - log r) * A < 0 (zero inside the region and at A = 0)
+    active = torch.where((log_weight_clip - log_weight) * advantage < 0, log_weight_clip, log_weight)
     if log_is_weight is not None:
-        log_weight = log_weight + log_is_weight
-        log_weight_clip = log_weight_clip + log_is_weight
-    gain = torch.minimum(log_weight.exp() * advantage, log_weight_clip.exp() * advantage)
-    return -gain, clipped
+        active = active + log_is_weight
+    return -(active.exp() * advantage), clipped
 
 
 def importance_weighted_loss(log_weight: Tensor, advantage: Tensor) -> Tensor:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
+from collections.abc import MutableMapping
 from typing import Any
 
 import torch
@@ -80,6 +81,8 @@ class _ParamBinder:
 
 #: binders per loss module, outside the module so that deepcopy/pickle never see them
 _BINDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: functional_call aliases per loss module, for the same reason
+_ALIASES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def params_context(loss_module, params: Any, module: nn.Module):
@@ -109,16 +112,40 @@ def params_context(loss_module, params: Any, module: nn.Module):
     return entry[1]
 
 
+def _write_leaf(params: TensorDictParams, key: tuple, value: Any) -> None:
+    """Swap one leaf of ``params`` for ``value`` (or put the original back), copy-on-write.
+
+    The ``TensorDict`` in place before the first swap is kept on ``params`` (one state per
+    ``TensorDictParams``, whichever name the swap came through); once every leaf is back, that
+    very ``TensorDict`` is restored. Swapped tensors keep their graph (as ``to_module``)."""
+    state = params.__dict__.setdefault("_fc_swap", {"saved": None, "changed": set()})
+    if state["saved"] is None:
+        state["saved"] = params._param_td
+    saved, changed = state["saved"], state["changed"]
+    if value is saved.get(key):
+        changed.discard(key)
+    else:
+        changed.add(key)
+    if not changed:  # every leaf is back: restore the very same TensorDict
+        params._param_td = saved
+        state["saved"] = None
+        return
+    swapped = params._param_td.copy()
+    swapped.set(key, value)  # a plain TensorDict: the tensor keeps its graph
+    params._param_td = swapped
+
+
+def _read_leaf(params: TensorDictParams, key: tuple) -> Any:
+    return params._param_td.get(key, None)
+
+
 class _ParamsAlias(nn.Module):
     """Dot-free, write-through names for the leaves of one ``TensorDictParams`` of a loss module.
 
-    ``functional_call`` resolves ``"actor_network_params.module.0.weight"`` by ``getattr`` one
-    component at a time, and ``TensorDictParams`` answers a nested ``getattr`` with a *new*
-    object each time: a swap under TorchRL's names lands in a temporary and is silently lost.
     An alias ``"_fc_actor_network_params.module__0__weight"`` resolves to this object, whose
-    ``setattr`` replaces the leaf in the loss module's ``TensorDictParams`` (as
-    ``TensorDict.to_module`` does, so gradients flow to the swapped-in tensors) and whose
-    restore puts the original TensorDict back.
+    ``setattr`` replaces the leaf in the loss module's ``TensorDictParams`` (see
+    :func:`_write_leaf`). TorchRL's own dotted names write through as well (see
+    :class:`_NestedParams`); the aliases remain for callers that use them.
     """
 
     def __init__(self, owner: nn.Module, params_name: str, keys: list) -> None:
@@ -126,40 +153,106 @@ class _ParamsAlias(nn.Module):
         names = {"__".join(key if isinstance(key, tuple) else (key,)): key for key in keys}
         if len(names) != len(keys):  # pragma: no cover - only with keys containing "__"
             raise RuntimeError(f"{params_name}: parameter names collide once flattened with '__'")
-        self.__dict__["_owner"] = owner  # not a submodule: no recursion, no state_dict entries
+        self.__dict__["_owner"] = weakref.ref(owner)  # not a submodule; weak: cached per owner
         self.__dict__["_params_name"] = params_name
         self.__dict__["_names"] = names
-        self.__dict__["_saved"] = None  # the TensorDict in place before the first swap
-        self.__dict__["_changed"] = set()
 
     def _params(self):
-        return self._owner._modules[self._params_name]
+        return self.__dict__["_owner"]()._modules[self._params_name]
+
+    @property
+    def _saved(self):
+        return self._params().__dict__.get("_fc_swap", {}).get("saved")
 
     def __getattr__(self, name: str):
         names = self.__dict__.get("_names", {})
         if name in names:
-            return self._params()._param_td.get(names[name])
+            return _read_leaf(self._params(), names[name])
         return super().__getattr__(name)
 
     def __setattr__(self, name: str, value) -> None:
         names = self.__dict__.get("_names", {})
         if name not in names:
             return super().__setattr__(name, value)
-        key = names[name]
-        params = self._params()
-        if self._saved is None:
-            self.__dict__["_saved"] = params._param_td
-        if value is self._saved.get(key):
-            self._changed.discard(key)
+        _write_leaf(self._params(), names[name], value)
+
+
+class _Leaves(MutableMapping):
+    """The parameters (or buffers) directly under one path of a ``TensorDictParams``, as the
+    ``_parameters``/``_buffers`` dict of a module: reads and writes go to the leaves."""
+
+    def __init__(self, params: TensorDictParams, prefix: tuple, parameters: bool) -> None:
+        self._root, self._prefix, self._parameters = params, prefix, parameters
+
+    def _td(self):
+        return self._root._param_td.get(self._prefix) if self._prefix else self._root._param_td
+
+    def _is_mine(self, value: Any) -> bool:
+        return isinstance(value, torch.Tensor) and isinstance(value, nn.Parameter) == self._parameters
+
+    def __getitem__(self, name: str):
+        value = _read_leaf(self._root, self._prefix + (name,))
+        if not self._is_mine(value):
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._is_mine(_read_leaf(self._root, self._prefix + (name,)))
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        _write_leaf(self._root, self._prefix + (name,), value)
+
+    def __delitem__(self, name: str) -> None:  # pragma: no cover - functional_call never deletes
+        raise TypeError("the parameters of a loss module cannot be deleted through functional_call")
+
+    def __iter__(self):
+        td = self._td()
+        return iter([k for k in td.keys() if self._is_mine(td.get(k))])
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+
+class _NestedParams(nn.Module):
+    """What ``getattr`` on a drop-in module's ``TensorDictParams`` returns for a nested entry
+    (how ``functional_call`` resolves TorchRL's dotted names, ``"actor_network_params.module.0.weight"``):
+    a view whose leaves read from and write through to the loss module's parameters, so a swap
+    under TorchRL's names is honoured with ``tie_weights=False`` too (plain ``TensorDictParams``
+    answers with a temporary copy, where the swap would be lost)."""
+
+    def __init__(self, params: TensorDictParams, prefix: tuple) -> None:
+        super().__init__()
+        self.__dict__["_root"] = params
+        self.__dict__["_prefix"] = prefix
+        self.__dict__["_parameters"] = _Leaves(params, prefix, True)
+        self.__dict__["_buffers"] = _Leaves(params, prefix, False)
+
+    def __getattr__(self, name: str):
+        if not name.startswith("_"):
+            value = _read_leaf(self._root, self._prefix + (name,))
+            if isinstance(value, TensorDictBase):
+                return _NestedParams(self._root, self._prefix + (name,))
+            if value is not None:
+                return value
+        return super().__getattr__(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, torch.Tensor) and not name.startswith("_"):
+            _write_leaf(self._root, self._prefix + (name,), value)
         else:
-            self._changed.add(key)
-        if not self._changed:  # every leaf is back: restore the very same TensorDict
-            params._param_td = self._saved
-            self.__dict__["_saved"] = None
-            return
-        swapped = params._param_td.copy()
-        swapped.set(key, value)  # a plain TensorDict: the tensor keeps its graph
-        params._param_td = swapped
+            super().__setattr__(name, value)
+
+
+class _WriteThroughParams(TensorDictParams):
+    """``TensorDictParams`` whose nested attributes are :class:`_NestedParams` views (installed on
+    the drop-in modules' parameter containers; everything else is ``TensorDictParams``)."""
+
+    def __getattr__(self, item: str) -> Any:
+        if not item.startswith("_"):
+            td = self.__dict__.get("_param_td")
+            if td is not None and item in td.keys() and isinstance(td.get(item), TensorDictBase):
+                return _NestedParams(self, (item,))
+        return super().__getattr__(item)
 
 
 def _is_params(module: Any) -> bool:
@@ -182,11 +275,11 @@ class FunctionalCallMixin:
 
     How: TorchRL's ``LossModule.named_parameters`` rejects the ``remove_duplicate`` argument
     that ``functional_call`` passes, and the parameters live in ``TensorDictParams``, where
-    a swap under TorchRL's dotted names would be lost (see :class:`_ParamsAlias`). With
-    ``remove_duplicate=False`` (how ``functional_call`` looks for tied weights) this class
-    also lists a write-through alias of every leaf, ``"_fc_<params>.<key joined by __>"``,
-    tied to TorchRL's name; ``functional_call``'s default ``tie_weights=True`` then swaps
-    the alias too. With ``tie_weights=False`` pass the alias names themselves.
+    a swap under TorchRL's dotted names would land in a temporary and be lost. The loss
+    module's ``TensorDictParams`` answer nested attribute access with write-through views
+    (:class:`_NestedParams`), so TorchRL's names work with ``tie_weights=True`` and ``False``.
+    Each leaf also answers to a dot-free alias, ``"_fc_<params>.<key joined by __>"`` (e.g.
+    ``"_fc_actor_network_params.module__0__weight"``), kept for callers that use it.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -200,44 +293,42 @@ class FunctionalCallMixin:
                 if isinstance(value, list):
                     setattr(cls, attr, list(value))
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if type(value) is TensorDictParams:
+            value.__class__ = _WriteThroughParams  # TorchRL's dotted names write through (_NestedParams)
+        super().__setattr__(name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_fc_"):
+            alias = self._functional_call_aliases().get(name[4:])
+            if alias is not None:
+                return alias
+        return super().__getattr__(name)
+
     def _functional_call_aliases(self) -> dict[str, _ParamsAlias]:
-        aliases = {}
+        """The dot-free aliases, kept outside the module (its ``__dict__`` is walked by TorchRL
+        and by ``deepcopy``/``pickle``; a copy rebuilds its own)."""
+        cache = _ALIASES.get(self)
+        if cache is None:
+            cache = _ALIASES[self] = {}
         for name, module in list(self._modules.items()):
             if not _is_params(module):
                 continue
             keys = list(module._param_td.keys(True, True))
-            alias = self.__dict__.get("_fc_" + name)
+            alias = cache.get(name)
             # rebuilt if the parameters changed, never in the middle of a swap
             if alias is None or (alias._saved is None and set(alias._names.values()) != set(keys)):
-                alias = _ParamsAlias(self, name, keys)
-                self.__dict__["_fc_" + name] = alias
-            aliases[name] = alias
-        return aliases
-
-    def _aliased(self, named, prefix: str, want_params: bool):
-        yield from named
-        for alias in self._functional_call_aliases().values():
-            td = alias._params()._param_td
-            for short, key in alias._names.items():
-                value = td.get(key)
-                if isinstance(value, nn.Parameter) == want_params:
-                    yield f"{prefix}_fc_{alias._params_name}.{short}", value
+                alias = cache[name] = _ParamsAlias(self, name, keys)
+        return cache
 
     def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
         if remove_duplicate:
             yield from super().named_parameters(prefix=prefix, recurse=recurse)
             return
-        named = (
+        # TorchRL's LossModule.named_parameters rejects ``remove_duplicate`` (functional_call passes it)
+        yield from (
             (name, p)
             for name, p in nn.Module.named_parameters(self, prefix=prefix, recurse=recurse, remove_duplicate=False)
             if not name.startswith("_target")
         )
-        yield from self._aliased(named, prefix + "." if prefix else "", want_params=True)
-
-    def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
-        named = super().named_buffers(prefix=prefix, recurse=recurse, remove_duplicate=remove_duplicate)
-        if remove_duplicate:
-            yield from named
-            return
-        yield from self._aliased(named, prefix + "." if prefix else "", want_params=False)
 

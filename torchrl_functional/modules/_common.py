@@ -6,3 +6,4 @@ PRIVATE = "_torchrl_functional"
 ACTOR_OUTPUT = (PRIVATE, "actor_output")
 OLD_ACTOR_OUTPUT = (PRIVATE, "old_actor_output")
 OLD_VALUE = (PRIVATE, "old_state_value")
+PROXIMAL_ACTOR_OUTPUT = (PRIVATE, "proximal_actor_output")

@@ -11,9 +11,9 @@ from ..functional.a2c import a2c_loss
 from ..functional.keys import A2CKeys
 from ._binding import FunctionalCallMixin
 from ._onpolicy import (
-    check_single_key,
     dist_class_of,
     find_dist_module,
+    flat_in_keys,
     on_policy_inputs,
     on_policy_keys,
 )
@@ -26,18 +26,19 @@ class A2CLoss(FunctionalCallMixin, _trl.A2CLoss):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if self.advantage_norm is not None:
-            raise NotImplementedError("A2CLoss: advantage_norm (ValueNorm) is not supported yet")
-        self._dist_module = find_dist_module("A2CLoss", self.actor_network)
+        self._dist_module = find_dist_module(self.actor_network)
         self._dist_class = dist_class_of(self._dist_module)
+
+    @property
+    def in_keys(self):
+        return flat_in_keys(self, with_critic=self.critic_coeff is not None)
 
     @dispatch()
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        check_single_key("A2CLoss", self.tensor_keys.action, "action")
-        inputs = on_policy_inputs(self, tensordict, self._dist_module, with_critic=self.critic_coeff is not None)
+        gathered = on_policy_inputs(self, tensordict, self._dist_module, with_critic=self.critic_coeff is not None)
         return a2c_loss(
-            inputs,
-            self._dist_class,
+            gathered.inputs,
+            gathered.dist_class,
             keys=on_policy_keys(self, A2CKeys),
             entropy_bonus=bool(self.entropy_bonus),
             samples_mc_entropy=self.samples_mc_entropy,
@@ -45,6 +46,7 @@ class A2CLoss(FunctionalCallMixin, _trl.A2CLoss):
             critic_coeff=self.critic_coeff,
             loss_critic_type=self.loss_critic_type,
             clip_value=self.clip_value,
+            advantage_scale=gathered.advantage_scale,
             reduction=self.reduction,
             loss_mask_key=self.loss_mask_key,
         )

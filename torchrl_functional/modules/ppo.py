@@ -8,16 +8,18 @@ of :mod:`torchrl_functional.functional.ppo`, which holds all the math.
 
 from __future__ import annotations
 
+import torch
 from tensordict import TensorDict, TensorDictBase
-from tensordict.nn import dispatch
+from tensordict.nn import composite_lp_aggregate, dispatch
 from torchrl.objectives import ppo as _trl
 
+from ..functional import composite as C
 from ..functional import ppo as F
 from ..functional.keys import PPOKeys
 from ._binding import FunctionalCallMixin
-from ._common import OLD_ACTOR_OUTPUT
+from ._common import OLD_ACTOR_OUTPUT, PROXIMAL_ACTOR_OUTPUT
 from ._onpolicy import (
-    check_single_key,
+    Gathered,
     dist_class_of,
     find_dist_module,
     on_policy_inputs,
@@ -31,39 +33,49 @@ class _PPOForward(FunctionalCallMixin):
     """``forward`` shared by the three PPO modules; subclasses pick the functional loss."""
 
     def _setup_functional(self) -> None:
-        name = type(self).__name__
-        if self.advantage_norm is not None:
-            raise NotImplementedError(f"{name}: advantage_norm (ValueNorm) is not supported yet")
-        if self.delay_actor:
-            raise NotImplementedError(f"{name}: delay_actor=True is not supported yet")
-        if self._entropy_coeff_map is not None:
-            raise NotImplementedError(f"{name}: per-head entropy coefficients (composite actions) are not supported yet")
-        self._dist_module = find_dist_module(name, self.actor_network)
+        self._dist_module = find_dist_module(self.actor_network)
         self._dist_class = dist_class_of(self._dist_module)
 
-    def _inputs(self, tensordict: TensorDictBase, with_old_actor: bool) -> tuple[TensorDictBase, PPOKeys]:
-        check_single_key(type(self).__name__, self.tensor_keys.sample_log_prob, "log-prob")
-        inputs = on_policy_inputs(
+    def _inputs(self, tensordict: TensorDictBase, with_old_actor: bool) -> tuple[Gathered, PPOKeys]:
+        gathered = on_policy_inputs(
             self, tensordict, self._dist_module, with_critic=self._has_critic,
-            detach_critic_input=self.separate_losses, old_actor=with_old_actor,
+            detach_critic_input=self.separate_losses, old_actor=with_old_actor, proximal=self.delay_actor,
         )
-        return inputs, on_policy_keys(self, PPOKeys, old_actor_output=OLD_ACTOR_OUTPUT)
+        keys = on_policy_keys(self, PPOKeys, old_actor_output=OLD_ACTOR_OUTPUT,
+                              proximal_actor_output=PROXIMAL_ACTOR_OUTPUT)
+        return gathered, keys
 
-    def _common_kwargs(self) -> dict:
+    def _common_kwargs(self, gathered: Gathered) -> dict:
         return dict(
             entropy_bonus=self.entropy_bonus,
             samples_mc_entropy=self.samples_mc_entropy,
-            entropy_coeff=self.entropy_coeff,
+            entropy_coeff=self._entropy_coeff_map if self._entropy_coeff_map is not None else self.entropy_coeff,
             critic_coeff=self.critic_coeff if self._has_critic else None,
             loss_critic_type=self.loss_critic_type,
             clip_value=self.clip_value,
             normalize_advantage=self.normalize_advantage,
             normalize_advantage_exclude_dims=tuple(self.normalize_advantage_exclude_dims),
+            advantage_scale=gathered.advantage_scale,
             max_importance_ratio=self.max_importance_ratio,
             log_explained_variance=self.log_explained_variance,
             reduction=self.reduction,
             loss_mask_key=self.loss_mask_key,
         )
+
+    def _finish(self, out: TensorDict) -> TensorDict:
+        if "composite_entropy" in out.keys() and composite_lp_aggregate(nowarn=True):
+            del out["composite_entropy"]  # TorchRL reports per-head entropies without aggregation only
+        return out
+
+    def _weighted_loss_entropy(self, entropy: torch.Tensor | TensorDictBase) -> torch.Tensor:
+        """``-entropy_coeff * H`` (per head with a coefficient mapping); the math of
+        :func:`torchrl_functional.functional.composite.entropy_loss`."""
+        coeff = self._entropy_coeff_map if self._entropy_coeff_map is not None else self.entropy_coeff
+        if isinstance(entropy, TensorDictBase):
+            heads = entropy
+            entropy = entropy.sum(dim="feature", reduce=True) if self._entropy_coeff_map is None else None
+            return C.entropy_loss(type(self).__name__, entropy, heads, coeff)
+        return C.entropy_loss(type(self).__name__, entropy, None, coeff)
 
 
 class PPOLoss(_PPOForward, _trl.PPOLoss):
@@ -75,8 +87,8 @@ class PPOLoss(_PPOForward, _trl.PPOLoss):
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        inputs, keys = self._inputs(tensordict, with_old_actor=False)
-        return F.ppo_loss(inputs, self._dist_class, keys=keys, **self._common_kwargs())
+        gathered, keys = self._inputs(tensordict, with_old_actor=False)
+        return self._finish(F.ppo_loss(gathered.inputs, gathered.dist_class, keys=keys, **self._common_kwargs(gathered)))
 
 
 class ClipPPOLoss(_PPOForward, _trl.ClipPPOLoss):
@@ -88,13 +100,14 @@ class ClipPPOLoss(_PPOForward, _trl.ClipPPOLoss):
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        inputs, keys = self._inputs(tensordict, with_old_actor=False)
+        gathered, keys = self._inputs(tensordict, with_old_actor=False)
         clip_epsilon = (
             (self.clip_epsilon_low, self.clip_epsilon_high) if self._asymmetric_clip else self.clip_epsilon
         )
-        return F.clip_ppo_loss(
-            inputs, self._dist_class, keys=keys, clip_epsilon=clip_epsilon, **self._common_kwargs()
-        )
+        return self._finish(F.clip_ppo_loss(
+            gathered.inputs, gathered.dist_class, keys=keys, clip_epsilon=clip_epsilon,
+            **self._common_kwargs(gathered),
+        ))
 
 
 class KLPENPPOLoss(_PPOForward, _trl.KLPENPPOLoss):
@@ -110,12 +123,12 @@ class KLPENPPOLoss(_PPOForward, _trl.KLPENPPOLoss):
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
-        inputs, keys = self._inputs(tensordict, with_old_actor=True)
+        gathered, keys = self._inputs(tensordict, with_old_actor=True)
         out = F.klpen_ppo_loss(
-            inputs, self._dist_class, keys=keys, beta=self.beta, dtarg=self.dtarg,
+            gathered.inputs, gathered.dist_class, keys=keys, beta=self.beta, dtarg=self.dtarg,
             increment=self.increment, decrement=self.decrement, samples_mc_kl=self.samples_mc_kl,
-            **self._common_kwargs(),
+            **self._common_kwargs(gathered),
         )
         # through .data, as TorchRL: the old beta is saved for backward by this very call
         self.beta.data.copy_(out.pop("beta"))
-        return out
+        return self._finish(out)

@@ -14,9 +14,9 @@ from ..functional.keys import ReinforceKeys
 from ..functional.reinforce import reinforce_loss
 from ._binding import FunctionalCallMixin
 from ._onpolicy import (
-    check_single_key,
     dist_class_of,
     find_dist_module,
+    flat_in_keys,
     on_policy_inputs,
     on_policy_keys,
 )
@@ -29,16 +29,18 @@ class ReinforceLoss(FunctionalCallMixin, _trl.ReinforceLoss):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._dist_module = find_dist_module("ReinforceLoss", self.actor_network)
+        self._dist_module = find_dist_module(self.actor_network)
         self._dist_class = dist_class_of(self._dist_module)
+
+    def _set_in_keys(self):
+        self._in_keys = flat_in_keys(self, with_critic=True)
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        check_single_key("ReinforceLoss", self.tensor_keys.action, "action")
-        inputs = on_policy_inputs(self, tensordict, self._dist_module, with_critic=True)
+        gathered = on_policy_inputs(self, tensordict, self._dist_module, with_critic=True)
         return reinforce_loss(
-            inputs,
-            self._dist_class,
+            gathered.inputs,
+            gathered.dist_class,
             keys=on_policy_keys(self, ReinforceKeys),
             loss_critic_type=self.loss_critic_type,
             clip_value=self.clip_value,
