@@ -97,7 +97,8 @@ def ppo_loss(
 ) -> TensorDict:
     """Unclipped PPO (importance-weighted policy gradient), as TorchRL's ``PPOLoss``.
 
-    ``loss_objective = -mean(exp(log pi - log pi_old) * A)``.
+    ``loss_objective = -mean(exp(log pi - log pi_old) * A)`` with log-probs ``[*B]`` and the
+    advantage ``A`` ``[*B, 1]``; the entries and their shapes are those of :func:`clip_ppo_loss`.
 
     Args:
         td, dist_class, entropy_bonus, samples_mc_entropy, entropy_coeff, critic_coeff,
