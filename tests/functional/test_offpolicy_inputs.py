@@ -12,7 +12,7 @@ from tensordict import TensorDict
 from torchrl.data.postprocs.postprocs import MultiStep
 from torchrl.objectives.utils import ValueEstimators
 
-from tests.meta.cases import ENSEMBLE_KEYS, off_policy_td, to_batched
+from tests.specs._inputs import ENSEMBLE_KEYS, off_policy_td, to_batched
 from torchrl_functional.errors import EntryDtypeError, EntryShapeError, HyperparameterError
 from torchrl_functional.functional import (
     cql_loss,

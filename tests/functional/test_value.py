@@ -9,6 +9,7 @@ from torchrl.objectives.value import functional as trl
 
 from torchrl_functional.errors import EntryDtypeError, EntryShapeError, HyperparameterError
 from torchrl_functional.functional import value as V
+from torchrl_functional.functional.vtrace import vtrace_advantage_estimate
 
 # ----------------------------------------------------------------------------- references
 
@@ -129,7 +130,7 @@ def test_vtrace_matches_torchrl(shape, thresh):
     g = torch.Generator().manual_seed(9)
     log_pi, log_mu = torch.randn(shape, generator=g) * 0.5, torch.randn(shape, generator=g) * 0.5
     ref = trl.vtrace_advantage_estimate(0.9, log_pi, log_mu, v, nv, r, done, term, *thresh)
-    ours = V.vtrace_advantage_estimate(0.9, log_pi, log_mu, v, nv, r, done, term, *thresh)
+    ours = vtrace_advantage_estimate(0.9, log_pi, log_mu, v, nv, r, done, term, *thresh)
     torch.testing.assert_close(ours[0], ref[0])
     torch.testing.assert_close(ours[1], ref[1])
 
@@ -252,7 +253,7 @@ def test_gradcheck_float64():
     assert torch.autograd.gradcheck(lambda g: V.td0_return_estimate(g, nv, r, term), (gamma_t,))
     lp = torch.randn(2, 7, 1, dtype=torch.float64) * 0.3
     assert torch.autograd.gradcheck(
-        lambda g, val: V.vtrace_advantage_estimate(g, lp, torch.zeros_like(lp), val, nv, r, done, term)[1], (gamma, v)
+        lambda g, val: vtrace_advantage_estimate(g, lp, torch.zeros_like(lp), val, nv, r, done, term)[1], (gamma, v)
     )
 
 

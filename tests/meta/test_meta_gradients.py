@@ -166,7 +166,7 @@ def test_gae_gradient_wrt_0d_gamma(impl: str):
 def test_torchrl_td_estimator_classes_cut_a_tensor_gamma():
     """TorchRL 0.14.1's TD(0)/TD(1)/TD(lambda) classes copy ``gamma`` with ``torch.tensor``:
     their estimates do not depend on a ``gamma`` that requires grad (pinned). Ours keep it
-    (``value_estimator="td0"/"td1"/"td_lambda"`` rows of tests/meta/cases.py)."""
+    (the ``td0`` layouts and ``td1``/``td_lambda`` hyperparameters of the registry, ``tests/specs/``)."""
     import warnings
 
     from tensordict import TensorDict

@@ -19,6 +19,7 @@ import torch
 
 from tests.specs import SPECS
 from torchrl_functional.errors import HyperparameterError, LossInputError
+from torchrl_functional.functional.keys import resolve_keys
 
 # ----------------------------------------------------------------------------- mutations
 
@@ -151,8 +152,8 @@ def test_mutation_is_rejected_or_harmless(spec, layout, label, key, mutate, expe
     mutated = mutate(layout.make_td(0, torch.float32))
     snapshot = mutated.clone()
     keys = None
-    if isinstance(expect, tuple) and expect[0] == "keys":
-        keys = spec.keys().replace(**{expect[1]: expect[2]})
+    if isinstance(expect, tuple) and expect[0] == "keys":  # the layout's own renames kept
+        keys = resolve_keys(layout.kwargs.get("keys"), spec.keys, spec.name).replace(**{expect[1]: expect[2]})
     try:
         out = _run(spec, layout, mutated, keys)
     except LossInputError as err:

@@ -221,3 +221,64 @@ def flat_given(seed: int, dtype: torch.dtype = torch.float32, *, n: int = 3) -> 
         },
         [B],
     )
+
+
+def masked_categorical(logits: torch.Tensor, mask: torch.Tensor) -> D.Distribution:
+    """An action-masking policy (TorchRL's ``MaskedCategorical`` semantics): masked logits."""
+    return D.Categorical(logits=logits.masked_fill(~mask, -1e9), validate_args=False)
+
+
+def composite(params) -> D.Distribution:
+    """A two-head policy: a diagonal Gaussian ``"move"`` and a categorical ``"grip"``."""
+    from tensordict.nn import CompositeDistribution
+
+    return CompositeDistribution(params, distribution_map={"move": diag_normal, "grip": categorical},
+                                 name_map={"move": ("action", "move"), "grip": ("action", "grip")})
+
+
+def layout_td(seed: int, dtype: torch.dtype = torch.float32, *, layout: str) -> TensorDict:
+    """The input layouts beyond one plain head: ``"masked"`` (a bool ``mask`` parameter),
+    ``"composite"`` (two heads, per-head log-probs) and ``"multi_agent"`` (a ``[B, T]``
+    TensorDict whose entries are ``[B, T, N, ...]``, time at the TensorDict's last batch dim)."""
+    td = on_policy_td(seed, dtype, advantage=False)
+    g = torch.Generator().manual_seed(seed + 100)
+    shape = torch.Size(BATCH)
+
+    def randn(*s: int) -> torch.Tensor:
+        return torch.randn(*s, generator=g, dtype=torch.float64).to(dtype)
+
+    if layout == "masked":
+        mask = torch.rand(*shape, N_ACTIONS, generator=g) < 0.7
+        mask[..., 0] = True
+        td["action"] = torch.zeros(shape, dtype=torch.long)
+        td["actor_output", "mask"] = mask
+        td["action_log_prob"] = masked_categorical(td["actor_output", "logits"], mask).log_prob(td["action"]) \
+            + 0.3 * randn(*shape)
+    elif layout == "composite":
+        params = TensorDict({"move": {"loc": randn(*shape, ACTION_DIM), "scale": randn(*shape, ACTION_DIM).exp() * 0.5 + 0.3},
+                             "grip": {"logits": randn(*shape, N_ACTIONS)}}, shape)
+        dist = composite(params)
+        move = params["move", "loc"] + params["move", "scale"] * randn(*shape, ACTION_DIM)
+        action = TensorDict({"move": move, "grip": torch.randint(N_ACTIONS, shape, generator=g)}, shape)
+        del td["actor_output"], td["action"], td["action_log_prob"]
+        td["actor_output"] = {"params": params}
+        td["action"] = action
+        for head in ("move", "grip"):
+            td["action", head + "_log_prob"] = dist.dists["action", head].log_prob(action[head]) + 0.3 * randn(*shape)
+    else:  # multi_agent
+        agents = shape + (4,)
+        done = td["next", "done"].unsqueeze(-2).expand(*agents, 1).clone()
+        logits = randn(*agents, N_ACTIONS)
+        action = torch.randint(N_ACTIONS, agents, generator=g)
+        td = TensorDict({
+            "actor_output": {"logits": logits}, "action": action,
+            "action_log_prob": categorical(logits).log_prob(action) + 0.3 * randn(*agents),
+            "state_value": randn(*agents, 1),
+            "next": {"reward": randn(*agents, 1), "done": done, "terminated": done.clone(), "state_value": randn(*agents, 1)},
+        }, shape)
+    return td
+
+
+def layout(name: str):
+    """``layout_td`` for ``name``, as a ``(seed, dtype)`` builder."""
+    return functools.partial(layout_td, layout=name)

@@ -72,9 +72,9 @@ from .value import (
     td1_return_estimate,
     td_lambda_advantage_estimate,
     td_lambda_return_estimate,
-    vtrace_advantage_estimate,
 )
 from .value_learning import clipped_value_loss, distance_loss, explained_variance
+from .vtrace import vtrace_advantage_estimate
 
 __all__ = [
     # opt-in input checks

@@ -15,8 +15,6 @@ from tensordict import TensorDictBase
 from torch import Tensor
 
 from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
-from . import value as value_kernels
-from ._onpolicy import _time_dim
 from ._td import (
     check_bool,
     check_float,
@@ -25,9 +23,10 @@ from ._td import (
     hyperparameter,
     next_key,
     require,
-    value_estimator_name,
+    time_dim_of,
 )
 from ._validation import check_choice, check_unit_interval
+from .estimators import end_at_last_valid, estimator_name, value_target
 from .keys import OffPolicyKeys
 from .value_learning import LOSS_FUNCTIONS
 
@@ -62,7 +61,7 @@ def check_options(loss: str, *, reduction: str, loss_function: str | None = None
     if loss_function is not None:
         check_choice(loss, "loss_function", loss_function, LOSS_FUNCTIONS)
     if value_estimator is not None:
-        value_estimator = value_estimator_name(loss, value_estimator)
+        value_estimator = estimator_name(value_estimator, loss)
         check_choice(loss, "value_estimator", value_estimator, VALUE_ESTIMATORS)
     return value_estimator
 
@@ -196,10 +195,6 @@ def priority_weight(loss: str, td: TensorDictBase, keys: OffPolicyKeys, batch_sh
     return w
 
 
-def check_gamma(loss: str, gamma: Any) -> None:
-    check_unit_interval(loss, "gamma", gamma)
-
-
 def bootstrap_target(
     loss: str,
     td: TensorDictBase,
@@ -213,15 +208,16 @@ def bootstrap_target(
 ) -> Tensor:
     """Bootstrapped target ``[*B, 1]`` from ``V(s')`` ``[*B, 1]``, with ``V(s')`` **detached**.
 
-    ``"td0"``: ``r + gamma * (1 - terminated) * V(s')``; ``"td1"``/``"td_lambda"``: the
-    discounted (lambda-)return along the time dimension (TorchRL's ``TD1Estimator`` /
-    ``TDLambdaEstimator.value_estimate``). The reward, ``gamma`` and ``lmbda`` keep their graphs.
-    ``gamma``/``lmbda`` entries of ``td`` (``[*B]`` or ``[*B, 1]``) override the keywords.
-    n-step data (``steps_to_next_obs``, :func:`read_steps_to_next_obs`) discounts each
-    sample by ``gamma ** steps_to_next_obs``, as TorchRL's estimators do.
+    Reads what the target needs from ``td`` and hands it to the package's one dispatcher,
+    :func:`~torchrl_functional.functional.estimators.value_target`: ``"td0"``:
+    ``r + gamma * (1 - terminated) * V(s')``; ``"td1"``/``"td_lambda"``: the discounted
+    (lambda-)return along the time dim (TorchRL's rule, :func:`~._td.time_dim_of`), each
+    trajectory ending at its last ``"shifted_valid"`` step as TorchRL's ``TD1Estimator`` /
+    ``TDLambdaEstimator.value_estimate`` do. The reward, ``gamma`` and ``lmbda`` keep their
+    graphs; ``gamma``/``lmbda`` entries of ``td`` (``[*B]`` or ``[*B, 1]``) override the
+    keywords. n-step data (``tr.steps``) discounts each sample by ``gamma ** steps_to_next_obs``.
     """
-    steps = tr.steps
-    if steps is not None and td.get("gamma", None) is not None:
+    if tr.steps is not None and td.get("gamma", None) is not None:
         raise HyperparameterError(
             loss, "gamma",
             "the input holds both a 'gamma' entry and n-step data ('steps_to_next_obs'; MultiStep writes both, "
@@ -229,47 +225,26 @@ def bootstrap_target(
             "(td.exclude('gamma')) to discount by gamma ** steps_to_next_obs as TorchRL's losses do",
         )
     gamma = hyperparameter(loss, td, "gamma", gamma, tr.batch_shape)
-    check_gamma(loss, gamma)
-    if steps is not None:
-        gamma = nstep_discount(gamma, steps, tr.reward)
-    next_value = next_value.detach()
-    if value_estimator == "td0":
-        return value_kernels.td0_return_estimate(gamma, next_value, tr.reward, tr.terminated)
-    # TODO(time_dim_of): TorchRL's time-dimension rule, unified with the on-policy losses at merge
-    dim = _time_dim(loss, td, tr.batch_shape, time_dim)
-    done, terminated = _cut_at_last_valid(loss, td, tr, dim)
-    if value_estimator == "td1":
-        return value_kernels.td1_return_estimate(gamma, next_value, tr.reward, done, terminated, time_dim=dim)
-    lmbda = hyperparameter(loss, td, "lmbda", lmbda, tr.batch_shape)
-    check_unit_interval(loss, "lmbda", lmbda)
-    return value_kernels.td_lambda_return_estimate(
-        gamma, lmbda, next_value, tr.reward, done, terminated, time_dim=dim
+    check_unit_interval(loss, "gamma", gamma)
+    done, terminated, dim = tr.done, tr.terminated, -2
+    if value_estimator != "td0":
+        dim = time_dim_of(td, time_dim, loss=loss, entries_batch=tr.batch_shape)
+        valid = td.get("shifted_valid", None)
+        if valid is not None:
+            check_bool(loss, "shifted_valid", valid)
+            if valid.shape == tr.batch_shape:
+                valid = valid.unsqueeze(-1)
+            check_shape(loss, "shifted_valid", valid, tr.reward.shape,
+                        f"the batch of the reward, {tuple(tr.batch_shape)}")
+            done, terminated = end_at_last_valid(valid, done, terminated, dim)
+    if value_estimator == "td_lambda":
+        lmbda = hyperparameter(loss, td, "lmbda", lmbda, tr.batch_shape)
+        check_unit_interval(loss, "lmbda", lmbda)
+    _, target = value_target(
+        value_estimator, gamma=gamma, next_state_value=next_value.detach(), reward=tr.reward, done=done,
+        terminated=terminated, lmbda=lmbda, time_dim=dim, steps_to_next_obs=tr.steps, loss=loss,
     )
-
-
-def _cut_at_last_valid(loss: str, td: TensorDictBase, tr: Transition, dim: int) -> tuple[Tensor, Tensor]:
-    """``(done, terminated)`` for a multi-step return over data with a ``"shifted_valid"`` mask
-    (TorchRL's shifted estimators): the last valid step of each trajectory ends it, truncated
-    (``done``, not ``terminated``), as TorchRL's TD(1)/TD(lambda) ``value_estimate`` does."""
-    valid = td.get("shifted_valid", None)
-    if valid is None:
-        return tr.done, tr.terminated
-    check_bool(loss, "shifted_valid", valid)
-    if valid.shape == tr.batch_shape:
-        valid = valid.unsqueeze(-1)
-    check_shape(loss, "shifted_valid", valid, tr.reward.shape, f"the batch of the reward, {tuple(tr.batch_shape)}")
-    n = valid.shape[dim]
-    next_valid = torch.cat([valid.narrow(dim, 1, n - 1), valid.narrow(dim, 0, 1).new_ones(())
-                            .expand_as(valid.narrow(dim, 0, 1))], dim)
-    last = valid & ~next_valid
-    return tr.done | last, tr.terminated & ~last
-
-
-def nstep_discount(gamma: Number, steps: Tensor, like: Tensor) -> Tensor:
-    """``gamma ** steps`` ``[*B, 1]``: the discount of an n-step sample (``gamma`` keeps its graph)."""
-    if not isinstance(gamma, Tensor):
-        gamma = torch.tensor(float(gamma), dtype=like.dtype, device=like.device)
-    return gamma ** steps
+    return target
 
 
 def check_action_space(loss: str, action_space: str) -> str:

@@ -210,20 +210,6 @@ def _values(loss: str, td: TensorDictBase, keys: OnPolicyKeys, batch_shape: torc
     return value, next_value, reward, done, terminated
 
 
-def _time_dim(loss: str, td: TensorDictBase, batch_shape: torch.Size, time_dim: int | None) -> int:
-    """Deprecated: :func:`~torchrl_functional.functional._td.time_dim_of` is the rule. Kept for
-    ``_offpolicy.py``: a TensorDict without batch dims falls back to the entries' rank."""
-    if td.batch_dims:
-        return time_dim_of(td, time_dim, loss=loss)
-    nb = len(batch_shape)
-    if nb == 0:
-        raise EntryShapeError(loss, "advantage", "estimating the advantage needs a time dimension; the batch is empty")
-    time_dim = nb - 1 if time_dim is None else time_dim
-    if not -nb <= time_dim < nb:
-        raise HyperparameterError(loss, "time_dim", f"{time_dim} is out of range for a batch of shape {tuple(batch_shape)}")
-    return (time_dim % nb) - nb - 1
-
-
 def estimate_advantage(
     loss: str,
     td: TensorDictBase,

@@ -23,7 +23,8 @@ REDUCTIONS = ("mean", "sum", "none")
 AUTO_LOSS_MASK_KEYS: tuple = (("collector", "mask"), "shifted_valid")
 
 
-def time_dim_of(td: TensorDictBase, time_dim: int | None = None, *, loss: str = "time_dim_of") -> int:
+def time_dim_of(td: TensorDictBase, time_dim: int | None = None, *, loss: str = "time_dim_of",
+                entries_batch: torch.Size | None = None) -> int:
     """The batch dimension of ``td`` that holds time, as a non-negative index (TorchRL's rule).
 
     ``time_dim`` if given (a batch dim of ``td``; negative values count from its last batch
@@ -36,15 +37,24 @@ def time_dim_of(td: TensorDictBase, time_dim: int | None = None, *, loss: str = 
         td: the input TensorDict, batch ``[*B]`` (at least one dim).
         time_dim: a batch dim of ``td`` (negative counts from its last), or ``None`` for the rule.
         loss: name used in error messages.
+        entries_batch: for a TensorDict without batch dims (the off-policy losses accept
+            ``batch_size=[]``), the batch ``[*B]`` of its entries ``[*B, F]``: time is then
+            ``time_dim`` of it (default its last dim), returned counted from the entries' end.
 
     Returns:
-        The time dim, ``0 <= t < td.batch_dims``.
+        The time dim, ``0 <= t < td.batch_dims`` (negative with ``entries_batch``).
 
     Raises:
         EntryShapeError: ``td`` has no batch dimension (nothing can hold time).
         HyperparameterError: ``time_dim`` is not a batch dim of ``td``.
     """
     nb = td.batch_dims
+    if nb == 0 and entries_batch is not None and len(entries_batch):
+        ne = len(entries_batch)
+        time_dim = ne - 1 if time_dim is None else time_dim
+        if isinstance(time_dim, bool) or not isinstance(time_dim, int) or not -ne <= time_dim < ne:
+            raise HyperparameterError(loss, "time_dim", f"{time_dim!r} is not a dim of the batch {tuple(entries_batch)}")
+        return (time_dim % ne) - ne - 1
     if nb == 0:
         raise EntryShapeError(
             loss, "batch_size",
@@ -255,19 +265,3 @@ def finish_losses(loss: str, out: dict[str, Tensor], reduction: str, mask: Tenso
         if key.startswith("loss_"):
             out[key] = reduce_loss(loss, value, reduction, mask, weights)
     return TensorDict(out, batch_size=[])
-
-
-#: TorchRL's ``ValueEstimators`` members by name, and the estimator names the losses take.
-_ESTIMATOR_NAMES = {"TD0": "td0", "TD1": "td1", "TDLambda": "td_lambda", "GAE": "gae", "VTrace": "vtrace"}
-
-
-def value_estimator_name(loss: str, value_estimator: Any) -> Any:
-    """``value_estimator=`` as a loss's string name: a TorchRL ``ValueEstimators`` member
-    (``ValueEstimators.TDLambda``) becomes ``"td_lambda"``; strings pass through."""
-    if isinstance(value_estimator, str):
-        return value_estimator
-    name = getattr(value_estimator, "name", None)
-    if type(value_estimator).__name__ == "ValueEstimators" and name in _ESTIMATOR_NAMES:
-        return _ESTIMATOR_NAMES[name]
-    raise HyperparameterError(loss, "value_estimator",
-                              f"expected a name or a ValueEstimators member, got {value_estimator!r}")

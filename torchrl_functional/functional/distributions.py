@@ -25,18 +25,33 @@ import torch
 from tensordict import TensorDictBase
 from torch import Tensor
 from torch import distributions as D
-from torchrl.modules.distributions.utils import (
-    has_analytic_entropy,
-    has_analytic_kl,
-)
-from torchrl.modules.distributions.utils import (
-    sample_and_log_prob as _torchrl_sample_and_log_prob,
-)
 
 from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
 from ._validation import can_inspect_values
 
 __all__ = ["build_distribution", "sample_and_log_prob", "entropy", "kl_divergence", "has_analytic_entropy"]
+
+
+def _torchrl_utils() -> Any:
+    """TorchRL's distribution helpers (``torchrl.modules.distributions.utils``), imported on
+    first use: importing ``torchrl`` loads its environments, data and collectors, which the
+    pure losses never need (``import torchrl_functional.functional`` stays light)."""
+    from torchrl.modules.distributions import utils
+
+    return utils
+
+
+def has_analytic_entropy(dist: D.Distribution) -> bool:
+    """Whether ``dist`` has a closed-form ``entropy()`` (TorchRL's rule: ``Independent``
+    through its base, ``CompositeDistribution`` never).
+
+    Args:
+        dist: the distribution.
+
+    Returns:
+        ``True`` when the entropy is analytic.
+    """
+    return _torchrl_utils().has_analytic_entropy(dist)
 
 
 def build_distribution(
@@ -189,7 +204,7 @@ def sample_and_log_prob(
     """
     shape = torch.Size((num_samples,))
     if generator is None:
-        return _torchrl_sample_and_log_prob(dist, shape, reparameterize=reparameterize)
+        return _torchrl_utils().sample_and_log_prob(dist, shape, reparameterize=reparameterize)
     x, lp = _rsample_with_generator(loss, dist, shape, generator)
     if not reparameterize:
         x = x.detach()
@@ -280,7 +295,7 @@ def _has_analytic_kl(p: D.Distribution, q: D.Distribution) -> bool:
     TorchRL's module-level cache: filling that cache during tracing makes dynamo guard on its
     contents, so the next call would recompile once."""
     if not torch.compiler.is_compiling():
-        return has_analytic_kl(p, q)
+        return _torchrl_utils().has_analytic_kl(p, q)
     if isinstance(p, D.Independent) and isinstance(q, D.Independent):
         return p.reinterpreted_batch_ndims == q.reinterpreted_batch_ndims and _has_analytic_kl(
             p.base_dist, q.base_dist

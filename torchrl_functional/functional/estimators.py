@@ -21,6 +21,7 @@ from torch import Tensor
 from ..errors import EntryShapeError, HyperparameterError, LossInputError
 from . import value as kernels
 from .standardization import standardize, standardize_by_group
+from .vtrace import vtrace_advantage_estimate
 
 __all__ = ["VALUE_ESTIMATORS", "estimator_name", "value_target", "EstimatorOptions", "estimate_advantage"]
 
@@ -96,7 +97,7 @@ def value_target(
     """
     kind = estimator_name(value_estimator, loss)
     if steps_to_next_obs is not None:
-        gamma = gamma ** steps_to_next_obs.reshape(reward.shape)
+        gamma = nstep_discount(gamma, steps_to_next_obs, reward)
     try:
         if kind in ("gae", "magae"):
             if state_value is None or lmbda is None:
@@ -107,7 +108,7 @@ def value_target(
         if kind == "vtrace":
             if state_value is None or log_pi is None or log_mu is None:
                 raise HyperparameterError(loss, "value_estimator", "V-trace needs state_value, log_pi and log_mu")
-            return kernels.vtrace_advantage_estimate(
+            return vtrace_advantage_estimate(
                 gamma, log_pi, log_mu, state_value, next_state_value, reward, done, terminated,
                 rho_thresh, c_thresh, time_dim=time_dim,
             )
@@ -169,11 +170,22 @@ def _broadcast_to_agents(x: Tensor, value: Tensor, agent_dim: int, loss: str, na
     return x.expand(shape)
 
 
-def _last_valid(valid: Tensor, time_dim: int) -> Tensor:
-    """Valid samples whose successor is not valid (TorchRL's ``_shifted_last_valid``)."""
+def nstep_discount(gamma: Scalar, steps: Tensor, like: Tensor) -> Tensor:
+    """``gamma ** steps_to_next_obs`` shaped like ``like`` (``[*B, T, 1]``): the discount of
+    n-step samples, in ``like``'s dtype (``gamma`` keeps its graph)."""
+    if not isinstance(gamma, Tensor):
+        gamma = torch.tensor(float(gamma), dtype=like.dtype, device=like.device)
+    return gamma ** steps.reshape(like.shape)
+
+
+def end_at_last_valid(valid: Tensor, done: Tensor, terminated: Tensor, time_dim: int) -> tuple[Tensor, Tensor]:
+    """``(done, terminated)`` where the last ``valid`` sample of each row ends its trajectory,
+    truncated (``done``, not ``terminated``: it bootstraps from ``V(s')``), as TorchRL's
+    estimators treat ``"shifted_valid"`` (its ``_shifted_last_valid``)."""
     steps = valid.shape[time_dim]
     ones = torch.ones_like(valid.narrow(time_dim, 0, 1))
-    return valid & ~torch.cat([valid.narrow(time_dim, 1, steps - 1), ones], time_dim)
+    last = _expand(valid & ~torch.cat([valid.narrow(time_dim, 1, steps - 1), ones], time_dim), done)
+    return done | last, terminated & ~last
 
 
 def _expand(mask: Tensor, like: Tensor) -> Tensor:
@@ -224,7 +236,7 @@ def estimate_advantage(
     """
     kind = estimator_name(value_estimator, loss)
     if steps_to_next_obs is not None:
-        gamma = gamma ** steps_to_next_obs.reshape(reward.shape)
+        gamma = nstep_discount(gamma, steps_to_next_obs, reward)
     if options.average_rewards and kind in ("td0", "td1", "td_lambda"):
         if groups is None:
             reward = (reward - reward.mean()) / reward.std().clamp_min(options.reward_eps)
@@ -233,10 +245,7 @@ def estimate_advantage(
     if terminated is None:
         terminated = done
     if valid is not None:
-        # the last retained sample of a row ends its trajectory and bootstraps from V(s')
-        last = _expand(_last_valid(valid, time_dim), done)
-        done = done | last
-        terminated = terminated & ~last
+        done, terminated = end_at_last_valid(valid, done, terminated, time_dim)
     if kind in ("gae", "magae"):
         if options.agent_dim is not None:
             reward = _broadcast_to_agents(reward, state_value, options.agent_dim, loss, "reward")

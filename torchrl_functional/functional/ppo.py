@@ -40,61 +40,6 @@ Number = float | Tensor
 DistClass = Callable[..., D.Distribution]
 EntropyCoeff = Number | Mapping[NestedKey, Number]
 
-_ARGS = """
-    Args:
-        td: input TensorDict (not modified). Entries (names from ``keys``, shapes with
-            ``B`` the batch shape of the current log-prob):
-
-            - ``"actor_output"``: sub-TensorDict of keyword arguments for ``dist_class`` from
-              the *current* policy (e.g. ``loc``/``scale`` ``[*B, A]`` or ``logits`` ``[*B, N]``;
-              a bool ``mask`` for ``MaskedCategorical``; ``{"params": ...}`` for a
-              ``CompositeDistribution``), or ``"log_prob"`` ``[*B]`` (then an ``"entropy"``
-              ``[*B]`` is needed for the bonus);
-            - ``"action"`` (constant) and ``"action_log_prob"`` ``[*B]`` (behaviour, constant); a
-              composite policy reads per-head actions and log-probs from lists of keys, ``B``
-              being the advantage's batch shape;
-            - ``"advantage"`` ``[*B, 1]`` (used as given, graph kept), or, to estimate it here,
-              ``("next", "reward")``, ``("next", "done")``, ``("next", "terminated")`` and
-              ``("next", "state_value")`` ``[*B, 1]`` (values are detached; ``gamma``/``lmbda`` are not);
-            - critic: ``"value_target"`` ``[*B, 1]`` (or estimated with the advantage),
-              ``"state_value"`` ``[*B, 1]`` (current critic, with gradients), and
-              ``"old_state_value"`` when ``clip_value`` is set;
-            - optional ``"proximal_actor_output"``: a proximal policy's parameters (constants;
-              TorchRL's ``delay_actor``);
-            - optional masks ``("collector", "mask")``/``"shifted_valid"`` ``[*B]`` and
-              hyperparameter overrides (``"gamma"``, ``"lmbda"``, ``"entropy_coeff"``,
-              ``"critic_coeff"`` ...) of shape ``[*B]`` or ``[*B, 1]``.
-        dist_class: distribution class (or callable) built as ``dist_class(**td["actor_output"])``.
-        entropy_bonus: add ``loss_entropy = -entropy_coeff * H``.
-        samples_mc_entropy: samples for the Monte-Carlo entropy when it has no closed form.
-        entropy_coeff: number or tensor (differentiable); for a composite policy also a mapping
-            from each head's entropy key (as in ``"composite_entropy"``) to its coefficient.
-        critic_coeff: number or tensor; ``None`` or ``0`` drops the critic term.
-        loss_critic_type: ``"smooth_l1"``, ``"l2"`` or ``"l1"``.
-        clip_value: PPO value clipping radius, or ``None``.
-        normalize_advantage: standardise the advantage over the batch.
-        normalize_advantage_exclude_dims: dims kept independent in the standardisation.
-        advantage_scale: divide the advantage by this (a ``ValueNorm``'s ``scale()``), or ``None``.
-        max_importance_ratio: cap on ``pi / pi_old`` (gradient-free rescaling), or ``None``.
-        log_explained_variance: add ``explained_variance`` when the critic term is on.
-        diagnostics: compute the logging-only outputs (``kl_approx``, ``entropy``,
-            ``composite_entropy``, ``clip_fraction``, ``ESS``, ``max_ratio``, ``mean_ratio``,
-            ``value_clip_fraction``, ``explained_variance``, ``kl``). ``False`` returns the
-            ``loss_*`` entries (and ``beta``) only, which saves a few small kernels per call.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` for every ``loss_*`` entry.
-        loss_mask_key: ``"auto"`` (TorchRL's masks), an entry name, or ``None``.
-        value_estimator: ``"gae"``, ``"td0"``, ``"td1"``, ``"td_lambda"``, ``"vtrace"`` or a
-            ``ValueEstimators`` member, used when the advantage is absent.
-        gamma, lmbda: discount and trace decay for that estimate: numbers, 0-d or per-step tensors.
-        time_dim: batch dim of ``td`` holding time (default: its ``"time"``-named dim, else its last).
-        rho_thresh, c_thresh: V-trace truncation levels (V-trace scores the stored action with
-            the current policy, detached, against the behaviour log-prob).
-        keys: :class:`~torchrl_functional.functional.keys.PPOKeys` or a mapping of renamed entries.
-        generator: :class:`torch.Generator` for Monte-Carlo estimates; ``None`` uses the global
-            RNG exactly as TorchRL does.
-"""
-
-
 def _prepare(name: str, td: TensorDictBase, dist_class: DistClass | None, keys: Any, kw: dict):
     return prepare(
         name, td, dist_class, PPOKeys, resolve_keys(keys, PPOKeys, name), importance_weighted=True,
@@ -152,7 +97,20 @@ def ppo_loss(
 ) -> TensorDict:
     """Unclipped PPO (importance-weighted policy gradient), as TorchRL's ``PPOLoss``.
 
-    ``loss_objective = -mean(exp(log pi - log pi_old) * A)``.
+    ``loss_objective = -mean(exp(log pi - log pi_old) * A)`` with log-probs ``[*B]`` and the
+    advantage ``A`` ``[*B, 1]``; the entries and their shapes are those of :func:`clip_ppo_loss`.
+
+    Args:
+        td, dist_class, entropy_bonus, samples_mc_entropy, entropy_coeff, critic_coeff,
+        loss_critic_type, clip_value, normalize_advantage, normalize_advantage_exclude_dims,
+        advantage_scale, max_importance_ratio, log_explained_variance, diagnostics, reduction,
+        loss_mask_key, value_estimator, gamma, lmbda, time_dim, rho_thresh, c_thresh, keys,
+        generator: as :func:`clip_ppo_loss`.
+
+    Returns:
+        TensorDict with ``loss_objective``, ``kl_approx`` and, as enabled, ``entropy``,
+        ``composite_entropy``, ``loss_entropy``, ``loss_critic``, ``value_clip_fraction``,
+        ``explained_variance``.
     """
     name = "ppo_loss"
     kw = dict(locals())
@@ -205,8 +163,58 @@ def clip_ppo_loss(
     uses ``clip_epsilon`` (the entry included) as value-clip radius.
 
     Args:
+        td: input TensorDict (not modified). Entries (names from ``keys``, shapes with
+            ``B`` the batch shape of the current log-prob):
+
+            - ``"actor_output"``: sub-TensorDict of keyword arguments for ``dist_class`` from
+              the *current* policy (e.g. ``loc``/``scale`` ``[*B, A]`` or ``logits`` ``[*B, N]``;
+              a bool ``mask`` for ``MaskedCategorical``; ``{"params": ...}`` for a
+              ``CompositeDistribution``), or ``"log_prob"`` ``[*B]`` (then an ``"entropy"``
+              ``[*B]`` is needed for the bonus);
+            - ``"action"`` (constant) and ``"action_log_prob"`` ``[*B]`` (behaviour, constant); a
+              composite policy reads per-head actions and log-probs from lists of keys, ``B``
+              being the advantage's batch shape;
+            - ``"advantage"`` ``[*B, 1]`` (used as given, graph kept), or, to estimate it here,
+              ``("next", "reward")``, ``("next", "done")``, ``("next", "terminated")`` and
+              ``("next", "state_value")`` ``[*B, 1]`` (values are detached; ``gamma``/``lmbda`` are not);
+            - critic: ``"value_target"`` ``[*B, 1]`` (or estimated with the advantage),
+              ``"state_value"`` ``[*B, 1]`` (current critic, with gradients), and
+              ``"old_state_value"`` when ``clip_value`` is set;
+            - optional ``"proximal_actor_output"``: a proximal policy's parameters (constants;
+              TorchRL's ``delay_actor``);
+            - optional masks ``("collector", "mask")``/``"shifted_valid"`` ``[*B]`` and
+              hyperparameter overrides (``"gamma"``, ``"lmbda"``, ``"entropy_coeff"``,
+              ``"critic_coeff"`` ...) of shape ``[*B]`` or ``[*B, 1]``.
+        dist_class: distribution class (or callable) built as ``dist_class(**td["actor_output"])``.
         clip_epsilon: ``eps``: a number, a tensor (0-d or per-sample ``[*B, 1]``, differentiable)
             or ``(eps_low, eps_high)`` for the range ``[1 - eps_low, 1 + eps_high]``.
+        entropy_bonus: add ``loss_entropy = -entropy_coeff * H``.
+        samples_mc_entropy: samples for the Monte-Carlo entropy when it has no closed form.
+        entropy_coeff: number or tensor (differentiable); for a composite policy also a mapping
+            from each head's entropy key (as in ``"composite_entropy"``) to its coefficient.
+        critic_coeff: number or tensor; ``None`` or ``0`` drops the critic term.
+        loss_critic_type: ``"smooth_l1"``, ``"l2"`` or ``"l1"``.
+        clip_value: PPO value clipping radius, or ``None``.
+        normalize_advantage: standardise the advantage over the batch.
+        normalize_advantage_exclude_dims: dims kept independent in the standardisation.
+        advantage_scale: divide the advantage by this (a ``ValueNorm``'s ``scale()``), or ``None``.
+        max_importance_ratio: cap on ``pi / pi_old`` (gradient-free rescaling), or ``None``.
+        log_explained_variance: add ``explained_variance`` when the critic term is on.
+        diagnostics: compute the logging-only outputs (``kl_approx``, ``entropy``,
+            ``composite_entropy``, ``clip_fraction``, ``ESS``, ``max_ratio``, ``mean_ratio``,
+            ``value_clip_fraction``, ``explained_variance``, ``kl``). ``False`` returns the
+            ``loss_*`` entries (and ``beta``) only, which saves a few small kernels per call.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` for every ``loss_*`` entry.
+        loss_mask_key: ``"auto"`` (TorchRL's masks), an entry name, or ``None``.
+        value_estimator: ``"gae"``, ``"td0"``, ``"td1"``, ``"td_lambda"``, ``"vtrace"`` or a
+            ``ValueEstimators`` member, used when the advantage is absent.
+        gamma, lmbda: discount and trace decay for that estimate: numbers, 0-d or per-step tensors.
+        time_dim: batch dim of ``td`` holding time (default: its ``"time"``-named dim, else its last).
+        rho_thresh, c_thresh: V-trace truncation levels (V-trace scores the stored action with
+            the current policy, detached, against the behaviour log-prob).
+        keys: :class:`~torchrl_functional.functional.keys.PPOKeys` or a mapping of renamed entries.
+        generator: :class:`torch.Generator` for Monte-Carlo estimates; ``None`` uses the global
+            RNG exactly as TorchRL does.
 
     Returns:
         TensorDict with ``loss_objective``, ``clip_fraction``, ``kl_approx``, ``ESS``,
@@ -297,6 +305,15 @@ def klpen_ppo_loss(
         increment: factor applied to ``beta`` when the mean KL is above ``1.5 * dtarg``.
         decrement: factor applied to ``beta`` when the mean KL is below ``dtarg / 1.5``.
         samples_mc_kl: samples of the Monte-Carlo KL when no analytic KL is registered.
+        td, dist_class, entropy_bonus, samples_mc_entropy, entropy_coeff, critic_coeff,
+        loss_critic_type, clip_value, normalize_advantage, normalize_advantage_exclude_dims,
+        advantage_scale, max_importance_ratio, log_explained_variance, diagnostics, reduction,
+        loss_mask_key, value_estimator, gamma, lmbda, time_dim, rho_thresh, c_thresh, keys,
+        generator: as :func:`clip_ppo_loss`.
+
+    Returns:
+        TensorDict with ``loss_objective``, ``beta`` (the adapted coefficient), ``kl``,
+        ``kl_approx`` and, as enabled, the entropy and critic entries of :func:`clip_ppo_loss`.
     """
     name = "klpen_ppo_loss"
     kw = dict(locals())
@@ -346,8 +363,3 @@ def klpen_ppo_loss(
     out.update(_terms(name, td, batch, kw, critic_coeff, clip_value))
     out["beta"] = adapt_kl_beta(beta_in, kl.mean(), dtarg, increment, decrement)
     return finish_losses(name, out, reduction, batch.mask)
-
-
-for _f in (ppo_loss, clip_ppo_loss, klpen_ppo_loss):
-    _f.__doc__ = (_f.__doc__ or "") + _ARGS
-del _f

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from ..functional._td import time_dim_of
 from ._binding import params_context
 from ._common import PRIVATE
 
@@ -59,9 +60,7 @@ def estimator_kwargs(loss_module, tensordict: TensorDictBase | None = None) -> d
     lmbda = getattr(est, "lmbda", 0.95)
     time_dim = getattr(est, "time_dim", None)
     if time_dim is None and tensordict is not None and tensordict.batch_dims:
-        # TorchRL's rule: a dim named "time", else the last one
-        names = tensordict.names if tensordict._has_names() else []
-        time_dim = names.index("time") if "time" in names else tensordict.batch_dims - 1
+        time_dim = time_dim_of(tensordict, loss=name)
     return {"value_estimator": kind, "gamma": est.gamma, "lmbda": lmbda, "time_dim": time_dim}
 
 

@@ -1,20 +1,13 @@
-"""torch.func and torch.compile guarantees, checked on every row of ``tests/meta/cases.py``:
-
-- ``torch.func.grad`` w.r.t. a tensor hyperparameter equals central finite differences;
-- ``vmap`` over a leading task dimension equals a Python loop over tasks (values and
-  per-task hyper-gradients);
-- ``torch.compile(fullgraph=True)`` captures the whole loss (no graph break), matches
-  eager in values and gradients, and does not recompile when the values change;
-- ``functional_call`` on the drop-in module wrappers with swapped parameters equals loading
-  those parameters (the value estimator's critic included: no stale cache), while TorchRL
-  0.14.1's classes reject ``functional_call`` and, under ``to_module`` swapping, mix the old
-  critic (``V(s)``) with the new one (``V(s')``) in their internal GAE.
-"""
+"""``torch.func.functional_call`` on the on-policy drop-in modules with TorchRL's parameter
+names: swapped parameters equal loading them (the value estimator's critic included: no stale
+cache), shared trunks, buffers, ``tie_weights``; TorchRL 0.14.1's classes reject
+``functional_call`` and, under ``to_module`` swapping, mix the old critic (``V(s)``) with the
+new one (``V(s')``) in their internal GAE. (Every registered loss's ``functional_call`` parity
+runs in ``tests/registry/test_meta.py``.)"""
 
 from __future__ import annotations
 
 import copy
-import os
 
 import pytest
 import torch
@@ -24,179 +17,11 @@ from torchrl.objectives import ValueEstimators
 from torchrl.objectives.value.functional import generalized_advantage_estimate as torchrl_loop_gae
 
 from tests.builders import clone_nets, make_data, make_nets
-from tests.meta.cases import CASES, LossCase
 from torchrl_functional import modules as ours
-
-CASE_HYPER = [pytest.param(c, h, id=f"{c.id}-{h}") for c in CASES for h in c.hypers]
-BY_ID = [pytest.param(c, id=c.id) for c in CASES]
-COMPILED = [pytest.param(c, id=c.id) for c in CASES if c.compile]
-# the backend the table is compiled with; "inductor" (the default backend) is slower to
-# compile and is exercised on one loss below. Set the variable to run every row with it.
-BACKEND = os.environ.get("TORCHRL_FUNCTIONAL_COMPILE_BACKEND", "aot_eager")
-
-
-def _hypers(case: LossCase, dtype=torch.float64, scale: float = 1.0, requires_grad=False) -> dict:
-    return {
-        k: torch.tensor(v * scale, dtype=dtype, requires_grad=requires_grad)
-        for k, v in case.hypers.items()
-    }
 
 
 def _outputs(out: TensorDict) -> dict[str, torch.Tensor]:
     return {k: v for k, v in out.items()}
-
-
-# --------------------------------------------------------------------------- torch.func.grad
-
-
-@pytest.mark.parametrize("case, hyper", CASE_HYPER)
-def test_func_grad_wrt_hyperparameter_matches_finite_differences(case: LossCase, hyper: str):
-    td = case.make_td(0, torch.float64)
-    hypers = _hypers(case)
-
-    def objective(x):
-        return case.objective(td, **{**hypers, hyper: x})
-
-    grad = torch.func.grad(objective)(hypers[hyper])
-    eps = 1e-6
-    x = hypers[hyper].item()
-    fd = (objective(torch.tensor(x + eps, dtype=torch.float64))
-          - objective(torch.tensor(x - eps, dtype=torch.float64))) / (2 * eps)
-    assert abs(fd.item()) > 1e-4, "degenerate case: the hyperparameter does not change the loss"
-    torch.testing.assert_close(grad, fd, rtol=1e-6, atol=1e-9)
-    # per-sample hyperparameter entries ([*B, 1] in the input) give the same total gradient
-    if hyper in ("gamma", "lmbda", "entropy_coeff", "critic_coeff", "clip_epsilon", "beta") and td.batch_dims:
-        per_step = torch.full((*td.batch_size, 1), x, dtype=torch.float64)
-
-        def objective_entry(h):
-            td2 = td.clone(False)
-            td2.set(hyper, h)
-            return case.objective(td2, **{k: v for k, v in hypers.items() if k != hyper})
-
-        grad_entry = torch.func.grad(objective_entry)(per_step)
-        torch.testing.assert_close(grad_entry.sum(), fd, rtol=1e-6, atol=1e-9)
-
-
-# --------------------------------------------------------------------------- vmap
-
-
-N_TASKS = 3
-
-
-@pytest.mark.parametrize("case", BY_ID)
-def test_vmap_over_tasks_equals_loop(case: LossCase):
-    tasks = [case.make_td(10 + i, torch.float64) for i in range(N_TASKS)]
-    stacked = torch.stack(tasks)  # [N_TASKS, *BATCH]
-    hypers = {k: torch.tensor([v * (1 - 0.1 * i) for i in range(N_TASKS)], dtype=torch.float64)
-              for k, v in case.hypers.items()}
-
-    def run(td, h):
-        return _outputs(case.loss(td, **case.kwargs, **h))
-
-    batched = torch.vmap(run)(stacked, hypers)
-    for i in range(N_TASKS):
-        ref = run(tasks[i], {k: v[i] for k, v in hypers.items()})
-        assert set(batched) == set(ref)
-        for key, value in ref.items():
-            torch.testing.assert_close(batched[key][i], value, rtol=1e-10, atol=1e-12,
-                                       msg=lambda m, key=key, i=i: f"task {i}, {key}: {m}")
-
-    # per-task hyper-gradients: vmap(grad) over tasks equals a loop of grads
-    def objective(h, td):
-        return case.objective(td, **h)
-
-    grads = torch.vmap(torch.func.grad(objective))(hypers, stacked)
-    for i in range(N_TASKS):
-        ref = torch.func.grad(objective)({k: v[i] for k, v in hypers.items()}, tasks[i])
-        for key in hypers:
-            torch.testing.assert_close(grads[key][i], ref[key], rtol=1e-10, atol=1e-12)
-    assert any(g.abs().sum() > 0 for g in grads.values())
-
-
-@pytest.mark.parametrize("case", BY_ID)
-def test_vmap_with_shared_hyperparameters(case: LossCase):
-    """Tasks batched, hyperparameters shared (``in_dims=None``): the gradient w.r.t. the
-    shared hyperparameter of the summed objective equals the sum over a loop."""
-    tasks = [case.make_td(20 + i, torch.float64) for i in range(N_TASKS)]
-    stacked = torch.stack(tasks)
-    hypers = _hypers(case)
-
-    def total(h):
-        return torch.vmap(lambda td: case.objective(td, **h))(stacked).sum()
-
-    grad = torch.func.grad(total)(hypers)
-    loop = torch.func.grad(lambda h: sum(case.objective(td, **h) for td in tasks))(hypers)
-    for key in hypers:
-        torch.testing.assert_close(grad[key], loop[key], rtol=1e-10, atol=1e-12)
-
-
-# --------------------------------------------------------------------------- torch.compile
-
-
-def _compile_and_compare(case: LossCase, backend: str) -> None:
-    torch._dynamo.reset()
-    # as in a fresh process: TorchRL fills this cache on first use (a fill while tracing
-    # would make the second call recompile)
-    from torchrl.modules.distributions import utils as torchrl_dist_utils
-
-    torchrl_dist_utils._ANALYTIC_KL_CACHE.clear()
-
-    def run(td, h):
-        return _outputs(case.loss(td, **case.kwargs, **h))
-
-    compiled = torch.compile(run, fullgraph=True, backend=backend)  # a graph break raises
-
-    def inputs(seed: int, scale: float):
-        td = case.make_td(seed, torch.float32)
-        leaves = {}
-        for key in case.grad_inputs:
-            leaves[key] = td.get(key).clone().requires_grad_(True)
-            td.set(key, leaves[key])
-        hypers = _hypers(case, torch.float32, scale, requires_grad=True)
-        return td, hypers, [*hypers.values(), *leaves.values()]
-
-    def outputs_and_grads(fn, td, hypers, wrt):
-        out = fn(td, hypers)
-        grads = torch.autograd.grad(case.total(out), wrt, allow_unused=True)
-        return out, grads
-
-    first = inputs(0, 1.0)
-    second = inputs(1, 0.9)
-    got = [outputs_and_grads(compiled, *first)]
-    # new data and new hyperparameter values reuse the compiled graph (compiled calls only
-    # in between: eager TensorDict code may fill tensordict's memo caches, which dynamo guards)
-    with torch.compiler.set_stance("fail_on_recompile"):
-        got.append(outputs_and_grads(compiled, *second))
-    for (out, grads), args in zip(got, (first, second)):
-        want, want_grads = outputs_and_grads(run, *args)
-        assert set(out) == set(want)
-        for key, value in want.items():
-            torch.testing.assert_close(out[key], value, rtol=1e-5, atol=1e-6,
-                                       msg=lambda m, key=key: f"{key}: {m}")
-        for g, w in zip(grads, want_grads):
-            if w is None:
-                assert g is None or g.abs().max() == 0
-            else:
-                torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize("case", COMPILED)
-def test_compile_fullgraph_matches_eager(case: LossCase):
-    _compile_and_compare(case, BACKEND)
-
-
-@pytest.mark.slow
-def test_compile_fullgraph_inductor_matches_eager():
-    case = next(c for c in CASES if c.id == "clip_ppo_loss-gae")
-    _compile_and_compare(case, "inductor")
-
-
-def test_every_loss_in_the_table_is_compiled_once():
-    """Each functional loss of the table has exactly one row marked for compilation."""
-    losses = {c.loss for c in CASES}
-    compiled = [c.loss for c in CASES if c.compile]
-    assert sorted(map(id, compiled)) == sorted(map(id, losses))
-
 
 # --------------------------------------------------------------------------- functional_call
 
