@@ -173,3 +173,8 @@ __all__ = [
 from .functional import SACV1Keys, sac_v1_loss  # noqa: E402
 
 __all__ += ["sac_v1_loss", "SACV1Keys"]
+
+# multi-agent PPO
+from .functional import ValueNormalizer, ippo_loss, mappo_loss  # noqa: E402
+
+__all__ += ["mappo_loss", "ippo_loss", "ValueNormalizer"]

@@ -327,6 +327,22 @@ def check_critic_options(loss: str, loss_critic_type: str, clip_value: Any, crit
         check_range(loss, "critic_coeff", critic_coeff, 0.0)
 
 
+def read_value_target(
+    loss: str, td: TensorDictBase, keys: OnPolicyKeys, batch_shape: torch.Size, value_target: Tensor | None
+) -> Tensor:
+    """The critic's target: ``value_target`` if estimated by the loss, else the checked entry."""
+    if value_target is not None:
+        return value_target
+    value_target = require(
+        loss, td, keys.value_target,
+        "the critic's target, written by a value estimator (GAE, TD(lambda), ...) "
+        "or computed here when the advantage is absent",
+    )
+    check_float(loss, keys.value_target, value_target)
+    check_per_sample(loss, keys.value_target, value_target, batch_shape)
+    return value_target
+
+
 def critic_terms(
     loss: str,
     td: TensorDictBase,
@@ -337,24 +353,26 @@ def critic_terms(
     loss_critic_type: str,
     clip_value: Any,
     log_explained_variance: bool,
+    normalize: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """Per-sample critic loss (not yet scaled), value clip fraction, explained variance."""
-    if value_target is None:
-        value_target = require(
-            loss, td, keys.value_target,
-            "the critic's target, written by a value estimator (GAE, TD(lambda), ...) "
-            "or computed here when the advantage is absent",
-        )
-        check_float(loss, keys.value_target, value_target)
-        check_per_sample(loss, keys.value_target, value_target, batch_shape)
+    """Per-sample critic loss (not yet scaled), value clip fraction, explained variance.
+
+    ``normalize`` (a value normaliser with its statistics) maps the detached target, ``V(s)``
+    and the old ``V(s)`` before the distance, the clipping and the explained variance
+    (TorchRL's ``_critic_loss_inputs`` hook, used by ``MAPPOLoss``'s ``value_norm``)."""
+    value_target = read_value_target(loss, td, keys, batch_shape, value_target)
     state_value = require(loss, td, keys.value, "the critic's current V(s) (with gradients)")
     check_float(loss, keys.value, state_value)
     check_shape(loss, keys.value, state_value, value_target.shape, f"the shape of {keys.value_target!r}")
+    if normalize is not None:
+        value_target, state_value = normalize(value_target.detach()), normalize(state_value)
     clip_fraction = None
     if clip_value is not None and not (isinstance(clip_value, bool) and not clip_value):
         old_value = require(loss, td, keys.old_value, "V(s) at collection time, needed by clip_value")
         check_float(loss, keys.old_value, old_value)
         check_shape(loss, keys.old_value, old_value, state_value.shape, f"the shape of {keys.value!r}")
+        if normalize is not None:
+            old_value = normalize(old_value)
         per_sample, clip_fraction = clipped_value_loss(
             value_target, state_value, old_value, clip_value, loss_critic_type
         )

@@ -25,3 +25,7 @@ __all__ = [
     "CQLLoss", "DiscreteCQLLoss",
     "GRPOLoss", "DAPO", "CISPOLoss", "SFTLoss", "DistillationLoss",
 ]
+# multi-agent PPO
+from .mappo import IPPOLoss, MAPPOLoss  # noqa: E402
+
+__all__ += ["MAPPOLoss", "IPPOLoss"]
