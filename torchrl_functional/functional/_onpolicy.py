@@ -32,7 +32,7 @@ from ._td import (
 from ._validation import check_range
 from .distributions import build_distribution, is_continuous
 from .distributions import entropy as dist_entropy
-from .estimators import estimator_name, value_target
+from .estimators import broadcast_to_agents, estimator_name, value_target
 from .keys import OnPolicyKeys
 from .standardization import standardize
 from .value_learning import LOSS_FUNCTIONS, clipped_value_loss, distance_loss, explained_variance
@@ -205,8 +205,8 @@ def _values(loss: str, td: TensorDictBase, keys: OnPolicyKeys, batch_shape: torc
             want = value.shape[:-2] + value.shape[-1:] if team else value.shape
             check_shape(loss, key, x, want, f"the shape of {keys.value!r}" + (" without its agent dim" if team else ""))
     if team:  # MultiAgentGAE: team signals are shared by the agents (agent dim -2 of the values)
-        reward, done = reward.unsqueeze(-2).expand_as(value), done.unsqueeze(-2).expand_as(value)
-        terminated = None if terminated is None else terminated.unsqueeze(-2).expand_as(value)
+        reward, done = (broadcast_to_agents(x, value, -2, loss, k) for k, x in (("reward", reward), ("done", done)))
+        terminated = None if terminated is None else broadcast_to_agents(terminated, value, -2, loss, "terminated")
     return value, next_value, reward, done, terminated
 
 
