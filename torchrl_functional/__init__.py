@@ -178,3 +178,8 @@ __all__ += ["sac_v1_loss", "SACV1Keys"]
 from .functional import ValueNormalizer, ippo_loss, mappo_loss  # noqa: E402
 
 __all__ += ["mappo_loss", "ippo_loss", "ValueNormalizer"]
+
+# imitation: GAIL
+from .functional import GAILKeys, gail_loss  # noqa: E402
+
+__all__ += ["gail_loss", "GAILKeys"]

@@ -203,3 +203,8 @@ __all__ += [
     "running_update", "running_normalize", "running_denormalize", "running_scale",
     "percentile_update", "percentile_normalize", "percentile_denormalize", "percentile_scale",
 ]
+# imitation: GAIL
+from .gail import gail_loss, gradient_penalty  # noqa: E402
+from .keys import GAILKeys  # noqa: E402
+
+__all__ += ["gail_loss", "gradient_penalty", "GAILKeys"]

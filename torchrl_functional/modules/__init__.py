@@ -29,3 +29,7 @@ __all__ = [
 from .mappo import IPPOLoss, MAPPOLoss  # noqa: E402
 
 __all__ += ["MAPPOLoss", "IPPOLoss"]
+# imitation: GAIL
+from .gail import GAILLoss  # noqa: E402
+
+__all__ += ["GAILLoss"]
