@@ -205,3 +205,38 @@ def test_advantage_norm_statistics_functional(monkeypatch):
     assert_td_close(out, ref)
     for name, buf in theirs.advantage_norm.state_dict().items():
         torch.testing.assert_close(mine.advantage_norm.state_dict()[name], buf, atol=1e-6, rtol=1e-6)
+
+
+class _Halving(trl_vn.ValueNorm):
+    """A user's own normaliser: its math is its own (called as TorchRL calls it)."""
+
+    def __init__(self) -> None:
+        super().__init__(shape=1)
+        self.register_buffer("calls", torch.zeros(()))
+
+    def update(self, value_target):
+        self.calls += 1
+
+    def normalize(self, value_target):
+        return value_target / 2
+
+    def denormalize(self, normalised_value):
+        return normalised_value * 2
+
+    def scale(self):
+        return torch.full((1,), 2.0)
+
+
+def test_a_users_own_value_norm_keeps_its_math():
+    actor, critic = _nets(0, True)
+    theirs = trl_mappo.MAPPOLoss(actor, critic, value_norm=_Halving())
+    mine = ours.MAPPOLoss(copy.deepcopy(actor), copy.deepcopy(critic), value_norm=_Halving())
+    for loss in (theirs, mine):
+        loss.set_keys(**KEYS)
+    td = _data(actor)
+    torch.manual_seed(0)
+    ref = theirs(td.clone())
+    torch.manual_seed(0)
+    out = mine(td.clone())
+    assert_td_close(out, ref)
+    assert mine.value_norm.calls.item() == theirs.value_norm.calls.item() == 1
