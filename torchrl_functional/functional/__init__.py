@@ -179,3 +179,32 @@ __all__ += ["sac_v1_loss", "SACV1Keys"]
 from .value_learning import ensemble_distance, ensemble_min  # noqa: E402
 
 __all__ += ["ensemble_min", "ensemble_distance"]
+# multi-agent PPO and the value normalisers
+from .mappo import ippo_loss, mappo_loss  # noqa: E402
+from .value_norm import (  # noqa: E402
+    ValueNormalizer,
+    percentile_denormalize,
+    percentile_normalize,
+    percentile_scale,
+    percentile_update,
+    popart_denormalize,
+    popart_normalize,
+    popart_scale,
+    popart_update,
+    running_denormalize,
+    running_normalize,
+    running_scale,
+    running_update,
+)
+
+__all__ += [
+    "mappo_loss", "ippo_loss", "ValueNormalizer",
+    "popart_update", "popart_normalize", "popart_denormalize", "popart_scale",
+    "running_update", "running_normalize", "running_denormalize", "running_scale",
+    "percentile_update", "percentile_normalize", "percentile_denormalize", "percentile_scale",
+]
+# imitation: GAIL
+from .gail import gail_loss, gradient_penalty  # noqa: E402
+from .keys import GAILKeys  # noqa: E402
+
+__all__ += ["gail_loss", "gradient_penalty", "GAILKeys"]

@@ -32,7 +32,7 @@ from ._td import (
 from ._validation import check_range
 from .distributions import build_distribution, is_continuous
 from .distributions import entropy as dist_entropy
-from .estimators import estimator_name, value_target
+from .estimators import broadcast_to_agents, estimator_name, value_target
 from .keys import OnPolicyKeys
 from .standardization import standardize
 from .value_learning import LOSS_FUNCTIONS, clipped_value_loss, distance_loss, explained_variance
@@ -205,8 +205,8 @@ def _values(loss: str, td: TensorDictBase, keys: OnPolicyKeys, batch_shape: torc
             want = value.shape[:-2] + value.shape[-1:] if team else value.shape
             check_shape(loss, key, x, want, f"the shape of {keys.value!r}" + (" without its agent dim" if team else ""))
     if team:  # MultiAgentGAE: team signals are shared by the agents (agent dim -2 of the values)
-        reward, done = reward.unsqueeze(-2).expand_as(value), done.unsqueeze(-2).expand_as(value)
-        terminated = None if terminated is None else terminated.unsqueeze(-2).expand_as(value)
+        reward, done = (broadcast_to_agents(x, value, -2, loss, k) for k, x in (("reward", reward), ("done", done)))
+        terminated = None if terminated is None else broadcast_to_agents(terminated, value, -2, loss, "terminated")
     return value, next_value, reward, done, terminated
 
 
@@ -313,6 +313,22 @@ def check_critic_options(loss: str, loss_critic_type: str, clip_value: Any, crit
         check_range(loss, "critic_coeff", critic_coeff, 0.0)
 
 
+def read_value_target(
+    loss: str, td: TensorDictBase, keys: OnPolicyKeys, batch_shape: torch.Size, value_target: Tensor | None
+) -> Tensor:
+    """The critic's target: ``value_target`` if estimated by the loss, else the checked entry."""
+    if value_target is not None:
+        return value_target
+    value_target = require(
+        loss, td, keys.value_target,
+        "the critic's target, written by a value estimator (GAE, TD(lambda), ...) "
+        "or computed here when the advantage is absent",
+    )
+    check_float(loss, keys.value_target, value_target)
+    check_per_sample(loss, keys.value_target, value_target, batch_shape)
+    return value_target
+
+
 def critic_terms(
     loss: str,
     td: TensorDictBase,
@@ -323,24 +339,26 @@ def critic_terms(
     loss_critic_type: str,
     clip_value: Any,
     log_explained_variance: bool,
+    normalize: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """Per-sample critic loss (not yet scaled), value clip fraction, explained variance."""
-    if value_target is None:
-        value_target = require(
-            loss, td, keys.value_target,
-            "the critic's target, written by a value estimator (GAE, TD(lambda), ...) "
-            "or computed here when the advantage is absent",
-        )
-        check_float(loss, keys.value_target, value_target)
-        check_per_sample(loss, keys.value_target, value_target, batch_shape)
+    """Per-sample critic loss (not yet scaled), value clip fraction, explained variance.
+
+    ``normalize`` (a value normaliser with its statistics) maps the detached target, ``V(s)``
+    and the old ``V(s)`` before the distance, the clipping and the explained variance
+    (TorchRL's ``_critic_loss_inputs`` hook, used by ``MAPPOLoss``'s ``value_norm``)."""
+    value_target = read_value_target(loss, td, keys, batch_shape, value_target)
     state_value = require(loss, td, keys.value, "the critic's current V(s) (with gradients)")
     check_float(loss, keys.value, state_value)
     check_shape(loss, keys.value, state_value, value_target.shape, f"the shape of {keys.value_target!r}")
+    if normalize is not None:
+        value_target, state_value = normalize(value_target.detach()), normalize(state_value)
     clip_fraction = None
     if clip_value is not None and not (isinstance(clip_value, bool) and not clip_value):
         old_value = require(loss, td, keys.old_value, "V(s) at collection time, needed by clip_value")
         check_float(loss, keys.old_value, old_value)
         check_shape(loss, keys.old_value, old_value, state_value.shape, f"the shape of {keys.value!r}")
+        if normalize is not None:
+            old_value = normalize(old_value)
         per_sample, clip_fraction = clipped_value_loss(
             value_target, state_value, old_value, clip_value, loss_critic_type
         )

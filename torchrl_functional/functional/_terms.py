@@ -175,12 +175,14 @@ def critic_outputs(
     log_explained_variance: bool,
     diagnostics: bool,
     output: str = "loss_critic",
+    normalize: Any = None,
 ) -> dict[str, Tensor]:
-    """The critic loss (times ``critic_coeff`` unless ``None``) and its diagnostics."""
+    """The critic loss (times ``critic_coeff`` unless ``None``) and its diagnostics
+    (``normalize``: see :func:`._onpolicy.critic_terms`)."""
     per_sample, value_clip_fraction, ev = critic_terms(
         name, td, batch.keys, batch.batch_shape, batch.value_target,
         loss_critic_type=loss_critic_type, clip_value=clip_value,
-        log_explained_variance=log_explained_variance and diagnostics,
+        log_explained_variance=log_explained_variance and diagnostics, normalize=normalize,
     )
     if critic_coeff is not None:
         per_sample = hyperparameter(name, td, "critic_coeff", critic_coeff, batch.batch_shape) * per_sample

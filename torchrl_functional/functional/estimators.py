@@ -155,7 +155,9 @@ class EstimatorOptions:
     agent_dim: int | None = None
 
 
-def _broadcast_to_agents(x: Tensor, value: Tensor, agent_dim: int, loss: str, name: str) -> Tensor:
+def broadcast_to_agents(x: Tensor, value: Tensor, agent_dim: int, loss: str, name: str) -> Tensor:
+    """A team signal (one dim fewer than ``value``) expanded along ``agent_dim`` of ``value``
+    (``MultiAgentGAE``'s rule); a per-agent signal is returned as is."""
     if x.ndim == value.ndim:
         return x
     if x.ndim != value.ndim - 1:
@@ -248,14 +250,14 @@ def estimate_advantage(
         done, terminated = end_at_last_valid(valid, done, terminated, time_dim)
     if kind in ("gae", "magae"):
         if options.agent_dim is not None:
-            reward = _broadcast_to_agents(reward, state_value, options.agent_dim, loss, "reward")
-            done = _broadcast_to_agents(done, state_value, options.agent_dim, loss, "done")
-            terminated = _broadcast_to_agents(terminated, state_value, options.agent_dim, loss, "terminated")
+            reward = broadcast_to_agents(reward, state_value, options.agent_dim, loss, "reward")
+            done = broadcast_to_agents(done, state_value, options.agent_dim, loss, "done")
+            terminated = broadcast_to_agents(terminated, state_value, options.agent_dim, loss, "terminated")
         if options.auto_reset_env:
             if truncated is None:
                 raise HyperparameterError(loss, "auto_reset_env", "needs the ('next', 'truncated') entry")
             if options.agent_dim is not None:
-                truncated = _broadcast_to_agents(truncated, state_value, options.agent_dim, loss, "truncated")
+                truncated = broadcast_to_agents(truncated, state_value, options.agent_dim, loss, "truncated")
             # bootstrap truncated steps from V(s) itself: the env was reset in place
             reward = reward + gamma * state_value * truncated
             terminated = done

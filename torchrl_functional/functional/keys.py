@@ -311,3 +311,28 @@ class DiscreteCQLKeys(DQNKeys):
 _DEFAULTS.update({cls: cls() for cls in (OnPolicyKeys, PPOKeys, A2CKeys, ReinforceKeys, OffPolicyKeys, DQNKeys,
                                          DDPGKeys, TD3Keys, SACKeys, DiscreteSACKeys, IQLKeys, CQLKeys,
                                          DiscreteCQLKeys)})
+
+
+# ----------------------------------------------------------------------------- imitation: GAIL
+
+
+@dataclass(frozen=True)
+class GAILKeys(_Keys):
+    """Entries read by :func:`~torchrl_functional.functional.gail_loss`.
+
+    Attributes:
+        expert_pred: the discriminator's output on the expert's ``(s, a)``, a probability
+            ``[*B, 1]`` (TorchRL's ``discriminator_pred``, ``"d_logits"``, on the expert half).
+        collector_pred: its output on the collector's ``(s, a)``, ``[*B, 1]``.
+        gp_gradient: the gradient of the discriminator's output at the interpolated
+            ``(s, a)`` w.r.t. ``(s, a)``, concatenated on the last dim ``[*B, D_s + D_a]``
+            (computed with ``create_graph=True``), read with ``use_grad_penalty``.
+    """
+
+    expert_pred: NestedKey = "expert_pred"
+    collector_pred: NestedKey = "collector_pred"
+    gp_gradient: NestedKey = "gp_gradient"
+
+
+_DEFAULTS[GAILKeys] = GAILKeys()
+__all__ += ["GAILKeys"]

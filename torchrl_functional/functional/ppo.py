@@ -10,6 +10,7 @@ written into the input and no state is kept: the adapted KL coefficient of
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -20,7 +21,7 @@ from torch import distributions as D
 
 from ..errors import EntryShapeError, HyperparameterError
 from . import composite as C
-from ._onpolicy import check_samples, read_params
+from ._onpolicy import check_samples, read_params, read_value_target
 from ._td import check_finite_leaves, finish_losses, hyperparameter, missing
 from ._terms import check_common, critic_outputs, entropy_outputs, prepare, resolve_clip_value
 from ._validation import check_range
@@ -60,10 +61,17 @@ def _terms(name: str, td: TensorDictBase, batch, kw: dict, critic_coeff: Any, cl
             generator=kw["generator"], diagnostics=kw["diagnostics"],
         ))
     if critic_coeff is not None:
+        normalize = None
+        value_norm = kw.get("value_norm")
+        if value_norm is not None:  # MAPPO: update the statistics with the target, then normalise
+            target = read_value_target(name, td, batch.keys, batch.batch_shape, batch.value_target)
+            stats = value_norm.update(kw["value_norm_stats"], target)
+            out["value_norm"] = stats
+            normalize = functools.partial(value_norm.normalize, stats)
         out.update(critic_outputs(
             name, td, batch, critic_coeff=critic_coeff, loss_critic_type=kw["loss_critic_type"],
             clip_value=clip_value, log_explained_variance=kw["log_explained_variance"],
-            diagnostics=kw["diagnostics"],
+            diagnostics=kw["diagnostics"], normalize=normalize,
         ))
     return out
 
@@ -221,8 +229,14 @@ def clip_ppo_loss(
         ``max_ratio``, ``mean_ratio`` and, as enabled, ``entropy``, ``composite_entropy``,
         ``loss_entropy``, ``loss_critic``, ``value_clip_fraction``, ``explained_variance``.
     """
-    name = "clip_ppo_loss"
-    kw = dict(locals())
+    return _clip_ppo("clip_ppo_loss", td, dist_class, dict(locals()))
+
+
+def _clip_ppo(name: str, td: TensorDictBase, dist_class: DistClass | None, kw: dict) -> TensorDict:
+    """:func:`clip_ppo_loss` with its keyword arguments in ``kw`` (``value_norm`` and
+    ``value_norm_stats`` too, for :func:`~torchrl_functional.functional.mappo_loss`)."""
+    clip_epsilon, clip_value, reduction, diagnostics = (
+        kw["clip_epsilon"], kw["clip_value"], kw["reduction"], kw["diagnostics"])
     if isinstance(clip_epsilon, (tuple, list)):
         if len(clip_epsilon) != 2:
             raise HyperparameterError(name, "clip_epsilon", f"a tuple must be (eps_low, eps_high), got {clip_epsilon!r}")
@@ -232,9 +246,10 @@ def clip_ppo_loss(
             raise HyperparameterError(name, "clip_value", "clip_value=True needs a symmetric clip_epsilon; pass a number")
     else:
         check_range(name, "clip_epsilon", clip_epsilon, 0.0, 1.0)
-    critic_coeff = check_common(name, reduction, entropy_bonus, samples_mc_entropy, entropy_coeff,
-                                critic_coeff, loss_critic_type, None if isinstance(clip_value, bool) else clip_value)
-    batch = _prepare(name, td, dist_class, keys, kw)
+    critic_coeff = check_common(name, reduction, kw["entropy_bonus"], kw["samples_mc_entropy"], kw["entropy_coeff"],
+                                kw["critic_coeff"], kw["loss_critic_type"],
+                                None if isinstance(clip_value, bool) else clip_value)
+    batch = _prepare(name, td, dist_class, kw["keys"], kw)
     if not isinstance(clip_epsilon, (tuple, list)):
         clip_epsilon = hyperparameter(name, td, "clip_epsilon", clip_epsilon, batch.batch_shape)
     clip_value = resolve_clip_value(name, td, clip_value, clip_epsilon, batch.batch_shape)

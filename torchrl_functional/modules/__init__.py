@@ -25,3 +25,11 @@ __all__ = [
     "CQLLoss", "DiscreteCQLLoss",
     "GRPOLoss", "DAPO", "CISPOLoss", "SFTLoss", "DistillationLoss",
 ]
+# multi-agent PPO
+from .mappo import IPPOLoss, MAPPOLoss  # noqa: E402
+
+__all__ += ["MAPPOLoss", "IPPOLoss"]
+# imitation: GAIL
+from .gail import GAILLoss  # noqa: E402
+
+__all__ += ["GAILLoss"]

@@ -21,6 +21,7 @@ from ..functional.keys import OnPolicyKeys
 from ._binding import params_context
 from ._common import ACTOR_OUTPUT, OLD_ACTOR_OUTPUT, OLD_VALUE, PROXIMAL_ACTOR_OUTPUT
 from ._estimate import run_value_estimator
+from ._value_norm import functional_normalizer, store_statistics
 
 
 def find_dist_module(actor: nn.Module) -> ProbabilisticTensorDictModule | None:
@@ -129,11 +130,13 @@ def _set_params(inputs: TensorDictBase, root: tuple, params: dict[str, Any]) -> 
 
 
 def advantage_scale(loss_module, td: TensorDictBase, estimated: bool) -> torch.Tensor | None:
-    """The ``advantage_norm`` (a ``ValueNorm``) scale, updated first with the valid value-target
-    rows when the advantage was just estimated in training mode (TorchRL's ``_scale_advantage``)."""
+    """The ``advantage_norm`` (a ``ValueNorm``) scale, its statistics updated first with the
+    valid value-target rows when the advantage was just estimated in training mode (TorchRL's
+    ``_scale_advantage``); the numbers come from the functional normaliser."""
     norm = getattr(loss_module, "advantage_norm", None)
     if norm is None:
         return None
+    fn, stats = functional_normalizer(norm)
     if estimated and loss_module.training:
         key = loss_module.tensor_keys.value_target
         target = td.get(key, None)
@@ -147,8 +150,9 @@ def advantage_scale(loss_module, td: TensorDictBase, estimated: bool) -> torch.T
             while mask.ndim >= target.ndim and mask.shape[-1] == 1:
                 mask = mask.squeeze(-1)
             target = target[mask]
-        norm.update(target)
-    return norm.scale()
+        stats = fn.update(stats, target)
+        store_statistics(norm, stats)
+    return fn.scale(stats)
 
 
 def on_policy_inputs(

@@ -1,0 +1,242 @@
+"""MAPPOLoss / IPPOLoss drop-ins vs TorchRL 0.14.1: outputs, every parameter gradient and the
+value normaliser's statistics after the call, under the same seed; and no TorchRL math reached
+(loss forward, critic hook, estimator, value normaliser)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torchrl.objectives.multiagent.mappo as trl_mappo
+import torchrl.objectives.ppo as trl_ppo
+import torchrl.objectives.value.advantages as trl_adv
+from tensordict import TensorDict
+from tensordict.nn import TensorDictModule
+from torchrl.modules import (
+    MultiAgentMLP,
+    PercentileValueNorm,
+    PopArtValueNorm,
+    ProbabilisticActor,
+    RunningValueNorm,
+)
+from torchrl.modules import value_norm as trl_vn
+from torchrl.modules.distributions import NormalParamExtractor, TanhNormal
+from torchrl.objectives import ValueEstimators
+
+from tests.builders import assert_grads_close, assert_td_close, loss_sum
+from torchrl_functional import modules as ours
+
+N, OBS, ACT = 3, 4, 2
+KEYS = {"value": ("agents", "state_value"), "action": ("agents", "action"),
+        "sample_log_prob": ("agents", "action_log_prob")}
+
+
+def _nets(seed: int, centralized: bool):
+    torch.manual_seed(seed)
+    backbone = torch.nn.Sequential(
+        MultiAgentMLP(n_agent_inputs=OBS, n_agent_outputs=2 * ACT, n_agents=N, centralized=False,
+                      share_params=True, depth=1, num_cells=8),
+        NormalParamExtractor(),
+    )
+    actor = ProbabilisticActor(
+        TensorDictModule(backbone, in_keys=[("agents", "observation")], out_keys=[("agents", "loc"), ("agents", "scale")]),
+        in_keys={"loc": ("agents", "loc"), "scale": ("agents", "scale")}, out_keys=[("agents", "action")],
+        distribution_class=TanhNormal, return_log_prob=True, log_prob_key=("agents", "action_log_prob"),
+    )
+    critic = TensorDictModule(
+        MultiAgentMLP(n_agent_inputs=OBS, n_agent_outputs=1, n_agents=N, centralized=centralized,
+                      share_params=not centralized, depth=1, num_cells=8),
+        in_keys=[("agents", "observation")], out_keys=[("agents", "state_value")],
+    )
+    return actor, critic
+
+
+def _data(actor, B=2, T=5, seed=0, per_agent_reward=False, scale=1.0, advantage=False):
+    g = torch.Generator().manual_seed(seed)
+    r_shape = (B, T, N, 1) if per_agent_reward else (B, T, 1)
+    done = torch.zeros(*r_shape, dtype=torch.bool)
+    done[:, -1] = True
+    done[0, 1] = True
+    td = TensorDict({
+        "agents": TensorDict({"observation": torch.randn(B, T, N, OBS, generator=g)}, [B, T, N]),
+        "next": TensorDict({
+            "agents": TensorDict({"observation": torch.randn(B, T, N, OBS, generator=g)}, [B, T, N]),
+            "reward": torch.randn(*r_shape, generator=g) * scale,
+            "done": done, "terminated": done.clone(),
+        }, [B, T]),
+    }, [B, T])
+    with torch.no_grad():
+        sampled = actor(td.clone())
+    td["agents", "action"] = sampled["agents", "action"]
+    td["agents", "action_log_prob"] = sampled["agents", "action_log_prob"]
+    if advantage:
+        td["agents", "advantage"] = torch.randn(B, T, N, 1, generator=g)
+        td["agents", "value_target"] = torch.randn(B, T, N, 1, generator=g) * scale
+        td.set_("agents", td["agents"])
+    return td
+
+
+NORMS = {
+    "none": lambda: None,
+    "popart": lambda: PopArtValueNorm(shape=1, beta=0.9),
+    "running": lambda: RunningValueNorm(shape=1),
+    "percentile": lambda: PercentileValueNorm(shape=1, rate=0.3, center=True, min_scale=0.5),
+}
+CASES = [
+    ("mappo", "MAPPOLoss", "none", {}, {}),
+    ("mappo_popart", "MAPPOLoss", "popart", {}, {"scale": 30.0}),
+    ("mappo_running", "MAPPOLoss", "running", {}, {"scale": 30.0}),
+    ("mappo_percentile", "MAPPOLoss", "percentile", {}, {}),
+    ("popart_clip_value", "MAPPOLoss", "popart", {"clip_value": 0.2}, {}),
+    ("popart_l2_sum", "MAPPOLoss", "popart", {"loss_critic_type": "l2", "reduction": "sum", "normalize_advantage": False}, {}),
+    ("popart_separate", "MAPPOLoss", "popart", {"separate_losses": True}, {}),
+    ("per_agent_reward", "MAPPOLoss", "popart", {}, {"per_agent_reward": True}),
+    ("none_reduction", "MAPPOLoss", "none", {"reduction": "none"}, {}),
+    ("no_normalize", "MAPPOLoss", "none", {"normalize_advantage": False}, {}),
+    ("ippo", "IPPOLoss", "none", {}, {}),
+    ("ippo_running", "IPPOLoss", "running", {}, {}),
+]
+
+
+def _build(cls_name: str, norm: str, kwargs: dict, centralized: bool):
+    actor, critic = _nets(0, centralized)
+    theirs_cls, ours_cls = getattr(trl_mappo, cls_name), getattr(ours, cls_name)
+    theirs = theirs_cls(actor, critic, value_norm=NORMS[norm](), **kwargs)
+    mine = ours_cls(copy.deepcopy(actor), copy.deepcopy(critic), value_norm=NORMS[norm](), **kwargs)
+    for loss in (theirs, mine):
+        loss.set_keys(**KEYS)
+    mine.load_state_dict(theirs.state_dict())
+    return actor, theirs, mine
+
+
+@pytest.mark.parametrize("case_id,cls_name,norm,kwargs,data_kw", CASES, ids=[c[0] for c in CASES])
+def test_parity(case_id, cls_name, norm, kwargs, data_kw):
+    actor, theirs, mine = _build(cls_name, norm, kwargs, centralized=cls_name == "MAPPOLoss")
+    for step in range(2):  # the second call reads statistics the first one updated
+        td = _data(actor, seed=step, **data_kw)
+        torch.manual_seed(10 + step)
+        ref = theirs(td.clone())
+        torch.manual_seed(10 + step)
+        out = mine(td.clone())
+        assert_td_close(out, ref, atol=1e-6, rtol=1e-5)
+        theirs.zero_grad()
+        mine.zero_grad()
+        loss_sum(ref).backward()
+        loss_sum(out).backward()
+        assert_grads_close(mine, theirs)
+        assert set(mine.state_dict()) == set(theirs.state_dict())
+        for name, buf in theirs.state_dict().items():
+            if name.startswith("value_norm."):
+                torch.testing.assert_close(mine.state_dict()[name], buf, atol=1e-6, rtol=1e-6)
+
+
+def test_precomputed_advantage_parity():
+    actor, theirs, mine = _build("MAPPOLoss", "popart", {}, centralized=True)
+    for loss in (theirs, mine):
+        loss.set_keys(advantage=("agents", "advantage"), value_target=("agents", "value_target"))
+    td = _data(actor, advantage=True, scale=10.0)
+    torch.manual_seed(3)
+    ref = theirs(td.clone())
+    torch.manual_seed(3)
+    out = mine(td.clone())
+    assert_td_close(out, ref)
+    torch.testing.assert_close(mine.value_norm.running_mean, theirs.value_norm.running_mean, atol=0, rtol=0)
+
+
+def test_defaults_are_mappos():
+    actor, critic = _nets(0, True)
+    loss = ours.MAPPOLoss(actor, critic)
+    loss.set_keys(**KEYS)
+    assert loss.normalize_advantage and tuple(loss.normalize_advantage_exclude_dims) == (-2,)
+    loss.make_value_estimator()
+    assert loss.value_type == ValueEstimators.MAGAE and isinstance(loss._value_estimator, trl_adv.MultiAgentGAE)
+
+
+class _Reached(AssertionError):
+    pass
+
+
+def _raiser(name):
+    def boom(*args, **kwargs):
+        raise _Reached(name)
+
+    return boom
+
+
+@pytest.mark.parametrize("norm", ["popart", "running", "percentile"])
+def test_no_torchrl_math(monkeypatch, norm):
+    actor, critic = _nets(0, True)
+    loss = ours.MAPPOLoss(actor, critic, value_norm=NORMS[norm](), clip_value=0.2)
+    loss.set_keys(**KEYS)
+    td = _data(actor, scale=5.0)
+    for cls, names in ((trl_ppo.PPOLoss, ("forward", "loss_critic", "_critic_loss_inputs", "_log_weight")),
+                       (trl_ppo.ClipPPOLoss, ("forward",)), (trl_mappo._MultiAgentPPOMixin, ("_critic_loss_inputs",)),
+                       (trl_adv.GAE, ("forward", "value_estimate")), (trl_adv.MultiAgentGAE, ("_prepare_signals",))):
+        for name in names:
+            if name in cls.__dict__:
+                monkeypatch.setattr(cls, name, _raiser(f"{cls.__name__}.{name}"))
+    for cls in (trl_vn.PopArtValueNorm, trl_vn.RunningValueNorm, trl_vn.PercentileValueNorm):
+        for name in ("update", "normalize", "denormalize", "scale", "_running_stats", "_var"):
+            if name in cls.__dict__:
+                monkeypatch.setattr(cls, name, _raiser(f"{cls.__name__}.{name}"))
+    before = {k: v.clone() for k, v in loss.value_norm.state_dict().items()}
+    out = loss(td)
+    loss_sum(out).backward()
+    assert "value_clip_fraction" in out.keys()
+    assert any(not torch.equal(before[k], v) for k, v in loss.value_norm.state_dict().items())
+
+
+def test_advantage_norm_statistics_functional(monkeypatch):
+    """``advantage_norm`` (the PPO family's ValueNorm) updates through the functional normaliser."""
+    actor, critic = _nets(0, False)
+    theirs = trl_ppo.ClipPPOLoss(actor, critic, advantage_norm=PopArtValueNorm(shape=1, beta=0.5))
+    mine = ours.ClipPPOLoss(copy.deepcopy(actor), copy.deepcopy(critic), advantage_norm=PopArtValueNorm(shape=1, beta=0.5))
+    for loss in (theirs, mine):
+        loss.set_keys(**KEYS)
+        loss.make_value_estimator(ValueEstimators.GAE, gamma=0.9, lmbda=0.8)
+    td = _data(actor, per_agent_reward=True, scale=4.0)
+    torch.manual_seed(1)
+    ref = theirs(td.clone())
+    for name in ("update", "scale", "_running_stats"):
+        monkeypatch.setattr(trl_vn.PopArtValueNorm, name, _raiser(name))
+    torch.manual_seed(1)
+    out = mine(td.clone())
+    assert_td_close(out, ref)
+    for name, buf in theirs.advantage_norm.state_dict().items():
+        torch.testing.assert_close(mine.advantage_norm.state_dict()[name], buf, atol=1e-6, rtol=1e-6)
+
+
+class _Halving(trl_vn.ValueNorm):
+    """A user's own normaliser: its math is its own (called as TorchRL calls it)."""
+
+    def __init__(self) -> None:
+        super().__init__(shape=1)
+        self.register_buffer("calls", torch.zeros(()))
+
+    def update(self, value_target):
+        self.calls += 1
+
+    def normalize(self, value_target):
+        return value_target / 2
+
+    def denormalize(self, normalised_value):
+        return normalised_value * 2
+
+    def scale(self):
+        return torch.full((1,), 2.0)
+
+
+def test_a_users_own_value_norm_keeps_its_math():
+    actor, critic = _nets(0, True)
+    theirs = trl_mappo.MAPPOLoss(actor, critic, value_norm=_Halving())
+    mine = ours.MAPPOLoss(copy.deepcopy(actor), copy.deepcopy(critic), value_norm=_Halving())
+    for loss in (theirs, mine):
+        loss.set_keys(**KEYS)
+    td = _data(actor)
+    torch.manual_seed(0)
+    ref = theirs(td.clone())
+    torch.manual_seed(0)
+    out = mine(td.clone())
+    assert_td_close(out, ref)
+    assert mine.value_norm.calls.item() == theirs.value_norm.calls.item() == 1

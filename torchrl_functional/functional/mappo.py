@@ -1,0 +1,159 @@
+"""Multi-agent PPO (MAPPO, IPPO) as pure functions of a TensorDict of precomputed outputs.
+
+Yu et al. 2022, "The Surprising Effectiveness of PPO in Cooperative Multi-Agent Games"
+(arXiv 2103.01955); de Witt et al. 2020, "Is Independent Learning All You Need in the
+StarCraft Multi-Agent Challenge?" (arXiv 2011.09533). The clipped-surrogate loss of
+:func:`~torchrl_functional.functional.clip_ppo_loss` on per-agent entries ``[*B, T, N, ...]``
+with TorchRL 0.14's ``MAPPOLoss`` defaults: team rewards broadcast to the agents by the
+``"magae"`` estimator, the advantage standardised per agent, and an optional value
+normaliser (PopArt, running, percentile) whose statistics are an input and whose updated
+statistics are the ``"value_norm"`` output. The two losses differ only in the critic the
+caller ran (centralised for MAPPO, per-agent for IPPO).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from ..errors import HyperparameterError
+from .keys import NestedKey, PPOKeys
+from .ppo import DistClass, EntropyCoeff, Number, _clip_ppo
+from .value_norm import ValueNormalizer
+
+__all__ = ["mappo_loss", "ippo_loss"]
+
+
+def _check_value_norm(name: str, value_norm: Any, stats: Any) -> None:
+    if value_norm is None:
+        return
+    if not (callable(getattr(value_norm, "update", None)) and callable(getattr(value_norm, "normalize", None))):
+        raise HyperparameterError(
+            name, "value_norm",
+            f"expected a ValueNormalizer (or an object with update(stats, x) and normalize(stats, x)), "
+            f"got {type(value_norm).__name__}",
+        )
+    if not isinstance(stats, TensorDictBase):
+        raise HyperparameterError(
+            name, "value_norm_stats",
+            "value_norm needs its statistics as a TensorDict (value_norm.init(shape) gives initial ones)",
+        )
+
+
+def mappo_loss(
+    td: TensorDictBase,
+    dist_class: DistClass | None = None,
+    *,
+    value_norm: ValueNormalizer | None = None,
+    value_norm_stats: TensorDictBase | None = None,
+    clip_epsilon: Number | tuple[float, float] = 0.2,
+    entropy_bonus: bool = True,
+    samples_mc_entropy: int = 1,
+    entropy_coeff: EntropyCoeff = 0.01,
+    critic_coeff: Number | None = 1.0,
+    loss_critic_type: str = "smooth_l1",
+    clip_value: Number | bool | None = None,
+    normalize_advantage: bool = True,
+    normalize_advantage_exclude_dims: tuple[int, ...] = (-2,),
+    advantage_scale: Number | None = None,
+    max_importance_ratio: Number | None = None,
+    log_explained_variance: bool = True,
+    diagnostics: bool = True,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+    loss_mask_key: NestedKey | None = "auto",
+    value_estimator: Any = "magae",
+    gamma: Number = 0.99,
+    lmbda: Number = 0.95,
+    time_dim: int | None = None,
+    rho_thresh: Number = 1.0,
+    c_thresh: Number = 1.0,
+    keys: PPOKeys | Mapping[str, NestedKey] | None = None,
+    generator: torch.Generator | None = None,
+) -> TensorDict:
+    """Multi-agent clipped PPO with a centralised critic, as TorchRL's ``MAPPOLoss``.
+
+    ``loss_objective`` as :func:`~torchrl_functional.functional.clip_ppo_loss`; the advantage
+    is standardised over every dim but the agent dim (``normalize_advantage_exclude_dims``).
+    With ``value_norm``, the statistics are first updated with the (detached) value target,
+    then the target (detached), ``V(s)`` and the old ``V(s)`` are normalised with the updated
+    statistics before the distance, the value clipping and the explained variance; the
+    updated statistics are returned as ``"value_norm"`` (feed them to the next call).
+    TorchRL updates them on every call, also outside training; so does this function.
+
+    Args:
+        value_norm: a :class:`~torchrl_functional.functional.ValueNormalizer` (or any object with
+            ``update(stats, x) -> stats`` and ``normalize(stats, x) -> x``), or ``None``.
+        value_norm_stats: its statistics (TensorDict without batch dims, TorchRL's buffer
+            names, ``[*F]``), required with ``value_norm``; not modified.
+        clip_epsilon: as :func:`~torchrl_functional.functional.clip_ppo_loss`.
+        td, dist_class, entropy_bonus, samples_mc_entropy, entropy_coeff, critic_coeff,
+            loss_critic_type, clip_value, normalize_advantage, normalize_advantage_exclude_dims,
+            advantage_scale, max_importance_ratio, log_explained_variance, diagnostics, reduction,
+            loss_mask_key, value_estimator, gamma, lmbda, time_dim, rho_thresh, c_thresh, keys,
+            generator: as :func:`~torchrl_functional.functional.clip_ppo_loss` (entries ``[*B, N, ...]``
+            with ``N`` agents); ``value_estimator`` defaults to ``"magae"`` (team signals
+            ``[*B, 1]`` broadcast to the agents).
+
+    Returns:
+        TensorDict with the outputs of :func:`~torchrl_functional.functional.clip_ppo_loss`
+        and, with ``value_norm`` and a critic term, ``"value_norm"`` (the new statistics).
+    """
+    _check_value_norm("mappo_loss", value_norm, value_norm_stats)
+    return _clip_ppo("mappo_loss", td, dist_class, dict(locals()))
+
+
+def ippo_loss(
+    td: TensorDictBase,
+    dist_class: DistClass | None = None,
+    *,
+    value_norm: ValueNormalizer | None = None,
+    value_norm_stats: TensorDictBase | None = None,
+    clip_epsilon: Number | tuple[float, float] = 0.2,
+    entropy_bonus: bool = True,
+    samples_mc_entropy: int = 1,
+    entropy_coeff: EntropyCoeff = 0.01,
+    critic_coeff: Number | None = 1.0,
+    loss_critic_type: str = "smooth_l1",
+    clip_value: Number | bool | None = None,
+    normalize_advantage: bool = True,
+    normalize_advantage_exclude_dims: tuple[int, ...] = (-2,),
+    advantage_scale: Number | None = None,
+    max_importance_ratio: Number | None = None,
+    log_explained_variance: bool = True,
+    diagnostics: bool = True,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+    loss_mask_key: NestedKey | None = "auto",
+    value_estimator: Any = "magae",
+    gamma: Number = 0.99,
+    lmbda: Number = 0.95,
+    time_dim: int | None = None,
+    rho_thresh: Number = 1.0,
+    c_thresh: Number = 1.0,
+    keys: PPOKeys | Mapping[str, NestedKey] | None = None,
+    generator: torch.Generator | None = None,
+) -> TensorDict:
+    """Independent multi-agent PPO (per-agent critics), as TorchRL's ``IPPOLoss``.
+
+    The same math as :func:`mappo_loss` (TorchRL's ``IPPOLoss`` is ``MAPPOLoss`` with
+    another critic): ``V(s)`` comes from each agent's own critic.
+
+    Args:
+        value_norm, value_norm_stats: as :func:`mappo_loss` (rarely used with IPPO).
+        clip_epsilon: as :func:`~torchrl_functional.functional.clip_ppo_loss`.
+        td, dist_class, entropy_bonus, samples_mc_entropy, entropy_coeff, critic_coeff,
+            loss_critic_type, clip_value, normalize_advantage, normalize_advantage_exclude_dims,
+            advantage_scale, max_importance_ratio, log_explained_variance, diagnostics, reduction,
+            loss_mask_key, value_estimator, gamma, lmbda, time_dim, rho_thresh, c_thresh, keys,
+            generator: as :func:`~torchrl_functional.functional.clip_ppo_loss` (entries ``[*B, N, ...]``
+            with ``N`` agents); ``value_estimator`` defaults to ``"magae"`` (team signals
+            ``[*B, 1]`` broadcast to the agents).
+
+    Returns:
+        As :func:`mappo_loss`.
+    """
+    _check_value_norm("ippo_loss", value_norm, value_norm_stats)
+    return _clip_ppo("ippo_loss", td, dist_class, dict(locals()))
+
