@@ -173,3 +173,19 @@ __all__ = [
 from .functional import SACV1Keys, sac_v1_loss  # noqa: E402
 
 __all__ += ["sac_v1_loss", "SACV1Keys"]
+
+# model-based: DreamerV3
+from .functional import (  # noqa: E402
+    DreamerV3ActorKeys,
+    DreamerV3ModelKeys,
+    DreamerV3ValueKeys,
+    dreamer_v3_actor_loss,
+    dreamer_v3_model_loss,
+    dreamer_v3_replay_value_loss,
+    dreamer_v3_value_loss,
+)
+
+__all__ += [
+    "dreamer_v3_model_loss", "dreamer_v3_value_loss", "dreamer_v3_replay_value_loss", "dreamer_v3_actor_loss",
+    "DreamerV3ModelKeys", "DreamerV3ActorKeys", "DreamerV3ValueKeys",
+]

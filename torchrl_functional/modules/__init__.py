@@ -25,3 +25,8 @@ __all__ = [
     "CQLLoss", "DiscreteCQLLoss",
     "GRPOLoss", "DAPO", "CISPOLoss", "SFTLoss", "DistillationLoss",
 ]
+
+# model-based: DreamerV3
+from .model_based import DreamerV3ActorLoss, DreamerV3ModelLoss, DreamerV3ValueLoss  # noqa: E402
+
+__all__ += ["DreamerV3ModelLoss", "DreamerV3ActorLoss", "DreamerV3ValueLoss"]
