@@ -104,7 +104,7 @@ def dreamer_v3_model_loss(
 
     Args:
         td: the world model's output (not modified); every entry under ``"next"``, ``B`` the
-            batch shape of the true reward:
+            batch shape of ``td`` (TorchRL's ``[B, T]``):
 
             - ``"true_reward"`` ``[*B, 1]``: observed reward (a constant target);
             - ``"reward_logits"`` ``[*B, K]`` (``reward_two_hot``) or ``"reward"`` ``[*B, 1]``;
@@ -142,11 +142,9 @@ def dreamer_v3_model_loss(
     check_range(name, "continue_target_scale", continue_target_scale, 0.0, 1.0, low_open=True)
     check_range(name, "kl_alpha", kl_alpha, 0.0, 1.0)
     check_range(name, "free_bits", free_bits, 0.0)
+    batch = td.batch_size
     true_reward = read_float(name, td, next_key(k.true_reward), "the observed reward (TorchRL's loss renames "
-                             "('next', 'reward') to it before running the world model)")
-    if true_reward.ndim < 1 or true_reward.shape[-1] != 1:
-        raise EntryShapeError(name, next_key(k.true_reward), f"expected [*B, 1], got {tuple(true_reward.shape)}")
-    batch = true_reward.shape[:-1]
+                             "('next', 'reward') to it before running the world model)", batch + (1,), "[*B, 1]")
 
     post_key, prior_key = next_key(k.posterior_logits), next_key(k.prior_logits)
     posterior = read_float(name, td, post_key, "the RSSM posterior's logits")
@@ -216,18 +214,14 @@ def dreamer_v3_model_loss(
 
 
 def _critic_prediction(name: str, td: TensorDictBase, k: DreamerV3ValueKeys, value_loss: str,
-                       batch: torch.Size | None, bins: Tensor | None, num_bins: int) -> tuple[Tensor, Tensor | None]:
+                       batch: torch.Size, bins: Tensor | None, num_bins: int) -> tuple[Tensor, Tensor | None]:
     """The critic's output (``[*B, K]`` logits or ``[*B]`` value) and the support for two-hot."""
     if value_loss == "two_hot":
         logits = read_float(name, td, k.value_logits, "the critic's two-hot logits")
         bins = bins_for(name, "num_value_bins", bins, num_bins, logits)
-        if logits.shape[-1:] != bins.shape or (batch is not None and logits.shape[:-1] != batch):
-            expected = (tuple(batch) if batch is not None else ("*B",)) + (bins.shape[0],)
-            raise EntryShapeError(name, k.value_logits, f"expected {expected}, got {tuple(logits.shape)}")
+        check_shape(name, k.value_logits, logits, batch + bins.shape, f"{bins.shape[0]} value bins")
         return logits, bins
-    value = read_float(name, td, k.value, "the critic's value")
-    if value.shape[-1:] != (1,) or (batch is not None and value.shape[:-1] != batch):
-        raise EntryShapeError(name, k.value, f"expected {tuple(batch or ()) + (1,)}, got {tuple(value.shape)}")
+    value = read_float(name, td, k.value, "the critic's value", batch + (1,), "[*B, 1]")
     return value.squeeze(-1), None
 
 
@@ -253,7 +247,7 @@ def dreamer_v3_value_loss(
     lambda-return, weighted by the imagination discount, plus an optional slow-critic term.
 
     Args:
-        td: imagined states (not modified), ``B`` the batch shape of ``"lambda_target"``:
+        td: imagined states (not modified), ``B`` its batch shape:
 
             - ``"lambda_target"`` ``[*B, 1]``: the return to regress (used as given);
             - ``"state_value"`` ``[*B, 1]`` (``"symlog_mse"``) or ``"state_value_logits"``
@@ -280,11 +274,9 @@ def dreamer_v3_value_loss(
     check_reduction(name, reduction)
     check_range(name, "gamma", gamma, 0.0, 1.0)
     check_range(name, "slow_critic_regularization", slow_critic_regularization, 0.0)
-    target = read_float(name, td, k.lambda_target, "the imagined lambda-return (DreamerV3ActorLoss writes it)")
-    if target.ndim < 1 or target.shape[-1] != 1:
-        raise EntryShapeError(name, k.lambda_target, f"expected [*B, 1], got {tuple(target.shape)}")
-    batch = target.shape[:-1]
-    target = target.squeeze(-1)
+    batch = td.batch_size
+    target = read_float(name, td, k.lambda_target, "the imagined lambda-return (DreamerV3ActorLoss writes it)",
+                        batch + (1,), "[*B, 1]").squeeze(-1)
     prediction, bins = _critic_prediction(name, td, k, value_loss, batch, value_bins, num_value_bins)
     weight = td.get(k.discount_weight, None)
     if weight is not None:
@@ -324,7 +316,7 @@ def dreamer_v3_replay_value_loss(
     of the next rewards, bootstrapped from the first imagined return of each state.
 
     Args:
-        td: replayed posterior features (not modified), ``[*B, T]`` with time last:
+        td: replayed posterior features (not modified), batch ``[*B, T]`` with time last:
 
             - ``"state_value"`` ``[*B, T, 1]`` or ``"state_value_logits"`` ``[*B, T, K]``;
             - ``("next", "reward"/"done"/"terminated")`` ``[*B, T]`` or ``[*B, T, 1]``;
@@ -340,8 +332,9 @@ def dreamer_v3_replay_value_loss(
         keys: :class:`DreamerV3ValueKeys` or a mapping of renamed entries.
 
     Returns:
-        ``loss_replay_value``; the return target is detached (TorchRL computes it without
-        gradients), the last step and the steps that end an episode are weighted 0.
+        ``loss_replay_value``; the return target is detached from ``reward`` and ``bootstrap``
+        (TorchRL computes it without gradients) but keeps the graph of ``horizon`` and ``lmbda``;
+        the last step and the steps that end an episode are weighted 0.
     """
     name = "dreamer_v3_replay_value_loss"
     k = resolve_keys(keys, DreamerV3ValueKeys, name)
@@ -349,10 +342,10 @@ def dreamer_v3_replay_value_loss(
     check_reduction(name, reduction)
     check_range(name, "horizon", horizon, 1.0)
     check_range(name, "lmbda", lmbda, 0.0, 1.0)
-    prediction, bins = _critic_prediction(name, td, k, value_loss, None, value_bins, num_value_bins)
-    seq = prediction.shape if value_loss == "symlog_mse" else prediction.shape[:-1]
+    seq = td.batch_size
     if len(seq) < 1:
-        raise EntryShapeError(name, k.value, "expected a time dimension")
+        raise EntryShapeError(name, k.reward, f"expected a TensorDict with a time dimension, got batch {tuple(seq)}")
+    prediction, bins = _critic_prediction(name, td, k, value_loss, seq, value_bins, num_value_bins)
 
     def signal(key: Any, flag: bool, hint: str) -> Tensor:
         x = require(name, td, key, hint)
@@ -365,11 +358,12 @@ def dreamer_v3_replay_value_loss(
     done = signal(next_key(k.done), True, "the replayed done flag")
     terminated = signal(next_key(k.terminated), True, "the replayed terminated flag")
     bootstrap = signal(k.bootstrap, False, "the first imagined return of each replay state")
-    with torch.no_grad():
-        target = td_lambda_return_estimate(
-            1 - 1 / horizon, lmbda, bootstrap[..., 1:, :], reward[..., 1:, :], done[..., 1:, :],
-            terminated[..., 1:, :],
-        ).squeeze(-1)
+    # the target is a constant of the networks (TorchRL computes it under no_grad); it keeps the
+    # graph of horizon and lmbda only
+    target = td_lambda_return_estimate(
+        1 - 1 / horizon, lmbda, bootstrap.detach()[..., 1:, :], reward.detach()[..., 1:, :], done[..., 1:, :],
+        terminated[..., 1:, :],
+    ).squeeze(-1)
     weight = (~done[..., :-1, 0]).to(target.dtype)
     pred = prediction[..., :-1, :] if value_loss == "two_hot" else prediction[..., :-1]
     loss = _step_loss(value_loss, pred, target, bins)

@@ -39,6 +39,7 @@ def dreamer_v3_lambda_target(
     value_estimator: Any = "td_lambda",
     gamma: Scalar = 0.99,
     lmbda: Scalar = 0.95,
+    time_dim: int = -2,
 ) -> Tensor:
     """Returns of an imagined trajectory: ``R[t] = r[t] + gamma c[t] ((1 - lmbda) V(s'[t]) + lmbda R[t+1])``.
 
@@ -53,6 +54,9 @@ def dreamer_v3_lambda_target(
         value_estimator: ``"td0"``, ``"td1"``, ``"td_lambda"`` or a ``ValueEstimators`` member.
         gamma: discount (number or tensor; differentiable).
         lmbda: trace decay (number or tensor; differentiable).
+        time_dim: the time dim of the estimator without continuations. ``-1`` reproduces
+            TorchRL 0.14.1's ``DreamerV3ActorLoss``, whose estimator runs along the trailing
+            singleton dim (every step then bootstraps from its own ``V(s')``: one-step targets).
 
     Returns:
         ``[*B, T, 1]``; nothing is detached.
@@ -64,7 +68,7 @@ def dreamer_v3_lambda_target(
     never = torch.zeros(reward.shape, dtype=torch.bool, device=reward.device)
     if continuation is None:
         return value_target(kind, gamma=gamma, lmbda=lmbda, next_state_value=next_value, reward=reward,
-                            done=never, terminated=never, loss=name)[1]
+                            done=never, terminated=never, time_dim=time_dim, loss=name)[1]
     trace = {"td0": 0.0, "td1": 1.0}.get(kind, lmbda)
     return td_lambda_return_estimate(gamma * continuation, trace, next_value, reward, never, never)
 
@@ -75,6 +79,7 @@ def dreamer_v3_actor_loss(
     value_estimator: Any = "td_lambda",
     gamma: Scalar = 0.99,
     lmbda: Scalar = 0.95,
+    time_dim: int = -2,
     discount_loss: bool = True,
     entropy_bonus: Scalar = 3e-4,
     use_reinforce: bool = False,
@@ -91,8 +96,11 @@ def dreamer_v3_actor_loss(
     or ``-E[w_t log pi(a_t|s_t) sg(R_t - V(s_t)) / S]`` (REINFORCE), minus ``eta E[w_t H_t]``.
 
     ``R`` is :func:`dreamer_v3_lambda_target`, ``w`` the cumulative imagination discount
-    (``w_0 = c_0``, ``w_t = w_{t-1} gamma c_t``, detached) and ``S = max(min_scale, high - low)``
-    the return-percentile span, after one EMA step on ``R`` when ``update_return_statistics``.
+    (``w_0 = c_0``, ``w_t = w_{t-1} gamma c_t``) and ``S = max(min_scale, high - low)`` the
+    return-percentile span, after one EMA step on ``R`` when ``update_return_statistics``.
+    As TorchRL, ``w``, the REINFORCE advantage and the statistics are constants of the networks
+    (continuations, rewards, values detached); unlike TorchRL they keep their graph to tensor
+    hyperparameters (``gamma``, ``lmbda``, the rate), so meta-gradients see every path.
 
     Args:
         td: the imagined trajectory (not modified), entries ``[*B, T, 1]`` (time at dim -2):
@@ -105,6 +113,8 @@ def dreamer_v3_actor_loss(
         value_estimator: ``"td0"``, ``"td1"``, ``"td_lambda"`` or a ``ValueEstimators`` member.
         gamma: discount of the returns and of the weights.
         lmbda: trace decay of the returns.
+        time_dim: time dim of the returns without continuations (``-1``: TorchRL 0.14.1's
+            one-step targets, see :func:`dreamer_v3_lambda_target`).
         discount_loss: weight each step by ``w_t`` (else 1).
         entropy_bonus: ``eta``.
         use_reinforce: the score-function estimator instead of the reparameterised one.
@@ -133,11 +143,10 @@ def dreamer_v3_actor_loss(
     if not 0 <= low_q < high_q <= 1:
         raise HyperparameterError(name, "return_normalization_quantiles",
                                   f"expected 0 <= low < high <= 1, got {return_normalization_quantiles}")
-    reward = read_float(name, td, next_key(k.reward), "the imagined reward (the world model's reward head)")
-    if reward.ndim < 2 or reward.shape[-1] != 1:
-        raise EntryShapeError(name, next_key(k.reward), f"expected [*B, T, 1], got {tuple(reward.shape)}")
-    shape = reward.shape
-    what = "the imagined reward's shape"
+    if td.ndim < 1:
+        raise EntryShapeError(name, next_key(k.reward), "expected a TensorDict with a time dimension [*B, T]")
+    shape, what = td.batch_size + (1,), "[*B, T, 1]"
+    reward = read_float(name, td, next_key(k.reward), "the imagined reward (the world model's reward head)", shape, what)
     next_value = read_float(name, td, next_key(k.value), "V(s') of the imagined next states", shape, what)
     root_cont, next_cont = td.get(k.continuation, None), td.get(next_key(k.continuation), None)
     if (root_cont is None) != (next_cont is None):
@@ -146,20 +155,26 @@ def dreamer_v3_actor_loss(
     if next_cont is not None:
         next_cont = read_float(name, td, next_key(k.continuation), "", shape, what)
         root_cont = read_float(name, td, k.continuation, "", shape, what)
-    lambda_target = dreamer_v3_lambda_target(reward, next_value, next_cont, value_estimator=value_estimator,
-                                             gamma=gamma, lmbda=lmbda)
+    returns = dict(value_estimator=value_estimator, gamma=gamma, lmbda=lmbda, time_dim=time_dim)
+    lambda_target = dreamer_v3_lambda_target(reward, next_value, next_cont, **returns)
+    # the same returns as constants of the networks (their graph to gamma/lmbda kept): the
+    # REINFORCE advantage and the percentile statistics read them
+    constant_target = None
+    if use_reinforce or (return_normalization and update_return_statistics):
+        constant_target = dreamer_v3_lambda_target(
+            reward.detach(), next_value.detach(), None if next_cont is None else next_cont.detach(), **returns)
     if discount_loss:
-        c = root_cont if root_cont is not None else torch.ones_like(lambda_target)
-        discount = torch.cat([c[..., :1, :], gamma * c[..., 1:, :]], dim=-2).cumprod(dim=-2).detach()
+        c = root_cont.detach() if root_cont is not None else torch.ones_like(lambda_target).detach()
+        discount = torch.cat([c[..., :1, :], gamma * c[..., 1:, :]], dim=-2).cumprod(dim=-2)
     else:
         discount = torch.ones_like(lambda_target).detach()
 
     zero = lambda_target.new_zeros(1)
-    low = zero if return_low is None else return_low
-    high = zero if return_high is None else return_high
+    low = zero if return_low is None else return_low.to(lambda_target.dtype)
+    high = zero if return_high is None else return_high.to(lambda_target.dtype)
     if return_normalization:
         if update_return_statistics:
-            low, high = return_percentile_update(lambda_target, low, high, rate=return_normalization_rate,
+            low, high = return_percentile_update(constant_target, low, high, rate=return_normalization_rate,
                                                  quantiles=(float(low_q), float(high_q)))
         scale = return_scale(low, high, return_normalization_min_scale).reshape(())
     else:
@@ -168,7 +183,7 @@ def dreamer_v3_actor_loss(
     if use_reinforce:
         log_prob = read_float(name, td, k.log_prob, "log pi(a|s) of the stopped imagined action", shape, what)
         baseline = read_float(name, td, k.value, "V(s) of the imagined states (the baseline)", shape, what)
-        advantage = (lambda_target - baseline).detach() / scale
+        advantage = (constant_target - baseline.detach()) / scale
         loss = -(discount * log_prob * advantage).mean()
     else:
         loss = -(discount * lambda_target / scale).mean()

@@ -177,14 +177,16 @@ def categorical_kl_terms(posterior_logits: Tensor, prior_logits: Tensor, free_na
         unimix: uniform mixture weight in ``[0, 1)``.
 
     Returns:
-        ``(dynamics, representation)``, 0-d. ``dynamics`` is detached from the posterior and
-        ``representation`` from the prior.
+        ``(dynamics, representation)``, 0-d. ``dynamics`` is detached from the posterior's logits
+        and ``representation`` from the prior's (a tensor ``unimix`` keeps its graph in both).
     """
+    # the stop-gradients act on the networks' logits; a tensor unimix keeps its graph everywhere
     posterior = _unimix_probs(posterior_logits, unimix)
     prior = _unimix_probs(prior_logits, unimix)
-    posterior_log, prior_log = posterior.log(), prior.log()
-    dynamics = (posterior.detach() * (posterior_log.detach() - prior_log)).sum((-1, -2))
-    representation = (posterior * (posterior_log - prior_log.detach())).sum((-1, -2))
+    posterior_sg = _unimix_probs(posterior_logits.detach(), unimix)
+    prior_sg = _unimix_probs(prior_logits.detach(), unimix)
+    dynamics = (posterior_sg * (posterior_sg.log() - prior.log())).sum((-1, -2))
+    representation = (posterior * (posterior.log() - prior_sg.log())).sum((-1, -2))
     if isinstance(free_nats, Tensor) or free_nats:
         dynamics, representation = _floor(dynamics, free_nats), _floor(representation, free_nats)
     return dynamics.mean(), representation.mean()
@@ -220,7 +222,7 @@ def return_percentile_update(returns: Tensor, low: Tensor, high: Tensor, *, rate
     """One EMA step of the return percentiles: ``low <- lerp(low, Q_lo(R), rate)``, same for ``high``.
 
     Args:
-        returns: ``[*S, 1]`` returns (detached here, as TorchRL's ``PercentileValueNorm.update``).
+        returns: ``[*S, 1]`` returns (used as given: pass them detached from the networks).
         low: ``[1]`` (or 0-d) current low-quantile EMA.
         high: same shape, current high-quantile EMA.
         rate: EMA rate in ``[0, 1]`` (differentiable if a tensor).
@@ -229,7 +231,7 @@ def return_percentile_update(returns: Tensor, low: Tensor, high: Tensor, *, rate
     Returns:
         ``(new_low, new_high)``, shaped like ``low``.
     """
-    flat = returns.detach().reshape(-1, 1).to(low.dtype)
+    flat = returns.reshape(-1, 1).to(low.dtype)
     q = torch.tensor(quantiles, dtype=flat.dtype, device=flat.device)
     batch_low, batch_high = torch.quantile(flat, q, dim=0)
     batch_low, batch_high = batch_low.reshape(low.shape), batch_high.reshape(high.shape)

@@ -173,10 +173,22 @@ class DreamerV3ValueLoss(FunctionalCallMixin, _trl.DreamerV3ValueLoss):
 class DreamerV3ActorLoss(FunctionalCallMixin, _trl.DreamerV3ActorLoss):
     """Drop-in ``torchrl.objectives.DreamerV3ActorLoss``: ``forward`` runs the imagined rollout as
     TorchRL does, then :func:`~torchrl_functional.functional.dreamer_v3_actor_loss` computes the loss
-    (and the return-statistics update the module stores in ``retnorm``)."""
+    (and the return-statistics update the module stores in ``retnorm``).
+
+    Keyword Args:
+        lambda_over_time (bool): without a continuation model, compute the lambda-returns along
+            the imagined time axis (DreamerV3's returns). TorchRL 0.14.1 runs its estimator on a
+            TensorDict without batch dims, hence along the trailing singleton dim: one-step
+            targets ``r + gamma V(s')``. Default ``False`` (TorchRL's numbers); an estimator whose
+            ``time_dim`` is set is honoured either way.
+    """
 
     _LOG_PROB = (PRIVATE, "log_prob")
     _ENTROPY = (PRIVATE, "entropy")
+
+    def __init__(self, *args, lambda_over_time: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lambda_over_time = bool(lambda_over_time)
 
     def _returns_config(self) -> dict:
         est = self.value_estimator
@@ -186,7 +198,12 @@ class DreamerV3ActorLoss(FunctionalCallMixin, _trl.DreamerV3ActorLoss):
         if getattr(est, "average_rewards", False):
             raise NotImplementedError("DreamerV3ActorLoss: average_rewards=True is not supported")
         lmbda = getattr(est, "lmbda", None)
-        return {"value_estimator": kind, "gamma": est.gamma, "lmbda": 0.95 if lmbda is None else lmbda}
+        # TorchRL's estimator sees a TensorDict without batch dims: its time dim is the last one
+        time_dim = getattr(est, "time_dim", None)
+        if time_dim is None:
+            time_dim = -2 if self.lambda_over_time else -1
+        return {"value_estimator": kind, "gamma": est.gamma, "lmbda": 0.95 if lmbda is None else lmbda,
+                "time_dim": time_dim}
 
     def lambda_target(self, reward: torch.Tensor, value: torch.Tensor,
                       continuation: torch.Tensor | None = None) -> torch.Tensor:
