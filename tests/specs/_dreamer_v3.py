@@ -4,6 +4,7 @@ TorchRL's class and ours built on identical small networks."""
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from tensordict import TensorDict
@@ -142,19 +143,24 @@ def _pair(make, torchrl_cls, our_cls, kwargs):
     return torchrl_cls(*copy.deepcopy(nets), **kwargs), our_cls(*copy.deepcopy(nets), **kwargs)
 
 
-def model_case(case_id, torchrl_cls, our_cls, *, two_hot: bool, functional_call: bool = False, **kwargs):
-    kwargs = {"reward_two_hot": two_hot, "num_reward_bins": BINS, **kwargs}
+def model_case(case_id, torchrl_cls, our_cls, *, two_hot: bool, functional_call: bool = False,
+               batch: tuple[int, ...] = (2, 3), **kwargs):
+    options = {"reward_two_hot": two_hot, "num_reward_bins": BINS, **kwargs}
 
     def data(seed: int) -> TensorDict:
         g, randn, rand = _gen(seed, torch.float32)
-        b = (2, 3)
+        b = batch
         done = torch.rand(*b, 1, generator=g) < 0.3
         return TensorDict({"state": randn(*b, STATE), "belief": randn(*b, BELIEF), "action": randn(*b, ACT),
                            "next": {"pixels": rand(*b, EVENT) * 4, "reward": randn(*b, 1) * 3, "done": done,
                                     "terminated": done.clone()}}, batch_size=b)
 
-    return ModuleCase(case_id, lambda: _pair(lambda: (_WorldModel(two_hot),), torchrl_cls, our_cls, kwargs),
-                      data, functional_call=functional_call)
+    def rebatch(new_batch: tuple[int, ...]) -> ModuleCase:
+        return model_case(case_id, torchrl_cls, our_cls, two_hot=two_hot, functional_call=functional_call,
+                          batch=new_batch, **kwargs)
+
+    return ModuleCase(case_id, lambda: _pair(lambda: (_WorldModel(two_hot),), torchrl_cls, our_cls, options),
+                      data, functional_call=functional_call, rebatch=rebatch)
 
 
 def _value_model(two_hot: bool):
@@ -168,8 +174,8 @@ def _value_model(two_hot: bool):
                                                        out_keys=["state_value"]))
 
 
-def value_case(case_id, torchrl_cls, our_cls, *, two_hot: bool, batch, functional_call: bool = False, **kwargs):
-    kwargs = {"value_loss": "two_hot" if two_hot else "symlog_mse", "num_value_bins": BINS, **kwargs}
+def value_case(case_id, torchrl_cls, our_cls, *, two_hot: bool, batch, functional_call: bool = False, **options):
+    kwargs = {"value_loss": "two_hot" if two_hot else "symlog_mse", "num_value_bins": BINS, **options}
 
     def build():
         ref, mine = _pair(lambda: (_value_model(two_hot),), torchrl_cls, our_cls, kwargs)
@@ -190,7 +196,11 @@ def value_case(case_id, torchrl_cls, our_cls, *, two_hot: bool, batch, functiona
             td["discount_weight"] = rand(*batch, 1)
         return td
 
-    return ModuleCase(case_id, build, data, functional_call=functional_call)
+    def rebatch(new_batch: tuple[int, ...]) -> ModuleCase:
+        return value_case(case_id, torchrl_cls, our_cls, two_hot=two_hot, batch=new_batch,
+                          functional_call=functional_call, **options)
+
+    return ModuleCase(case_id, build, data, functional_call=functional_call, rebatch=rebatch)
 
 
 def _actor_nets(continuation: bool):
@@ -242,14 +252,14 @@ def _actor_nets(continuation: bool):
 
 
 def actor_case(case_id, torchrl_cls, our_cls, *, continuation: bool = False, functional_call: bool = False,
-               estimator=None, **kwargs):
+               estimator=None, starts: int = 3, horizon: int = 4, **kwargs):
     def build():
         torch.manual_seed(0)
         actor, value, env, cont = _actor_nets(continuation)
         pair = []
         for cls in (torchrl_cls, our_cls):
             a, v, e, c = copy.deepcopy((actor, value, env, cont))
-            loss = cls(a, v, e, continuation_model=c, imagination_horizon=4, **kwargs)
+            loss = cls(a, v, e, continuation_model=c, imagination_horizon=horizon, **kwargs)
             if estimator is not None:
                 hyper = {"lmbda": 0.8} if estimator == ValueEstimators.TDLambda else {}
                 loss.make_value_estimator(estimator, gamma=0.9, **hyper)
@@ -258,6 +268,10 @@ def actor_case(case_id, torchrl_cls, our_cls, *, continuation: bool = False, fun
 
     def data(seed: int) -> TensorDict:
         _, randn, _ = _gen(seed, torch.float32)
-        return TensorDict({"state": randn(3, STATE), "belief": randn(3, BELIEF)}, batch_size=[3])
+        return TensorDict({"state": randn(starts, STATE), "belief": randn(starts, BELIEF)}, batch_size=[starts])
 
-    return ModuleCase(case_id, build, data, functional_call=functional_call)
+    def rebatch(new_batch: tuple[int, ...]) -> ModuleCase:  # start states; the registry bench imagines 15 steps
+        return actor_case(case_id, torchrl_cls, our_cls, continuation=continuation, functional_call=functional_call,
+                          estimator=estimator, starts=math.prod(new_batch), horizon=15, **kwargs)
+
+    return ModuleCase(case_id, build, data, functional_call=functional_call, rebatch=rebatch)

@@ -85,7 +85,7 @@ SPECS = [
             Hyper("lambda_continue", 0.7, layouts=("separate",)),
             Hyper("continue_target_scale", 0.9, invalid=(0.0, 1.5), layouts=("separate",)),
         ),
-        modules.DreamerV3ModelLoss, torchrl_objectives.DreamerV3ModelLoss, _model_cases,
+        modules.DreamerV3ModelLoss, torchrl_objectives.DreamerV3ModelLoss, _model_cases, bench_batch=(16, 16),
         grad_outputs=("loss_model_kl", "loss_model_reco", "loss_model_reward", "loss_model_dynamic",
                       "loss_model_representation", "loss_model_continue"),
     ),
@@ -105,7 +105,7 @@ SPECS = [
             Hyper("gamma", 0.9, invalid=UNIT, layouts=("symlog_time",)),
             Hyper("slow_critic_regularization", 0.5, invalid=(-1.0,), layouts=("two_hot_slow",)),
         ),
-        modules.DreamerV3ValueLoss, torchrl_objectives.DreamerV3ValueLoss, _value_cases,
+        modules.DreamerV3ValueLoss, torchrl_objectives.DreamerV3ValueLoss, _value_cases, bench_batch=(64, 15),
         grad_outputs=("loss_value",),
     ),
     LossSpec(
@@ -127,7 +127,7 @@ SPECS = [
             Hyper("return_normalization_min_scale", 1.0, invalid=(0.0, -1.0), layouts=("reparam",)),
             Hyper("return_normalization_rate", 0.3, invalid=UNIT, layouts=("reinforce",)),
         ),
-        modules.DreamerV3ActorLoss, torchrl_objectives.DreamerV3ActorLoss, _actor_cases,
+        modules.DreamerV3ActorLoss, torchrl_objectives.DreamerV3ActorLoss, _actor_cases, bench_batch=(64,),
         grad_outputs=("loss_actor", "lambda_target"),
     ),
 ]
