@@ -99,10 +99,9 @@ def two_hot_encode(x: Tensor, bins: Tensor) -> Tensor:
     lower_value, upper_value = bins[lower], bins[upper]
     upper_weight = (x - lower_value) / (upper_value - lower_value)
     lower_weight = 1 - upper_weight
-    index = torch.arange(k, device=x.device)
-    at_lower = (index == lower.unsqueeze(-1)).to(x.dtype)
-    at_upper = (index == upper.unsqueeze(-1)).to(x.dtype)
-    return at_lower * lower_weight.unsqueeze(-1) + at_upper * upper_weight.unsqueeze(-1)
+    target = torch.zeros((*x.shape, k), device=x.device, dtype=x.dtype)  # out-of-place scatters
+    target = target.scatter(-1, lower.unsqueeze(-1), lower_weight.unsqueeze(-1))
+    return target.scatter(-1, upper.unsqueeze(-1), upper_weight.unsqueeze(-1))
 
 
 def two_hot_decode(logits: Tensor, bins: Tensor) -> Tensor:
