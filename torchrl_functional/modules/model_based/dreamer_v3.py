@@ -39,11 +39,20 @@ _LEGACY = ("Storing DreamerV3 categorical {what} logits under the decoded {what}
            "will be removed in v0.16. Write logits to the configured {what}_logits key instead.")
 
 
+#: keys objects already built, by class and entry names (frozen: safe to share)
+_KEYS: dict = {}
+
+
 def _keys_from(tensor_keys, cls: type, **private):
     """Our keys object from TorchRL's ``tensor_keys`` (the fields both name), plus private entries."""
     names = {f.name for f in dataclasses.fields(cls)}
     given = {f.name: getattr(tensor_keys, f.name) for f in dataclasses.fields(tensor_keys) if f.name in names}
-    return cls(**{**given, **private})
+    given.update(private)
+    cache_key = (cls, tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(given.items())))
+    keys = _KEYS.get(cache_key)
+    if keys is None:
+        keys = _KEYS[cache_key] = cls(**given)
+    return keys
 
 
 def _match_trailing_dim(source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -109,7 +118,7 @@ class DreamerV3ValueLoss(FunctionalCallMixin, _trl.DreamerV3ValueLoss):
 
     def _critic_inputs(self, tensordict: TensorDictBase, legacy: bool) -> tuple[TensorDict, DreamerV3ValueKeys]:
         tk = self.tensor_keys
-        keys = _keys_from(tk, DreamerV3ValueKeys, slow_value=self._SLOW)
+        keys = _keys_from(tk, DreamerV3ValueKeys, slow_value=self._SLOW, lambda_target="lambda_target")
         online = self._critic(tensordict, self.value_model_params)
         inputs = TensorDict({}, batch_size=tensordict.batch_size)
         if self.value_loss == "two_hot":
@@ -137,7 +146,7 @@ class DreamerV3ValueLoss(FunctionalCallMixin, _trl.DreamerV3ValueLoss):
         out = dreamer_v3_value_loss(
             inputs, value_loss=self.value_loss, discount_loss=self.discount_loss, gamma=gamma,
             value_bins=self.value_bins, slow_critic_regularization=self.slow_critic_regularization,
-            reduction=self.reduction, keys=keys.replace(lambda_target="lambda_target"),
+            reduction=self.reduction, keys=keys,
         )
         self._clear_weakrefs(fake_data, out)
         return out, fake_data.data
