@@ -18,10 +18,10 @@ import torch
 from benchmarks.common import format_table, interleaved_medians
 
 
-def _step(loss, data, seed: int = 0):
+def _step(loss, data, seed: int = 0, loss_outputs=lambda out: out):
     def run():
         torch.manual_seed(seed)
-        out = loss(data.clone(False))
+        out = loss_outputs(loss(data.clone(False)))
         total = sum(v.sum() for k, v in out.items() if k.startswith("loss"))
         total.backward()
         for p in loss.parameters():
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("RL_WARNINGS", "False")
     from tests.specs import SPECS
+    from tests.specs._modules import loss_outputs
 
     rows = []
     for spec in SPECS:
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         ref, mine = case.build()
         data = case.data(0)
         times = interleaved_medians(
-            {"torchrl": _step(ref, data), "ours": _step(mine, data)},
+            {"torchrl": _step(ref, data, loss_outputs=loss_outputs), "ours": _step(mine, data, loss_outputs=loss_outputs)},
             repeats=3 if args.smoke else args.repeats, inner=1 if args.smoke else 3, warmup=1 if args.smoke else 3,
         )
         rows.append({

@@ -25,7 +25,7 @@ def _mkdocs_build(config: Path, site: Path) -> subprocess.CompletedProcess:
     )
 
 
-PAGES = ("index", "onpolicy", "offpolicy", "llm", "value", "kernels", "modules", "comparison", "errors", "pai")
+PAGES = ("index", "onpolicy", "offpolicy", "llm", "dreamer_v3", "value", "kernels", "modules", "comparison", "errors", "pai")
 
 
 @pytest.mark.slow

@@ -93,6 +93,11 @@ def on_policy_case(
 # ----------------------------------------------------------------------------- comparison
 
 
+def loss_outputs(out: Any) -> Any:
+    """The loss TensorDict of a ``forward`` result (model-based losses return ``(losses, data)``)."""
+    return out[0] if isinstance(out, tuple) else out
+
+
 def run_pair(case: ModuleCase, seed: int = 11):
     """Both modules on the same data under the same RNG seed; returns
     ``(ref, mine, data, d_ref, d_mine, out_ref, out_mine)``."""
@@ -100,9 +105,9 @@ def run_pair(case: ModuleCase, seed: int = 11):
     data = case.data(4)
     d_ref, d_mine = data.clone(), data.clone()
     torch.manual_seed(seed)
-    out_ref = ref(d_ref)
+    out_ref = loss_outputs(ref(d_ref))
     torch.manual_seed(seed)
-    out_mine = mine(d_mine)
+    out_mine = loss_outputs(mine(d_mine))
     return ref, mine, data, d_ref, d_mine, out_ref, out_mine
 
 

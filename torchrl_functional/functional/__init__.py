@@ -208,3 +208,32 @@ from .gail import gail_loss, gradient_penalty  # noqa: E402
 from .keys import GAILKeys  # noqa: E402
 
 __all__ += ["gail_loss", "gradient_penalty", "GAILKeys"]
+
+# model-based: DreamerV3 losses, keys and kernels
+from .model_based import (  # noqa: E402
+    DreamerV3ActorKeys,
+    DreamerV3ModelKeys,
+    DreamerV3ValueKeys,
+    categorical_kl_balanced,
+    categorical_kl_terms,
+    dreamer_v3_actor_loss,
+    dreamer_v3_lambda_target,
+    dreamer_v3_model_loss,
+    dreamer_v3_replay_value_loss,
+    dreamer_v3_value_loss,
+    return_percentile_update,
+    return_scale,
+    symexp,
+    symlog,
+    two_hot_bins,
+    two_hot_cross_entropy,
+    two_hot_decode,
+    two_hot_encode,
+)
+
+__all__ += [
+    "dreamer_v3_model_loss", "dreamer_v3_value_loss", "dreamer_v3_replay_value_loss", "dreamer_v3_actor_loss",
+    "dreamer_v3_lambda_target", "DreamerV3ModelKeys", "DreamerV3ActorKeys", "DreamerV3ValueKeys",
+    "symlog", "symexp", "two_hot_bins", "two_hot_encode", "two_hot_decode", "two_hot_cross_entropy",
+    "categorical_kl_balanced", "categorical_kl_terms", "return_percentile_update", "return_scale",
+]

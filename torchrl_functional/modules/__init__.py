@@ -33,3 +33,8 @@ __all__ += ["MAPPOLoss", "IPPOLoss"]
 from .gail import GAILLoss  # noqa: E402
 
 __all__ += ["GAILLoss"]
+
+# model-based: DreamerV3
+from .model_based import DreamerV3ActorLoss, DreamerV3ModelLoss, DreamerV3ValueLoss  # noqa: E402
+
+__all__ += ["DreamerV3ModelLoss", "DreamerV3ActorLoss", "DreamerV3ValueLoss"]
