@@ -173,3 +173,14 @@ __all__ = [
 from .functional import SACV1Keys, sac_v1_loss  # noqa: E402
 
 __all__ += ["sac_v1_loss", "SACV1Keys"]
+
+# distributional DQN, QMixer, TQC
+from .functional import (  # noqa: E402
+    DistributionalDQNKeys,
+    QMixerKeys,
+    categorical_projection,
+    distributional_dqn_loss,
+    qmixer_loss,
+)
+
+__all__ += ["distributional_dqn_loss", "DistributionalDQNKeys", "categorical_projection", "qmixer_loss", "QMixerKeys"]

@@ -179,3 +179,11 @@ __all__ += ["sac_v1_loss", "SACV1Keys"]
 from .value_learning import ensemble_distance, ensemble_min  # noqa: E402
 
 __all__ += ["ensemble_min", "ensemble_distance"]
+
+# distributional DQN, QMixer, TQC
+from .distributional_dqn import distributional_dqn_loss  # noqa: E402
+from .keys import DistributionalDQNKeys, QMixerKeys  # noqa: E402
+from .qmixer import qmixer_loss  # noqa: E402
+from .value_learning import categorical_projection  # noqa: E402
+
+__all__ += ["distributional_dqn_loss", "DistributionalDQNKeys", "categorical_projection", "qmixer_loss", "QMixerKeys"]

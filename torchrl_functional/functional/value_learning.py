@@ -9,7 +9,7 @@ from torch import Tensor
 from ..errors import EntryShapeError, HyperparameterError
 
 __all__ = ["LOSS_FUNCTIONS", "distance_loss", "clipped_value_loss", "explained_variance", "ensemble_min",
-           "ensemble_distance"]
+           "ensemble_distance", "categorical_projection"]
 
 LOSS_FUNCTIONS = ("l2", "l1", "smooth_l1")
 
@@ -120,3 +120,43 @@ def ensemble_distance(prediction: Tensor, target: Tensor, loss_function: str) ->
         ``[*B, 1]``, summed over critics; gradients flow to both inputs.
     """
     return distance_loss(prediction, target.expand_as(prediction), loss_function).sum(0)
+
+
+def categorical_projection(probs: Tensor, atoms: Tensor, support: Tensor) -> Tensor:
+    """Project a categorical distribution onto a fixed, evenly spaced support (C51's target).
+
+    Bellemare et al. 2017, "A Distributional Perspective on Reinforcement Learning"
+    (arXiv 1707.06887), Algorithm 1: each atom is clamped to ``[v_min, v_max]`` and its
+    probability split between the two neighbouring points of the support in proportion to
+    its distance from them (an atom on a point of the support gives it all its mass), as
+    TorchRL's ``DistributionalDQNLoss`` does.
+
+    Args:
+        probs: ``[*B, A]`` probabilities of the atoms (e.g. the target network's
+            ``p(s', a*)``).
+        atoms: ``[*B, A]`` their positions (e.g. ``r + gamma * (1 - terminated) * z``).
+        support: ``[A]`` the evenly spaced points ``z`` (``v_min = min z``, ``v_max = max z``), ``A >= 2``.
+
+    Returns:
+        ``[*B, A]`` probabilities on ``support``; differentiable with respect to ``probs``
+        and (piecewise linearly) ``atoms``. Nothing is detached here.
+    """
+    n = support.shape[-1] if support.ndim == 1 else 0
+    if n < 2:
+        raise EntryShapeError("categorical_projection", "support",
+                              f"expected a 1-d support of at least 2 points, got shape {tuple(support.shape)}")
+    if probs.shape != atoms.shape or probs.shape[-1:] != (n,):
+        raise EntryShapeError("categorical_projection", "atoms",
+                              f"probs {tuple(probs.shape)} and atoms {tuple(atoms.shape)} must both be "
+                              f"[*B, {n}] (the size of the support)")
+    v_min, v_max = support.min(), support.max()
+    delta = (v_max - v_min) / (n - 1)
+    # position on the support in units of delta; clamped again so that rounding never indexes out
+    b = ((torch.clamp(atoms, v_min, v_max) - v_min) / delta).clamp(0, n - 1)
+    low, up = b.floor(), b.ceil()
+    # an atom on a point of the support (low == up) would lose its mass: widen its bracket
+    low = torch.where((up > 0) & (low == up), low - 1, low)
+    up = torch.where((low < n - 1) & (low == up), up + 1, up)
+    out = torch.zeros_like(probs * b)
+    out = out.scatter_add(-1, low.long(), probs * (up - b))
+    return out.scatter_add(-1, up.long(), probs * (b - low))

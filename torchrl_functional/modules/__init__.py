@@ -25,3 +25,9 @@ __all__ = [
     "CQLLoss", "DiscreteCQLLoss",
     "GRPOLoss", "DAPO", "CISPOLoss", "SFTLoss", "DistillationLoss",
 ]
+
+# distributional DQN, QMixer, TQC
+from .distributional_dqn import DistributionalDQNLoss  # noqa: E402
+from .qmixer import QMixerLoss  # noqa: E402
+
+__all__ += ["DistributionalDQNLoss", "QMixerLoss"]
