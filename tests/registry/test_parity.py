@@ -50,5 +50,6 @@ def test_values_and_gradients_match_torchrl(spec, case):
 def test_same_keys_as_torchrl(spec):
     case = spec.module_cases()[0]
     ref, mine = case.build()
-    assert list(mine.out_keys) == list(ref.out_keys)
-    assert sorted(map(str, mine.in_keys)) == sorted(map(str, ref.in_keys))
+    # some TorchRL classes (DistributionalDQNLoss) declare neither: then ours must not either
+    assert list(getattr(mine, "out_keys", [])) == list(getattr(ref, "out_keys", []))
+    assert sorted(map(str, getattr(mine, "in_keys", []))) == sorted(map(str, getattr(ref, "in_keys", [])))

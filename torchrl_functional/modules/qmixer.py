@@ -42,14 +42,15 @@ class QMixerLoss(FunctionalCallMixin, _trl.QMixerLoss):
             td.set(tk.local_value, chosen)
         with params_context(self, mixer_params, mixer):
             td = mixer(td)
-        return td.get(tk.global_value)
+        return td[tk.global_value]  # a KeyError naming the entry if the mixer writes another one
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         tk = self.tensor_keys
+        value = self._mixed(tensordict, self.local_value_network_params, self.mixer_network_params,
+                            tensordict.get(tk.action))
         inputs = transition_inputs(self, tensordict)
-        inputs.set((PRIVATE, "global_value"), self._mixed(
-            tensordict, self.local_value_network_params, self.mixer_network_params, tensordict.get(tk.action)))
+        inputs.set((PRIVATE, "global_value"), value)
         with torch.no_grad():
             inputs.set(("next", PRIVATE, "global_value"), self._mixed(
                 tensordict.get("next"), self.target_local_value_network_params, self.target_mixer_network_params,
