@@ -178,9 +178,15 @@ __all__ += ["sac_v1_loss", "SACV1Keys"]
 from .functional import (  # noqa: E402
     DistributionalDQNKeys,
     QMixerKeys,
+    TQCKeys,
     categorical_projection,
     distributional_dqn_loss,
     qmixer_loss,
+    quantile_huber_loss,
+    tqc_loss,
+    tqc_target,
+    truncated_quantiles,
 )
 
-__all__ += ["distributional_dqn_loss", "DistributionalDQNKeys", "categorical_projection", "qmixer_loss", "QMixerKeys"]
+__all__ += ["distributional_dqn_loss", "DistributionalDQNKeys", "categorical_projection", "qmixer_loss", "QMixerKeys",
+            "tqc_loss", "tqc_target", "TQCKeys", "truncated_quantiles", "quantile_huber_loss"]

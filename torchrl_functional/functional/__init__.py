@@ -182,8 +182,10 @@ __all__ += ["ensemble_min", "ensemble_distance"]
 
 # distributional DQN, QMixer, TQC
 from .distributional_dqn import distributional_dqn_loss  # noqa: E402
-from .keys import DistributionalDQNKeys, QMixerKeys  # noqa: E402
+from .keys import DistributionalDQNKeys, QMixerKeys, TQCKeys  # noqa: E402
 from .qmixer import qmixer_loss  # noqa: E402
-from .value_learning import categorical_projection  # noqa: E402
+from .tqc import tqc_loss, tqc_target  # noqa: E402
+from .value_learning import categorical_projection, quantile_huber_loss, truncated_quantiles  # noqa: E402
 
-__all__ += ["distributional_dqn_loss", "DistributionalDQNKeys", "categorical_projection", "qmixer_loss", "QMixerKeys"]
+__all__ += ["distributional_dqn_loss", "DistributionalDQNKeys", "categorical_projection", "qmixer_loss", "QMixerKeys",
+            "tqc_loss", "tqc_target", "TQCKeys", "truncated_quantiles", "quantile_huber_loss"]

@@ -349,5 +349,12 @@ class QMixerKeys(OffPolicyKeys):
     action: NestedKey = ("agents", "action")
 
 
-_DEFAULTS.update({cls: cls() for cls in (DistributionalDQNKeys, QMixerKeys)})
-__all__ += ["DistributionalDQNKeys", "QMixerKeys"]
+@dataclass(frozen=True)
+class TQCKeys(SACKeys):
+    """Entries read by :func:`~torchrl_functional.functional.tqc_loss` (see :class:`SACKeys`); the
+    critics output ``K`` quantiles: ``state_action_value`` and ``state_action_value_actor`` are
+    ``[E, *B, K]``, and so is ``("next", "state_action_value")``."""
+
+
+_DEFAULTS.update({cls: cls() for cls in (DistributionalDQNKeys, QMixerKeys, TQCKeys)})
+__all__ += ["DistributionalDQNKeys", "QMixerKeys", "TQCKeys"]

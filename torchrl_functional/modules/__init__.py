@@ -29,5 +29,6 @@ __all__ = [
 # distributional DQN, QMixer, TQC
 from .distributional_dqn import DistributionalDQNLoss  # noqa: E402
 from .qmixer import QMixerLoss  # noqa: E402
+from .tqc import TQCLoss  # noqa: E402
 
-__all__ += ["DistributionalDQNLoss", "QMixerLoss"]
+__all__ += ["DistributionalDQNLoss", "QMixerLoss", "TQCLoss"]
