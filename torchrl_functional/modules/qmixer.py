@@ -26,19 +26,19 @@ class QMixerLoss(FunctionalCallMixin, _trl.QMixerLoss):
     TorchRL, it writes the priority ``td_error`` into the input TensorDict.
     """
 
-    def _mixed(self, td: TensorDictBase, local_params, mixer_params, action: torch.Tensor | None) -> torch.Tensor:
-        """``Q_tot``: the mixer over the agents' Q-values at the replayed ``action`` (or the
-        agents' greedy values, as the local network writes them, when ``action`` is ``None``)."""
+    def _mixed(self, td: TensorDictBase, local_params, mixer_params, replayed: bool) -> torch.Tensor:
+        """``Q_tot``: the mixer over the agents' Q-values at the replayed action of ``td`` (or the
+        agents' greedy values, as the local network writes them)."""
         tk = self.tensor_keys
         local, mixer = self.local_value_network, self.mixer_network
+        data = td
         td = td.select(*dict.fromkeys([*local.in_keys, *mixer.in_keys]), strict=False)
         with params_context(self, local_params, local):
             td = local(td)
-        if action is not None:
+        if replayed:
             action_value = td.get(tk.action_value)  # [*B, n_agents, N]
             space = "categorical" if self.action_space == "categorical" else "one_hot"
-            chosen = chosen_action_value("QMixerLoss", TensorDict({"action": action}), "action", action_value,
-                                         action_value.shape[:-1], space)
+            chosen = chosen_action_value("QMixerLoss", data, tk.action, action_value, action_value.shape[:-1], space)
             td.set(tk.local_value, chosen)
         with params_context(self, mixer_params, mixer):
             td = mixer(td)
@@ -47,14 +47,13 @@ class QMixerLoss(FunctionalCallMixin, _trl.QMixerLoss):
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         tk = self.tensor_keys
-        value = self._mixed(tensordict, self.local_value_network_params, self.mixer_network_params,
-                            tensordict.get(tk.action))
+        value = self._mixed(tensordict, self.local_value_network_params, self.mixer_network_params, True)
         inputs = transition_inputs(self, tensordict)
         inputs.set((PRIVATE, "global_value"), value)
         with torch.no_grad():
             inputs.set(("next", PRIVATE, "global_value"), self._mixed(
                 tensordict.get("next"), self.target_local_value_network_params, self.target_mixer_network_params,
-                None))
+                False))
         out = qmixer_loss(
             inputs,
             loss_function=self.loss_function,
