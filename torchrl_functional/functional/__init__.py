@@ -237,3 +237,13 @@ __all__ += [
     "symlog", "symexp", "two_hot_bins", "two_hot_encode", "two_hot_decode", "two_hot_cross_entropy",
     "categorical_kl_balanced", "categorical_kl_terms", "return_percentile_update", "return_scale",
 ]
+
+# distributional DQN, QMixer, TQC
+from .distributional_dqn import distributional_dqn_loss  # noqa: E402
+from .keys import DistributionalDQNKeys, QMixerKeys, TQCKeys  # noqa: E402
+from .qmixer import qmixer_loss  # noqa: E402
+from .tqc import tqc_loss, tqc_target  # noqa: E402
+from .value_learning import categorical_projection, quantile_huber_loss, truncated_quantiles  # noqa: E402
+
+__all__ += ["distributional_dqn_loss", "DistributionalDQNKeys", "categorical_projection", "qmixer_loss", "QMixerKeys",
+            "tqc_loss", "tqc_target", "TQCKeys", "truncated_quantiles", "quantile_huber_loss"]

@@ -336,3 +336,48 @@ class GAILKeys(_Keys):
 
 _DEFAULTS[GAILKeys] = GAILKeys()
 __all__ += ["GAILKeys"]
+# ----------------------------------------------------------------------------- distributional DQN, QMixer, TQC
+
+
+@dataclass(frozen=True)
+class DistributionalDQNKeys(OffPolicyKeys):
+    """Entries read by :func:`~torchrl_functional.functional.distributional_dqn_loss`.
+
+    Attributes:
+        action_value: ``log p(s, ., .)``, the online network's log-probabilities over the
+            support for each action, ``[*B, A, N]`` (with gradients); under ``"next"``, the
+            target network's at ``s'`` (detached inside).
+        action: the replayed action at the root; under ``"next"``, the bootstrap action
+            ``a*`` the online network picks at ``s'`` (same format).
+    """
+
+    action_value: NestedKey = "action_value"
+
+
+@dataclass(frozen=True)
+class QMixerKeys(OffPolicyKeys):
+    """Entries read by :func:`~torchrl_functional.functional.qmixer_loss` (TorchRL's ``QMixerLoss`` names).
+
+    Attributes:
+        global_value: the mixer's output over the agents' chosen ``Q_i(s, a_i)`` ``[*B, 1]``
+            (with gradients); under ``"next"``, the target mixer's output over the agents'
+            ``max_a Q_target_i(s', a)`` (detached inside).
+        local_value, action_value, action: the agents' entries (``("agents", ...)``, ``[*B, n_agents, .]``)
+            the drop-in module reads and feeds to the mixer; the function does not read them.
+    """
+
+    global_value: NestedKey = "chosen_action_value"
+    local_value: NestedKey = ("agents", "chosen_action_value")
+    action_value: NestedKey = ("agents", "action_value")
+    action: NestedKey = ("agents", "action")
+
+
+@dataclass(frozen=True)
+class TQCKeys(SACKeys):
+    """Entries read by :func:`~torchrl_functional.functional.tqc_loss` (see :class:`SACKeys`); the
+    critics output ``K`` quantiles: ``state_action_value`` and ``state_action_value_actor`` are
+    ``[E, *B, K]``, and so is ``("next", "state_action_value")``."""
+
+
+_DEFAULTS.update({cls: cls() for cls in (DistributionalDQNKeys, QMixerKeys, TQCKeys)})
+__all__ += ["DistributionalDQNKeys", "QMixerKeys", "TQCKeys"]

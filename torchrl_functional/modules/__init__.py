@@ -38,3 +38,10 @@ __all__ += ["GAILLoss"]
 from .model_based import DreamerV3ActorLoss, DreamerV3ModelLoss, DreamerV3ValueLoss  # noqa: E402
 
 __all__ += ["DreamerV3ModelLoss", "DreamerV3ActorLoss", "DreamerV3ValueLoss"]
+
+# distributional DQN, QMixer, TQC
+from .distributional_dqn import DistributionalDQNLoss  # noqa: E402
+from .qmixer import QMixerLoss  # noqa: E402
+from .tqc import TQCLoss  # noqa: E402
+
+__all__ += ["DistributionalDQNLoss", "QMixerLoss", "TQCLoss"]

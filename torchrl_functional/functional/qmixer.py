@@ -1,0 +1,93 @@
+"""QMIX's TD loss as a pure function of the mixed (global) Q-values.
+
+Rashid et al. 2018, "QMIX: Monotonic Value Function Factorisation for Deep Multi-Agent
+Reinforcement Learning" (arXiv 1803.11485). The mixer network (per-agent chosen
+``Q_i(s, a_i)`` and the state to ``Q_tot``) is run by the caller (the drop-in module); the
+function reads its outputs. Same output and numbers as TorchRL 0.14's ``QMixerLoss``; the
+priority TorchRL writes into its input is returned as the ``"td_error"`` entry instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from tensordict import TensorDict, TensorDictBase
+from torch import Tensor
+
+from ._offpolicy import (
+    bootstrap_target,
+    check_input,
+    check_options,
+    priority_weight,
+    read_per_sample,
+    read_transition,
+)
+from ._td import loss_mask, next_key, reduce_loss
+from .keys import NestedKey, QMixerKeys, resolve_keys
+from .value_learning import distance_loss
+
+__all__ = ["qmixer_loss"]
+
+Number = float | Tensor
+
+
+def qmixer_loss(
+    td: TensorDictBase,
+    *,
+    loss_function: str = "l2",
+    gamma: Number = 0.99,
+    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
+    lmbda: Number = 0.95,
+    time_dim: int | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+    loss_mask_key: NestedKey | None = None,
+    use_prioritized_weights: bool = False,
+    keys: QMixerKeys | Mapping[str, NestedKey] | None = None,
+) -> TensorDict:
+    """QMIX loss ``d(Q_tot(s, a), y)`` with ``y = r + gamma * (1 - terminated) * Q_tot_target(s', a*)``.
+
+    ``Q_tot`` is the mixer's output over the agents' chosen Q-values; the target mixes the
+    agents' greedy target values ``max_a Q_target_i(s', a)`` with the target mixer. ``y`` is
+    detached from every Q-value (it keeps the graphs of the reward and of ``gamma``/``lmbda``).
+    TorchRL's ``QMixerLoss`` neither masks nor weights its loss and always averages: the
+    defaults here do the same.
+
+    Args:
+        td: input TensorDict (not modified); entries (``B`` = batch shape of the reward):
+
+            - ``"chosen_action_value"`` ``[*B, 1]``: ``Q_tot(s, a)`` (with gradients);
+            - ``("next", "chosen_action_value")`` ``[*B, 1]``: ``Q_tot_target(s', a*)``;
+            - ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]`` (shared by the agents);
+            - optional ``"gamma"``/``"lmbda"`` overrides ``[*B]``/``[*B, 1]``, ``"steps_to_next_obs"``
+              ``[*B]`` (n-step data), ``"priority_weight"`` ``[*B]`` and masks (when enabled).
+        loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
+        gamma, lmbda: discount (and trace decay): numbers or tensors (differentiable).
+        value_estimator: ``"td0"``, ``"td1"`` or ``"td_lambda"`` (along ``time_dim``), or
+            TorchRL's ``ValueEstimators`` members.
+        time_dim: batch dim holding time for ``"td1"``/``"td_lambda"`` (default: last).
+        reduction: ``"mean"`` (TorchRL's), ``"sum"`` or ``"none"``.
+        loss_mask_key: ``None`` (TorchRL's: no mask), ``"auto"`` or an entry name.
+        use_prioritized_weights: weight the loss by ``"priority_weight"`` (TorchRL's: no).
+        keys: :class:`~torchrl_functional.functional.keys.QMixerKeys` or a mapping of renamed entries.
+
+    Returns:
+        TensorDict with ``loss`` and ``td_error = (Q_tot(s, a) - y)^2`` ``[*B, 1]`` (detached).
+    """
+    name = "qmixer_loss"
+    check_input(name, td)
+    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function,
+                                    value_estimator=value_estimator)
+    keys = resolve_keys(keys, QMixerKeys, name)
+    tr = read_transition(name, td, keys)
+    b = tr.batch_shape
+    pred = read_per_sample(name, td, keys.global_value, b, "Q_tot(s, a), the mixer's output over the agents' "
+                                                           "chosen Q-values")
+    next_value = read_per_sample(name, td, next_key(keys.global_value), b,
+                                 "Q_tot_target(s', a*), the target mixer's output at the next observation")
+    target = bootstrap_target(name, td, tr, next_value, value_estimator=value_estimator, gamma=gamma, lmbda=lmbda,
+                              time_dim=time_dim)
+    weights = priority_weight(name, td, keys, b, use_prioritized_weights)
+    value = reduce_loss(name, distance_loss(pred, target, loss_function), reduction,
+                        loss_mask(name, td, loss_mask_key), weights)
+    return TensorDict({"loss": value, "td_error": (pred - target).detach().pow(2)}, batch_size=[])

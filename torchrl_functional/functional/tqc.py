@@ -1,0 +1,167 @@
+"""Truncated Quantile Critics (TQC) as pure functions of precomputed quantiles and log-probs.
+
+Kuznetsov et al. 2020, "Controlling Overestimation Bias with Truncated Mixture of Continuous
+Distributional Quantile Critics" (arXiv 2005.04269). Same outputs and numbers as TorchRL
+0.14's ``TQCLoss`` (SAC with ``E`` quantile critics; one-step TD target); the priority
+TorchRL writes into its input is the returned ``"td_error"`` entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Literal
+
+from tensordict import TensorDict, TensorDictBase
+from torch import Tensor
+
+from ._offpolicy import (
+    Transition,
+    bootstrap_target,
+    check_input,
+    check_options,
+    priority_weight,
+    read_ensemble,
+    read_log_prob,
+    read_transition,
+)
+from ._td import finish_losses, loss_mask, next_key
+from .keys import NestedKey, TQCKeys, resolve_keys
+from .sac import _target_entropy, alpha_loss, log_alpha_terms
+from .value_learning import quantile_huber_loss, truncated_quantiles
+
+__all__ = ["tqc_loss", "tqc_target"]
+
+Number = float | Tensor
+
+
+def _target(name: str, td: TensorDictBase, tr: Transition, keys: TQCKeys, top_quantiles_to_drop: int,
+            alpha: Tensor | None, log_alpha: Number, gamma: Number, like: tuple | None = None) -> Tensor:
+    b = tr.batch_shape
+    next_q = read_ensemble(name, td, next_key(keys.state_action_value), b,
+                           "Q_target_i(s', a') quantiles of the target critics at a' ~ pi(s')",
+                           features=None if like is None else like[1].shape[-1], like=like)
+    next_log_prob = read_log_prob(name, td, next_key(keys.log_prob), b, "log pi(a'|s') of the action sampled at s'")
+    if alpha is None:
+        alpha = log_alpha_terms(name, log_alpha, next_q)[1]
+    atoms = truncated_quantiles(next_q, top_quantiles_to_drop, loss=name) - alpha * next_log_prob.unsqueeze(-1)
+    m = atoms.shape[-1]
+    wide = dataclasses.replace(tr, reward=tr.reward.expand(*b, m), terminated=tr.terminated.expand(*b, m))
+    return bootstrap_target(name, td, wide, atoms, value_estimator="td0", gamma=gamma, lmbda=0.0, time_dim=None)
+
+
+def tqc_target(
+    td: TensorDictBase,
+    *,
+    top_quantiles_to_drop: int = 2,
+    log_alpha: Number = 0.0,
+    gamma: Number = 0.99,
+    keys: TQCKeys | Mapping[str, NestedKey] | None = None,
+) -> Tensor:
+    """TQC's target atoms ``r + gamma (1 - terminated) (z_(j)(s', a') - alpha log pi(a'|s'))``.
+
+    ``z_(j)`` are the pooled target quantiles of the ``E`` critics, sorted, without the
+    ``E * top_quantiles_to_drop`` largest (:func:`truncated_quantiles`). Detached from every
+    network output (the reward and ``gamma`` keep their graphs); ``alpha = exp(log_alpha)`` detached.
+
+    Args:
+        td: input TensorDict (not modified): ``("next", "state_action_value")`` ``[E, *B, K]``,
+            ``("next", "log_prob")`` ``[*B]``, ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``,
+            optional ``"gamma"`` override and ``"steps_to_next_obs"`` ``[*B]`` (n-step data).
+        top_quantiles_to_drop: ``d``, atoms dropped per critic: a Python ``int``, ``0 <= d < K``.
+        log_alpha: log of the temperature (number or 0-d tensor).
+        gamma: discount (number or tensor, differentiable).
+        keys: :class:`~torchrl_functional.functional.keys.TQCKeys` or a mapping of renamed entries.
+
+    Returns:
+        ``[*B, E * (K - d)]`` target atoms.
+    """
+    name = "tqc_target"
+    check_input(name, td)
+    keys = resolve_keys(keys, TQCKeys, name)
+    tr = read_transition(name, td, keys)
+    return _target(name, td, tr, keys, top_quantiles_to_drop, None, log_alpha, gamma)
+
+
+def tqc_loss(
+    td: TensorDictBase,
+    *,
+    top_quantiles_to_drop: int = 2,
+    log_alpha: Number = 0.0,
+    target_entropy: Number | Literal["auto"] | None = "auto",
+    gamma: Number = 0.99,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+    loss_mask_key: NestedKey | None = "auto",
+    use_prioritized_weights: bool = True,
+    keys: TQCKeys | Mapping[str, NestedKey] | None = None,
+) -> TensorDict:
+    """TQC: quantile critics regressed on truncated pooled targets, SAC actor and temperature.
+
+    - target atoms ``y_j`` from :func:`tqc_target` (``E * (K - d)`` of them);
+    - ``loss_qvalue = sum_i`` :func:`quantile_huber_loss` ``(Z_i(s, a), y)``;
+    - ``loss_actor = alpha log pi(a~|s) - mean_{i,k} Z_i,k(s, a~)`` (the whole mixture, untruncated);
+    - ``loss_alpha = -log_alpha (log pi(a~|s) + target_entropy)``.
+
+    Stop-gradients as :func:`sac_loss`: ``y`` and ``alpha`` are detached; compute ``Z_i(s, a~)``
+    with the critics' parameters detached so that ``loss_actor`` trains the actor only.
+
+    Args:
+        td: input TensorDict (not modified); entries (``B`` = batch shape of the reward,
+            ``E`` critics of ``K`` quantiles):
+
+            - ``"state_action_value"`` ``[E, *B, K]``: ``Z_i(s, a)`` (with gradients);
+            - ``("next", "state_action_value")`` ``[E, *B, K]``: ``Z_target_i(s', a')``;
+            - ``("next", "log_prob")`` ``[*B]``: ``log pi(a'|s')``;
+            - ``"state_action_value_actor"`` ``[E, *B, K]``: ``Z_i(s, a~)``;
+            - ``"log_prob"`` ``[*B]``: ``log pi(a~|s)`` (with gradients);
+            - ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``; ``"action"`` ``[*B, A]``
+              when ``target_entropy="auto"``;
+            - optional ``"priority_weight"`` ``[*B]``, masks, ``"gamma"`` override, ``"steps_to_next_obs"``.
+        top_quantiles_to_drop: ``d``, atoms dropped per critic: a Python ``int`` (it sets a shape;
+            tensors are refused), ``0 <= d < K``.
+        log_alpha: log of the temperature (number or 0-d tensor, e.g. a ``Parameter``).
+        target_entropy: number or tensor; ``"auto"`` is minus the action dimensions; ``None``
+            makes ``loss_alpha`` zero.
+        gamma: discount (number or tensor, differentiable).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        loss_mask_key: ``"auto"`` (TorchRL's masks), an entry name, or ``None``.
+        use_prioritized_weights: weight every loss by ``"priority_weight"`` when present.
+        keys: :class:`~torchrl_functional.functional.keys.TQCKeys` or a mapping of renamed entries.
+
+    Returns:
+        TensorDict with ``loss_actor``, ``loss_qvalue``, ``loss_alpha``, ``alpha`` (detached),
+        ``entropy = -mean log pi(a~|s)`` (detached) and the replay priority
+        ``td_error = max_i mean_{k,j} |y_j - Z_i,k(s, a)|`` ``[*B]`` (detached).
+    """
+    name = "tqc_loss"
+    check_input(name, td)
+    check_options(name, reduction=reduction)
+    keys = resolve_keys(keys, TQCKeys, name)
+    tr = read_transition(name, td, keys)
+    b = tr.batch_shape
+    target_entropy = _target_entropy(name, td, keys, target_entropy, b)
+    pred = read_ensemble(name, td, keys.state_action_value, b, "Z_i(s, a) quantiles of the critics (with gradients)",
+                         features=None)
+    actor_q = read_ensemble(name, td, keys.state_action_value_actor, b,
+                            "Z_i(s, a~) quantiles of the critics (detached parameters) at a~ ~ pi(s)",
+                            features=pred.shape[-1], like=(keys.state_action_value, pred))
+    log_prob = read_log_prob(name, td, keys.log_prob, b, "log pi(a~|s) of the reparameterised sample at s")
+    log_alpha, alpha = log_alpha_terms(name, log_alpha, pred)
+    target = _target(name, td, tr, keys, top_quantiles_to_drop, alpha, log_alpha, gamma,
+                     like=(keys.state_action_value, pred))
+
+    log_prob = log_prob.unsqueeze(-1)
+    weights = priority_weight(name, td, keys, b, use_prioritized_weights)
+    out = finish_losses(
+        name,
+        {
+            "loss_actor": alpha * log_prob - actor_q.mean(dim=(0, -1)).unsqueeze(-1),
+            "loss_qvalue": quantile_huber_loss(pred, target).sum(0).unsqueeze(-1),
+            "loss_alpha": alpha_loss(log_alpha, log_prob, target_entropy),
+        },
+        reduction, loss_mask(name, td, loss_mask_key), weights,
+    )
+    out["alpha"] = alpha
+    out["entropy"] = -log_prob.detach().mean()
+    out["td_error"] = (target.detach().unsqueeze(-2) - pred.detach().unsqueeze(-1)).abs().mean(dim=(-1, -2)).max(0).values
+    return out
