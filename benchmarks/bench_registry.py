@@ -22,6 +22,7 @@ def _step(loss, data, seed: int = 0):
     def run():
         torch.manual_seed(seed)
         out = loss(data.clone(False))
+        out = out[0] if isinstance(out, tuple) else out  # model-based modules return (losses, data)
         total = sum(v.sum() for k, v in out.items() if k.startswith("loss"))
         total.backward()
         for p in loss.parameters():

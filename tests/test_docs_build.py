@@ -24,7 +24,8 @@ def _mkdocs_build(config: Path, site: Path) -> subprocess.CompletedProcess:
     )
 
 
-PAGES = ("index", "onpolicy", "offpolicy", "llm", "value", "kernels", "modules", "comparison", "errors", "pai")
+PAGES = ("index", "onpolicy", "offpolicy", "llm", "value", "kernels", "modules", "comparison", "errors", "pai",
+         "model_based")
 
 
 @pytest.mark.slow

@@ -173,3 +173,17 @@ __all__ = [
 from .functional import SACV1Keys, sac_v1_loss  # noqa: E402
 
 __all__ += ["sac_v1_loss", "SACV1Keys"]
+
+from .functional import (  # noqa: E402  model-based losses
+    DreamerActorKeys,
+    DreamerModelKeys,
+    DreamerValueKeys,
+    dreamer_actor_loss,
+    dreamer_model_loss,
+    dreamer_value_loss,
+)
+
+__all__ += [
+    "dreamer_model_loss", "dreamer_actor_loss", "dreamer_value_loss",
+    "DreamerModelKeys", "DreamerActorKeys", "DreamerValueKeys",
+]

@@ -179,3 +179,18 @@ __all__ += ["sac_v1_loss", "SACV1Keys"]
 from .value_learning import ensemble_distance, ensemble_min  # noqa: E402
 
 __all__ += ["ensemble_min", "ensemble_distance"]
+
+# model-based losses (functional.model_based)
+from .model_based import (  # noqa: E402
+    DreamerActorKeys,
+    DreamerModelKeys,
+    DreamerValueKeys,
+    dreamer_actor_loss,
+    dreamer_model_loss,
+    dreamer_value_loss,
+)
+
+__all__ += [
+    "dreamer_model_loss", "dreamer_actor_loss", "dreamer_value_loss",
+    "DreamerModelKeys", "DreamerActorKeys", "DreamerValueKeys",
+]

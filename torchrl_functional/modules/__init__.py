@@ -25,3 +25,8 @@ __all__ = [
     "CQLLoss", "DiscreteCQLLoss",
     "GRPOLoss", "DAPO", "CISPOLoss", "SFTLoss", "DistillationLoss",
 ]
+
+# model-based losses (modules.model_based)
+from .model_based import DreamerActorLoss, DreamerModelLoss, DreamerValueLoss  # noqa: E402
+
+__all__ += ["DreamerModelLoss", "DreamerActorLoss", "DreamerValueLoss"]
