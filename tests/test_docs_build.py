@@ -25,7 +25,7 @@ def _mkdocs_build(config: Path, site: Path) -> subprocess.CompletedProcess:
 
 
 PAGES = ("index", "onpolicy", "offpolicy", "llm", "value", "kernels", "modules", "comparison", "errors", "pai",
-         "model_based")
+         "model_based", "exploration")
 
 
 @pytest.mark.slow

@@ -194,3 +194,9 @@ __all__ += [
     "dreamer_model_loss", "dreamer_actor_loss", "dreamer_value_loss",
     "DreamerModelKeys", "DreamerActorKeys", "DreamerValueKeys",
 ]
+
+# exploration losses (Random Network Distillation)
+from .keys import RNDKeys  # noqa: E402
+from .rnd import rnd_loss, rnd_normalize_observation, running_mean_std_update  # noqa: E402
+
+__all__ += ["rnd_loss", "RNDKeys", "rnd_normalize_observation", "running_mean_std_update"]

@@ -311,3 +311,24 @@ class DiscreteCQLKeys(DQNKeys):
 _DEFAULTS.update({cls: cls() for cls in (OnPolicyKeys, PPOKeys, A2CKeys, ReinforceKeys, OffPolicyKeys, DQNKeys,
                                          DDPGKeys, TD3Keys, SACKeys, DiscreteSACKeys, IQLKeys, CQLKeys,
                                          DiscreteCQLKeys)})
+
+
+# ----------------------------------------------------------------------------- exploration (RND)
+
+
+@dataclass(frozen=True)
+class RNDKeys(_Keys):
+    """Entries read by :func:`~torchrl_functional.functional.rnd_loss`.
+
+    Attributes:
+        predictor_features: the trainable predictor's features of the (normalised) next
+            observation, ``[*B, F]`` (with gradients).
+        target_features: the frozen random target network's features, ``[*B, F]`` (detached inside).
+    """
+
+    predictor_features: NestedKey = "predictor_features"
+    target_features: NestedKey = "target_features"
+
+
+__all__ += ["RNDKeys"]
+_DEFAULTS[RNDKeys] = RNDKeys()

@@ -30,3 +30,8 @@ __all__ = [
 from .model_based import DreamerActorLoss, DreamerModelLoss, DreamerValueLoss  # noqa: E402
 
 __all__ += ["DreamerModelLoss", "DreamerActorLoss", "DreamerValueLoss"]
+
+# exploration losses
+from .rnd import RNDLoss  # noqa: E402
+
+__all__ += ["RNDLoss"]
