@@ -178,14 +178,17 @@ from .functional import (  # noqa: E402  model-based losses
     DreamerActorKeys,
     DreamerModelKeys,
     DreamerValueKeys,
+    WorldModelKeys,
     dreamer_actor_loss,
     dreamer_model_loss,
     dreamer_value_loss,
+    world_model_loss,
 )
 
 __all__ += [
     "dreamer_model_loss", "dreamer_actor_loss", "dreamer_value_loss",
     "DreamerModelKeys", "DreamerActorKeys", "DreamerValueKeys",
+    "world_model_loss", "WorldModelKeys",
 ]
 
 from .functional import RNDKeys, rnd_loss, rnd_normalize_observation, running_mean_std_update  # noqa: E402

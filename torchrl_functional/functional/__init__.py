@@ -185,14 +185,17 @@ from .model_based import (  # noqa: E402
     DreamerActorKeys,
     DreamerModelKeys,
     DreamerValueKeys,
+    WorldModelKeys,
     dreamer_actor_loss,
     dreamer_model_loss,
     dreamer_value_loss,
+    world_model_loss,
 )
 
 __all__ += [
     "dreamer_model_loss", "dreamer_actor_loss", "dreamer_value_loss",
     "DreamerModelKeys", "DreamerActorKeys", "DreamerValueKeys",
+    "world_model_loss", "WorldModelKeys",
 ]
 
 # exploration losses (Random Network Distillation)

@@ -27,9 +27,9 @@ __all__ = [
 ]
 
 # model-based losses (modules.model_based)
-from .model_based import DreamerActorLoss, DreamerModelLoss, DreamerValueLoss  # noqa: E402
+from .model_based import DreamerActorLoss, DreamerModelLoss, DreamerValueLoss, WorldModelLoss  # noqa: E402
 
-__all__ += ["DreamerModelLoss", "DreamerActorLoss", "DreamerValueLoss"]
+__all__ += ["DreamerModelLoss", "DreamerActorLoss", "DreamerValueLoss", "WorldModelLoss"]
 
 # exploration losses
 from .rnd import RNDLoss  # noqa: E402

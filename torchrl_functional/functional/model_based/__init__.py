@@ -2,13 +2,17 @@
 
 Dreamer (:mod:`.dreamer`): :func:`dreamer_model_loss`, :func:`dreamer_actor_loss`,
 :func:`dreamer_value_loss` (TorchRL's ``DreamerModelLoss``, ``DreamerActorLoss``,
-``DreamerValueLoss``). The imagined rollout is run by the caller (the drop-in modules run
+``DreamerValueLoss``); :func:`world_model_loss` (``WorldModelLoss``: reward, done,
+reconstruction and latent heads). The imagined rollout is run by the caller (the drop-in modules run
 it in TorchRL's ``DreamerEnv``); the functions read its rewards, values and flags.
 """
 
 # Dreamer (v1)
 from .dreamer import dreamer_actor_loss, dreamer_model_loss, dreamer_value_loss
-from .keys import DreamerActorKeys, DreamerModelKeys, DreamerValueKeys
+from .keys import DreamerActorKeys, DreamerModelKeys, DreamerValueKeys, WorldModelKeys
+
+# general world model
+from .world_model import world_model_loss
 
 __all__ = [
     # Dreamer (v1)
@@ -18,4 +22,7 @@ __all__ = [
     "DreamerModelKeys",
     "DreamerActorKeys",
     "DreamerValueKeys",
+    # general world model
+    "world_model_loss",
+    "WorldModelKeys",
 ]

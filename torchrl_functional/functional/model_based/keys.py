@@ -74,3 +74,28 @@ class DreamerValueKeys(_Keys):
 
 
 _DEFAULTS.update({cls: cls() for cls in (DreamerModelKeys, DreamerActorKeys, DreamerValueKeys)})
+
+
+@dataclass(frozen=True)
+class WorldModelKeys(_Keys):
+    """Entries read by :func:`~torchrl_functional.functional.world_model_loss`.
+
+    Attributes:
+        reward, true_reward: under ``"next"``: the reward head's prediction and the observed reward.
+        done, true_done: under ``"next"``: the done head's prediction (float) and the observed flag.
+        observation, reconstructed_observation: the observation and the decoder's reconstruction.
+        predicted_latent, target_latent: the dynamics model's next latent and its target.
+    """
+
+    reward: NestedKey = "reward"
+    true_reward: NestedKey = "true_reward"
+    done: NestedKey = "done"
+    true_done: NestedKey = "true_done"
+    observation: NestedKey = "observation"
+    reconstructed_observation: NestedKey = "reconstructed_observation"
+    predicted_latent: NestedKey = "predicted_latent"
+    target_latent: NestedKey = "target_latent"
+
+
+__all__ += ["WorldModelKeys"]
+_DEFAULTS[WorldModelKeys] = WorldModelKeys()

@@ -5,9 +5,14 @@ the imagined rollout and the value model (the impure part), then calls the funct
 # Dreamer (v1)
 from .dreamer import DreamerActorLoss, DreamerModelLoss, DreamerValueLoss
 
+# general world model
+from .world_model import WorldModelLoss
+
 __all__ = [
     # Dreamer (v1)
     "DreamerModelLoss",
     "DreamerActorLoss",
     "DreamerValueLoss",
+    # general world model
+    "WorldModelLoss",
 ]
