@@ -18,10 +18,11 @@ import torch
 from benchmarks.common import format_table, interleaved_medians
 
 
-def _step(loss, data, seed: int = 0, loss_outputs=lambda out: out):
+def _step(loss, data, seed: int = 0):
     def run():
         torch.manual_seed(seed)
-        out = loss_outputs(loss(data.clone(False)))
+        out = loss(data.clone(False))
+        out = out[0] if isinstance(out, tuple) else out  # model-based modules return (losses, data)
         total = sum(v.sum() for k, v in out.items() if k.startswith("loss"))
         total.backward()
         for p in loss.parameters():
@@ -40,7 +41,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("RL_WARNINGS", "False")
     from tests.specs import SPECS
-    from tests.specs._modules import loss_outputs
 
     rows = []
     for spec in SPECS:
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         ref, mine = case.build()
         data = case.data(0)
         times = interleaved_medians(
-            {"torchrl": _step(ref, data, loss_outputs=loss_outputs), "ours": _step(mine, data, loss_outputs=loss_outputs)},
+            {"torchrl": _step(ref, data), "ours": _step(mine, data)},
             repeats=3 if args.smoke else args.repeats, inner=1 if args.smoke else 3, warmup=1 if args.smoke else 3,
         )
         rows.append({

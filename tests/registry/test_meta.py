@@ -20,7 +20,7 @@ import torch
 from tensordict import TensorDict
 
 from tests.specs import SPECS
-from tests.specs._modules import loaded_copy, loss_outputs, loss_sum, perturbed_parameters
+from tests.specs._modules import loaded_copy, loss_sum, losses_of, perturbed_parameters
 
 BACKEND = os.environ.get("TORCHRL_FUNCTIONAL_COMPILE_BACKEND", "aot_eager")
 N_TASKS = 3
@@ -212,12 +212,12 @@ def test_functional_call_equals_loading_the_parameters(spec, case):
     before = {n: p.detach().clone() for n, p in loss.named_parameters()}
     params_before = dict(loss.named_parameters())
     torch.manual_seed(0)
-    original = loss_outputs(copy.deepcopy(loss)(data.clone()))  # a copy: forward may update state (KLPEN's beta)
+    original = losses_of(copy.deepcopy(loss)(data.clone()))  # a copy: forward may update state (KLPEN's beta)
 
     torch.manual_seed(0)
-    got = loss_outputs(torch.func.functional_call(loss, new, (data.clone(),)))
+    got = losses_of(torch.func.functional_call(loss, new, (data.clone(),)))
     torch.manual_seed(0)
-    want = loss_outputs(loaded(data.clone()))
+    want = losses_of(loaded(data.clone()))
     for key, value in want.items():
         # .get: outputs may be TensorClasses (the LLM losses' outputs), which refuse str indexing
         torch.testing.assert_close(got.get(key), value, rtol=1e-5, atol=1e-6, msg=lambda m, key=key: f"{key}: {m}")

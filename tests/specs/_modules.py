@@ -17,9 +17,15 @@ from tests.builders import clone_nets, make_data, make_nets
 from ._spec import ModuleCase
 
 
-def loss_sum(out: TensorDict) -> torch.Tensor:
+def losses_of(out: Any) -> TensorDict:
+    """The TensorDict of losses a module returns (the model-based modules return
+    ``(losses, data)``, as TorchRL's)."""
+    return out[0] if isinstance(out, tuple) else out
+
+
+def loss_sum(out: Any) -> torch.Tensor:
     """Sum of every ``loss*`` output (all elements when ``reduction="none"``)."""
-    return sum(v.sum() for k, v in out.items() if isinstance(k, str) and k.startswith("loss"))
+    return sum(v.sum() for k, v in losses_of(out).items() if isinstance(k, str) and k.startswith("loss"))
 
 
 def _quiet(fn: Callable[[], Any]) -> Any:
@@ -93,11 +99,6 @@ def on_policy_case(
 # ----------------------------------------------------------------------------- comparison
 
 
-def loss_outputs(out: Any) -> Any:
-    """The loss TensorDict of a ``forward`` result (model-based losses return ``(losses, data)``)."""
-    return out[0] if isinstance(out, tuple) else out
-
-
 def run_pair(case: ModuleCase, seed: int = 11):
     """Both modules on the same data under the same RNG seed; returns
     ``(ref, mine, data, d_ref, d_mine, out_ref, out_mine)``."""
@@ -105,14 +106,19 @@ def run_pair(case: ModuleCase, seed: int = 11):
     data = case.data(4)
     d_ref, d_mine = data.clone(), data.clone()
     torch.manual_seed(seed)
-    out_ref = loss_outputs(ref(d_ref))
+    out_ref = ref(d_ref)
     torch.manual_seed(seed)
-    out_mine = loss_outputs(mine(d_mine))
+    out_mine = mine(d_mine)
     return ref, mine, data, d_ref, d_mine, out_ref, out_mine
 
 
-def assert_outputs_close(case: ModuleCase, out_mine: TensorDict, out_ref: TensorDict) -> None:
+def assert_outputs_close(case: ModuleCase, out_mine: Any, out_ref: Any) -> None:
     assert type(out_mine) is type(out_ref)
+    if isinstance(out_ref, tuple):  # (losses, data): every element compared
+        assert len(out_mine) == len(out_ref)
+        for a, b in zip(out_mine, out_ref):
+            assert_outputs_close(case, a, b)
+        return
     keys_ref = set(out_ref.keys(True, True))
     assert set(out_mine.keys(True, True)) == keys_ref, (sorted(map(str, out_mine.keys(True, True))), sorted(map(str, keys_ref)))
     assert out_mine.batch_size == out_ref.batch_size

@@ -247,3 +247,27 @@ from .value_learning import categorical_projection, quantile_huber_loss, truncat
 
 __all__ += ["distributional_dqn_loss", "DistributionalDQNKeys", "categorical_projection", "qmixer_loss", "QMixerKeys",
             "tqc_loss", "tqc_target", "TQCKeys", "truncated_quantiles", "quantile_huber_loss"]
+
+# model-based losses (functional.model_based)
+from .model_based import (  # noqa: E402
+    DreamerActorKeys,
+    DreamerModelKeys,
+    DreamerValueKeys,
+    WorldModelKeys,
+    dreamer_actor_loss,
+    dreamer_model_loss,
+    dreamer_value_loss,
+    world_model_loss,
+)
+
+__all__ += [
+    "dreamer_model_loss", "dreamer_actor_loss", "dreamer_value_loss",
+    "DreamerModelKeys", "DreamerActorKeys", "DreamerValueKeys",
+    "world_model_loss", "WorldModelKeys",
+]
+
+# exploration losses (Random Network Distillation)
+from .keys import RNDKeys  # noqa: E402
+from .rnd import rnd_loss, rnd_normalize_observation, running_mean_std_update  # noqa: E402
+
+__all__ += ["rnd_loss", "RNDKeys", "rnd_normalize_observation", "running_mean_std_update"]

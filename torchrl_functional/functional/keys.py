@@ -381,3 +381,22 @@ class TQCKeys(SACKeys):
 
 _DEFAULTS.update({cls: cls() for cls in (DistributionalDQNKeys, QMixerKeys, TQCKeys)})
 __all__ += ["DistributionalDQNKeys", "QMixerKeys", "TQCKeys"]
+# ----------------------------------------------------------------------------- exploration (RND)
+
+
+@dataclass(frozen=True)
+class RNDKeys(_Keys):
+    """Entries read by :func:`~torchrl_functional.functional.rnd_loss`.
+
+    Attributes:
+        predictor_features: the trainable predictor's features of the (normalised) next
+            observation, ``[*B, F]`` (with gradients).
+        target_features: the frozen random target network's features, ``[*B, F]`` (detached inside).
+    """
+
+    predictor_features: NestedKey = "predictor_features"
+    target_features: NestedKey = "target_features"
+
+
+__all__ += ["RNDKeys"]
+_DEFAULTS[RNDKeys] = RNDKeys()

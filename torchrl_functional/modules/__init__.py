@@ -45,3 +45,13 @@ from .qmixer import QMixerLoss  # noqa: E402
 from .tqc import TQCLoss  # noqa: E402
 
 __all__ += ["DistributionalDQNLoss", "QMixerLoss", "TQCLoss"]
+
+# model-based losses (modules.model_based)
+from .model_based import DreamerActorLoss, DreamerModelLoss, DreamerValueLoss, WorldModelLoss  # noqa: E402
+
+__all__ += ["DreamerModelLoss", "DreamerActorLoss", "DreamerValueLoss", "WorldModelLoss"]
+
+# exploration losses
+from .rnd import RNDLoss  # noqa: E402
+
+__all__ += ["RNDLoss"]

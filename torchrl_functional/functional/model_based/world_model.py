@@ -1,0 +1,113 @@
+"""A general world-model loss (reward, done, reconstruction and latent heads) as a pure
+function of precomputed predictions: TorchRL 0.14's ``WorldModelLoss``.
+
+For the KL of an RSSM (VAE-style world models) see
+:func:`~torchrl_functional.functional.dreamer_model_loss`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torch import Tensor
+
+from ...errors import EntryDtypeError, HyperparameterError
+from .._td import check_float, check_shape, next_key, require
+from .._validation import check_choice
+from ..keys import resolve_keys
+from ..value_learning import LOSS_FUNCTIONS, distance_loss
+from .keys import NestedKey, WorldModelKeys
+
+__all__ = ["world_model_loss", "WORLD_MODEL_LOSSES"]
+
+#: the terms :func:`world_model_loss` can compute (TorchRL's ``losses`` choices)
+WORLD_MODEL_LOSSES = ("reward", "done", "reconstruction", "latent")
+
+Number = float | Tensor
+
+
+def _pair(loss: str, td: TensorDictBase, pred_key: Any, true_key: Any, pred_hint: str, true_hint: str,
+          *, flag: bool = False) -> tuple[Tensor, Tensor]:
+    pred = require(loss, td, pred_key, pred_hint)
+    check_float(loss, pred_key, pred)
+    true = require(loss, td, true_key, true_hint)
+    if flag:  # observed flags: bool (or float 0/1), compared as floats as TorchRL does
+        if not (true.dtype == torch.bool or true.is_floating_point()):
+            raise EntryDtypeError(loss, true_key, f"expected a bool (or float) tensor, got {true.dtype}")
+        true = true.to(pred.dtype)
+    else:
+        check_float(loss, true_key, true)
+    check_shape(loss, pred_key, pred, true.shape, f"the shape of {true_key!r}")
+    return pred, true
+
+
+def world_model_loss(
+    td: TensorDictBase,
+    *,
+    losses: Sequence[str] = ("reward",),
+    reward_loss: str = "l2",
+    done_loss: str = "l2",
+    reconstruction_loss: str = "l2",
+    latent_loss: str = "l2",
+    reward_weight: Number = 1.0,
+    done_weight: Number = 1.0,
+    reconstruction_weight: Number = 1.0,
+    latent_weight: Number = 1.0,
+    keys: WorldModelKeys | Mapping[str, NestedKey] | None = None,
+) -> TensorDict:
+    """World-model loss: weighted mean distances between each head's prediction and its target.
+
+    ``loss_<term> = <term>_weight * mean d(prediction, target)`` over every element, for each
+    term of ``losses``. Nothing is detached: gradients reach the predictions (and the targets,
+    where they come from a network, e.g. an encoder's ``target_latent``).
+
+    Args:
+        td: input TensorDict (not modified); entries (see :class:`WorldModelKeys`), each pair of
+            one shape ``[*B, F]``: ``("next", "reward")`` vs ``("next", "true_reward")``;
+            ``("next", "done")`` (float prediction) vs ``("next", "true_done")`` (bool or float);
+            ``"reconstructed_observation"`` vs ``"observation"``; ``"predicted_latent"`` vs
+            ``"target_latent"``. Only the entries of the requested terms are read.
+        losses: the terms, a subset of ``("reward", "done", "reconstruction", "latent")``.
+        reward_loss, done_loss, reconstruction_loss, latent_loss: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
+        reward_weight, done_weight, reconstruction_weight, latent_weight: weights (numbers or tensors).
+        keys: entry names (:class:`WorldModelKeys` or a mapping).
+
+    Returns:
+        TensorDict with ``loss_reward``, ``loss_done``, ``loss_reconstruction`` and/or
+        ``loss_latent`` (scalars), one per requested term.
+    """
+    name = "world_model_loss"
+    if not isinstance(td, TensorDictBase):
+        raise TypeError(f"{name}: expected a TensorDict, got {type(td).__name__}")
+    if isinstance(losses, str) or not all(isinstance(term, str) for term in losses):
+        raise HyperparameterError(name, "losses", f"expected a list of term names, got {losses!r}")
+    unknown = sorted(set(losses) - set(WORLD_MODEL_LOSSES))
+    if unknown:
+        raise HyperparameterError(name, "losses", f"unknown term(s) {unknown}; expected a subset of {WORLD_MODEL_LOSSES}")
+    for option, value in (("reward_loss", reward_loss), ("done_loss", done_loss),
+                          ("reconstruction_loss", reconstruction_loss), ("latent_loss", latent_loss)):
+        check_choice(name, option, value, LOSS_FUNCTIONS)
+    keys = resolve_keys(keys, WorldModelKeys, name)
+    out: dict[str, Tensor] = {}
+    if "reward" in losses:
+        pred, true = _pair(name, td, next_key(keys.reward), next_key(keys.true_reward),
+                           "written by the world model's reward head under 'next'",
+                           "the observed reward (TorchRL's module renames ('next', 'reward') to it)")
+        out["loss_reward"] = reward_weight * distance_loss(pred, true, reward_loss).mean()
+    if "done" in losses:
+        pred, true = _pair(name, td, next_key(keys.done), next_key(keys.true_done),
+                           "written by the world model's done head under 'next'",
+                           "the observed done flag (TorchRL's module renames ('next', 'done') to it)", flag=True)
+        out["loss_done"] = done_weight * distance_loss(pred, true, done_loss).mean()
+    if "reconstruction" in losses:
+        pred, true = _pair(name, td, keys.reconstructed_observation, keys.observation,
+                           "written by the world model's decoder", "the observation")
+        out["loss_reconstruction"] = reconstruction_weight * distance_loss(pred, true, reconstruction_loss).mean()
+    if "latent" in losses:
+        pred, true = _pair(name, td, keys.predicted_latent, keys.target_latent,
+                           "the dynamics model's predicted next latent", "the target next latent (e.g. the encoder's)")
+        out["loss_latent"] = latent_weight * distance_loss(pred, true, latent_loss).mean()
+    return TensorDict(out, batch_size=[])
