@@ -173,3 +173,15 @@ __all__ = [
 from .functional import SACV1Keys, sac_v1_loss  # noqa: E402
 
 __all__ += ["sac_v1_loss", "SACV1Keys"]
+
+# imitation learning
+from .functional import (  # noqa: E402
+    ACTKeys,
+    BCKeys,
+    DiffusionBCKeys,
+    DTKeys,
+    OnlineDTKeys,
+    bc_loss,
+)
+
+__all__ += ["bc_loss", "BCKeys", "DTKeys", "OnlineDTKeys", "ACTKeys", "DiffusionBCKeys"]

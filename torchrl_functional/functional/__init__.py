@@ -179,3 +179,15 @@ __all__ += ["sac_v1_loss", "SACV1Keys"]
 from .value_learning import ensemble_distance, ensemble_min  # noqa: E402
 
 __all__ += ["ensemble_min", "ensemble_distance"]
+
+# imitation learning (functional.imitation)
+from .imitation import (  # noqa: E402
+    ACTKeys,
+    BCKeys,
+    DiffusionBCKeys,
+    DTKeys,
+    OnlineDTKeys,
+    bc_loss,
+)
+
+__all__ += ["bc_loss", "BCKeys", "DTKeys", "OnlineDTKeys", "ACTKeys", "DiffusionBCKeys"]

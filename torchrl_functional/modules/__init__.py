@@ -25,3 +25,8 @@ __all__ = [
     "CQLLoss", "DiscreteCQLLoss",
     "GRPOLoss", "DAPO", "CISPOLoss", "SFTLoss", "DistillationLoss",
 ]
+
+# imitation learning (modules.imitation)
+from .imitation import BCLoss  # noqa: E402
+
+__all__ += ["BCLoss"]

@@ -1,0 +1,20 @@
+"""Imitation-learning losses as pure functions of precomputed network outputs.
+
+:func:`bc_loss` (TorchRL's ``BCLoss``), :func:`dt_loss` and :func:`online_dt_loss`
+(``DTLoss``, ``OnlineDTLoss``), :func:`act_loss` (``ACTLoss``), :func:`diffusion_bc_loss`
+(``DiffusionBCLoss``) with the DDPM forward-process kernels :func:`ddpm_add_noise` and
+:func:`sample_diffusion_inputs`.
+"""
+
+from .bc import BC_LOSS_FUNCTIONS, bc_loss
+from .keys import ACTKeys, BCKeys, DiffusionBCKeys, DTKeys, OnlineDTKeys
+
+__all__ = [
+    "bc_loss",
+    "BCKeys",
+    "DTKeys",
+    "OnlineDTKeys",
+    "ACTKeys",
+    "DiffusionBCKeys",
+    "BC_LOSS_FUNCTIONS",
+]

@@ -1,0 +1,6 @@
+"""Drop-in replacements for TorchRL's imitation-learning losses: ``forward`` runs the policy
+(the impure part), then calls the function of :mod:`torchrl_functional.functional.imitation`."""
+
+from .bc import BCLoss
+
+__all__ = ["BCLoss"]
