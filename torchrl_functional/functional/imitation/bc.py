@@ -45,7 +45,8 @@ def _regression(name: str, keys: BCKeys, pred: Tensor, expert: Tensor, loss_func
     check_float(name, keys.action, expert)
     if pred.shape != expert.shape:
         raise EntryShapeError(name, keys.action_pred,
-                              f"expected the expert action's shape {tuple(expert.shape)}, got {tuple(pred.shape)}")
+                              f"shape {tuple(pred.shape)} differs from the shape {tuple(expert.shape)} of the expert "
+                              f"action {keys.action!r}")
     if loss_function == "l1":
         return F.l1_loss(pred, expert, reduction="none")
     if loss_function == "smooth_l1":
@@ -61,7 +62,7 @@ def _cross_entropy(name: str, keys: BCKeys, logits: Tensor, expert: Tensor) -> T
     if logits.ndim < 1 or target.shape != logits.shape[:-1]:
         raise EntryShapeError(name, keys.action,
                               f"expected class indices of shape {tuple(logits.shape[:-1])} (or with a trailing 1) "
-                              f"for logits {tuple(logits.shape)}, got {tuple(expert.shape)}")
+                              f"for the logits {keys.action_pred!r} {tuple(logits.shape)}, got {tuple(expert.shape)}")
     # log-softmax over the last dim: TorchRL's F.cross_entropy for a [B, N] prediction, any batch here
     log_p = torch.log_softmax(logits, -1)
     return -log_p.gather(-1, target.long().unsqueeze(-1)).squeeze(-1)
@@ -120,8 +121,8 @@ def bc_loss(
         dist = build_distribution(name, keys.actor_output, dist_class, params)
         batch = dist.batch_shape + dist.event_shape
         if expert.shape != batch:
-            raise EntryShapeError(name, keys.action, f"expected shape {tuple(batch)} (the policy's batch and event "
-                                                     f"shape), got {tuple(expert.shape)}")
+            raise EntryShapeError(name, keys.action, f"expected shape {tuple(batch)} (the batch and event shape of "
+                                                     f"the policy {keys.actor_output!r}), got {tuple(expert.shape)}")
         value = -dist.log_prob(expert)
     else:
         pred = require(name, td, keys.action_pred, _HINTS["action_pred"])

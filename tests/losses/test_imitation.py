@@ -1,0 +1,118 @@
+"""Imitation-learning losses: values against independent float64 computations, TorchRL's
+padding/masking rules, and bad input. Parity with TorchRL's classes (values and every parameter
+gradient) runs in tests/registry/test_parity.py over the module cases of tests/specs/imitation.py."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.specs import _imitation as I
+from tests.specs._inputs import diag_normal
+from torchrl_functional.errors import (
+    EntryDtypeError,
+    EntryRequiresGradError,
+    EntryShapeError,
+    HyperparameterError,
+    MaskShapeError,
+    MissingEntryError,
+)
+from torchrl_functional.functional import BCKeys, bc_loss
+
+# ----------------------------------------------------------------------------- BC
+
+
+def test_bc_regression_matches_a_loop():
+    td = I.bc_td(0, torch.float64, pad=True)
+    pred, expert, pad = td["action_pred"], td["action"], td["is_pad"]
+    total, count = 0.0, 0
+    for i in range(pred.shape[0]):
+        if pad[i]:
+            continue
+        for j in range(pred.shape[1]):
+            d = abs(float(pred[i, j] - expert[i, j]))
+            total += 0.5 * d * d if d < 1 else d - 0.5
+            count += 1
+    got = bc_loss(td, loss_function="smooth_l1", keys=BCKeys(pad_mask="is_pad"))["loss_bc"]
+    assert got.item() == pytest.approx(total / count, rel=1e-12)
+    # reduction="none" with a padding mask: the flat unpadded elements (TorchRL's convention)
+    flat = bc_loss(td, loss_function="l1", reduction="none", keys=BCKeys(pad_mask="is_pad"))["loss_bc"]
+    torch.testing.assert_close(flat, (pred - expert).abs()[~pad].reshape(-1))
+
+
+def test_bc_nll_and_cross_entropy_by_hand():
+    td = I.bc_td(1, torch.float64, variant="nll")
+    p = td["actor_output"]
+    want = -torch.distributions.Normal(p["loc"], p["scale"]).log_prob(td["action"]).sum(-1).mean()
+    torch.testing.assert_close(bc_loss(td, dist_class=diag_normal)["loss_bc"], want)
+    td = I.bc_td(1, torch.float64, variant="cross_entropy")
+    logits, a = td["action_pred"], td["action"][..., 0]
+    want = torch.stack([torch.logsumexp(logits[i], 0) - logits[i, a[i]] for i in range(len(a))]).sum()
+    torch.testing.assert_close(bc_loss(td, loss_function="cross_entropy", reduction="sum")["loss_bc"], want)
+
+
+def test_bc_validity_mask_keeps_shape_and_mean_counts_valid_rows():
+    td = I.bc_td(2, torch.float64, batch=(2, 3))
+    td["collector", "mask"] = torch.tensor([[True, False, True], [True, True, False]])
+    out = bc_loss(td, loss_function="l2", reduction="none")["loss_bc"]
+    assert out.shape == (2, 3, I.ACT) and (out[~td["collector", "mask"]] == 0).all()
+    mean = bc_loss(td, loss_function="l2")["loss_bc"]
+    sq = (td["action_pred"] - td["action"]) ** 2
+    torch.testing.assert_close(mean, sq[td["collector", "mask"]].sum() / (4 * I.ACT))
+    torch.testing.assert_close(bc_loss(td, loss_function="l2", loss_mask_key=None)["loss_bc"], sq.mean())
+
+
+def test_bc_callable_loss_function_is_reduced():
+    td = I.bc_td(3, torch.float64)
+    out = bc_loss(td, loss_function=lambda p, e: (p - e).abs().sum(-1), reduction="sum")["loss_bc"]
+    torch.testing.assert_close(out, (td["action_pred"] - td["action"]).abs().sum())
+
+
+def test_bc_bad_input():
+    td = I.bc_td(0)
+    with pytest.raises(MissingEntryError, match="action_pred"):
+        bc_loss(td.exclude("action_pred"), loss_function="l2")
+    with pytest.raises(EntryShapeError, match="action_pred"):
+        bc_loss(td.set("action_pred", td["action_pred"][..., :2]), loss_function="l2")
+    with pytest.raises(EntryRequiresGradError, match="'action'"):
+        bc_loss(I.bc_td(0).set("action", torch.ones(6, I.ACT, requires_grad=True)), loss_function="l1")
+    with pytest.raises(EntryDtypeError, match="'action'"):
+        bc_loss(I.bc_td(0, variant="cross_entropy").set("action", torch.zeros(6, 1)), loss_function="cross_entropy")
+    with pytest.raises(HyperparameterError, match="loss_function"):
+        bc_loss(I.bc_td(0), loss_function="huber")
+    with pytest.raises(HyperparameterError, match="dist_class"):
+        bc_loss(I.bc_td(0, variant="nll"))
+    # a padding mask finer than a log-prob: TorchRL's RuntimeError, as a library error
+    nll = I.bc_td(0, variant="nll").set("is_pad", torch.zeros(6, I.ACT, dtype=torch.bool))
+    with pytest.raises(MaskShapeError, match="more dimensions") as info:
+        bc_loss(nll, dist_class=diag_normal, keys=BCKeys(pad_mask="is_pad"))
+    assert isinstance(info.value, RuntimeError)
+    with pytest.raises(TypeError, match="pad_mask"):
+        BCKeys(pad_mask=3)
+
+
+def test_bc_vmap_over_tasks_with_padding_equals_loop():
+    tds = [I.bc_td(s, pad=True) for s in range(3)]
+    stacked = torch.stack(tds)
+    keys = BCKeys(pad_mask="is_pad")
+    got = torch.vmap(lambda td: bc_loss(td, loss_function="l1", keys=keys)["loss_bc"])(stacked)
+    want = torch.stack([bc_loss(td, loss_function="l1", keys=keys)["loss_bc"] for td in tds])
+    torch.testing.assert_close(got, want)
+
+
+def test_bc_module_pad_mask_parity_none():
+    """Ours and TorchRL's ``BCLoss`` with ``reduction="none"`` and a padding mask (flat output)."""
+    from torchrl.objectives import BCLoss as TorchRLBCLoss
+
+    from torchrl_functional.modules import BCLoss
+
+    ref, mine = I.pair(TorchRLBCLoss, BCLoss, I.det_actor, loss_function="l1", reduction="none")
+    for loss in (ref, mine):
+        loss.set_keys(pad_mask="is_pad")
+    data = I.obs_action_data(pad=True)(0)
+    a, b = ref(data.clone())["loss_bc"], mine(data.clone())["loss_bc"]
+    torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6)
+    a.sum().backward()
+    b.sum().backward()
+    for (n, p), (_, q) in zip(ref.named_parameters(), mine.named_parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-6, atol=1e-6, msg=n)
