@@ -182,6 +182,8 @@ from .functional import (  # noqa: E402
     DTKeys,
     OnlineDTKeys,
     bc_loss,
+    dt_loss,
+    online_dt_loss,
 )
 
-__all__ += ["bc_loss", "BCKeys", "DTKeys", "OnlineDTKeys", "ACTKeys", "DiffusionBCKeys"]
+__all__ += ["bc_loss", "dt_loss", "online_dt_loss", "BCKeys", "DTKeys", "OnlineDTKeys", "ACTKeys", "DiffusionBCKeys"]

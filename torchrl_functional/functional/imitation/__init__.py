@@ -7,10 +7,13 @@
 """
 
 from .bc import BC_LOSS_FUNCTIONS, bc_loss
+from .dt import dt_loss, online_dt_loss
 from .keys import ACTKeys, BCKeys, DiffusionBCKeys, DTKeys, OnlineDTKeys
 
 __all__ = [
     "bc_loss",
+    "dt_loss",
+    "online_dt_loss",
     "BCKeys",
     "DTKeys",
     "OnlineDTKeys",

@@ -2,5 +2,6 @@
 (the impure part), then calls the function of :mod:`torchrl_functional.functional.imitation`."""
 
 from .bc import BCLoss
+from .dt import DTLoss, OnlineDTLoss
 
-__all__ = ["BCLoss"]
+__all__ = ["BCLoss", "DTLoss", "OnlineDTLoss"]

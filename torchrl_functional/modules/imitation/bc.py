@@ -7,8 +7,6 @@ expert actions, a distributional actor, else MSE) and calls the function."""
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import dispatch
@@ -17,7 +15,7 @@ from torchrl.objectives import bc as _trl
 from ...functional.imitation import BCKeys, bc_loss
 from .._binding import FunctionalCallMixin, params_context
 from .._common import ACTOR_OUTPUT, PRIVATE
-from .._onpolicy import _prebuilt, dist_class_of, find_dist_module, run_actor
+from ._inputs import copy_loss_masks, run_policy
 
 __all__ = ["BCLoss"]
 
@@ -48,12 +46,8 @@ class BCLoss(FunctionalCallMixin, _trl.BCLoss):
         inputs = TensorDict({_KEYS.action: expert.detach()}, batch_size=tensordict.batch_size)
         dist_class = None
         if variant == "nll":
-            dist_module = find_dist_module(self.actor_network)
-            params = run_actor(self, tensordict, dist_module)
-            dist_class = dist_class_of(dist_module)
-            if "" in params:  # an actor that only offers get_dist: its distribution as built
-                dist_class = functools.partial(_prebuilt, params.pop(""))
-            inputs.set(ACTOR_OUTPUT, TensorDict(params, batch_size=[]))
+            params, dist_class = run_policy(self, tensordict)
+            inputs.set(ACTOR_OUTPUT, params)
         else:
             with params_context(self, self.actor_network_params, self.actor_network):
                 tensordict = self.actor_network(tensordict)
@@ -64,10 +58,7 @@ class BCLoss(FunctionalCallMixin, _trl.BCLoss):
             if pad is not None:
                 inputs.set((PRIVATE, "pad_mask"), pad)
                 keys = _KEYS.replace(pad_mask=(PRIVATE, "pad_mask"))
-        for mask_key in self._loss_mask_keys():
-            mask = tensordict.get(mask_key, None)
-            if mask is not None:
-                inputs.set(mask_key, mask)
+        copy_loss_masks(self, tensordict, inputs)
         return bc_loss(
             inputs, loss_function=variant, dist_class=dist_class, reduction=self.reduction,
             loss_mask_key=self.loss_mask_key, keys=keys,
