@@ -17,7 +17,7 @@ from torchrl_functional.errors import (
     MaskShapeError,
     MissingEntryError,
 )
-from torchrl_functional.functional import BCKeys, bc_loss
+from torchrl_functional.functional import BCKeys, bc_loss, dt_loss, online_dt_loss
 
 # ----------------------------------------------------------------------------- BC
 
@@ -116,3 +116,81 @@ def test_bc_module_pad_mask_parity_none():
     b.sum().backward()
     for (n, p), (_, q) in zip(ref.named_parameters(), mine.named_parameters()):
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-6, atol=1e-6, msg=n)
+
+
+# ----------------------------------------------------------------------------- DT, online DT
+
+
+def test_dt_by_hand_and_target_detached():
+    td = I.dt_td(0, torch.float64, mask=True)
+    pred = td["action_pred"].clone().requires_grad_(True)
+    target = td["action"].clone().requires_grad_(True)
+    out = dt_loss(td.set("action_pred", pred).set("action", target), loss_function="smooth_l1")["loss"]
+    d = (pred - target).abs()
+    want = torch.where(d < 1, 0.5 * d**2, d - 0.5)[td["collector", "mask"]].sum() / (4 * I.ACT)
+    torch.testing.assert_close(out, want)
+    out.backward()
+    assert target.grad is None and pred.grad.abs().sum() > 0
+
+
+def test_online_dt_by_hand_with_a_generator():
+    td = I.odt_td(0, torch.float64)
+    loc, scale, a = td["actor_output", "loc"], td["actor_output", "scale"], td["action"]
+    log_alpha = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    out = online_dt_loss(td, diag_normal, log_alpha=log_alpha, target_entropy=-2.0, samples_mc_entropy=4,
+                         min_log_alpha=-1.0, max_log_alpha=0.1, generator=torch.Generator().manual_seed(5))
+    eps = torch.randn((4, *a.shape), generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    normal = torch.distributions.Normal(loc, scale)
+    entropy = -normal.log_prob(loc + scale * eps).sum(-1).mean(0)
+    alpha = torch.tensor(0.1, dtype=torch.float64).exp()
+    torch.testing.assert_close(out["loss_log_likelihood"], -normal.log_prob(a).sum(-1).mean())
+    torch.testing.assert_close(out["loss_entropy"], -(alpha * entropy).mean())
+    torch.testing.assert_close(out["loss_alpha"], (0.3 * torch.ones((), dtype=torch.float64)).exp() * (entropy + 2).mean())
+    torch.testing.assert_close(out["entropy"], entropy.mean())
+    torch.testing.assert_close(out["alpha"], alpha)
+    # the temperature's gradient comes from loss_alpha only
+    assert not (out["loss_entropy"] + out["loss_log_likelihood"]).requires_grad
+    g, = torch.autograd.grad(out["loss_alpha"], [log_alpha])
+    torch.testing.assert_close(g, out["loss_alpha"])
+
+
+def test_online_dt_reduction_none_scalar_modes():
+    td = I.odt_td(1)
+    out = online_dt_loss(td, diag_normal, reduction="none")
+    assert set(out.keys()) == {"loss_log_likelihood", "loss_entropy", "loss_alpha"}
+    assert out.batch_size == td.batch_size and out["loss_alpha"].shape == td.batch_size
+    out = online_dt_loss(td, diag_normal, reduction="none", scalar_output_mode="non_tensor")
+    assert float(torch.as_tensor(out["alpha"])) == 1.0 and "entropy" in out.keys()
+
+
+def test_online_dt_vmap_over_tasks_equals_loop():
+    tds = [I.odt_td(s, torch.float64) for s in range(3)]
+    log_alpha = torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64)
+
+    def run(td, la):
+        torch.manual_seed(0)
+        out = online_dt_loss(td, diag_normal, log_alpha=la, samples_mc_entropy=2)
+        return out["loss_log_likelihood"] + out["loss_entropy"] + out["loss_alpha"]
+
+    got = torch.vmap(run, randomness="same")(torch.stack(tds), log_alpha)
+    want = torch.stack([run(td, la) for td, la in zip(tds, log_alpha)])
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    grads = torch.vmap(torch.func.grad(run, argnums=1), randomness="same")(torch.stack(tds), log_alpha)
+    loop = torch.stack([torch.func.grad(run, argnums=1)(td, la) for td, la in zip(tds, log_alpha)])
+    torch.testing.assert_close(grads, loop, rtol=1e-12, atol=1e-12)
+
+
+def test_dt_bad_input():
+    with pytest.raises(EntryShapeError, match="action_pred"):
+        dt_loss(I.dt_td(0).set("action_pred", torch.zeros(2, 3, 2)))
+    with pytest.raises(HyperparameterError, match="loss_function"):
+        dt_loss(I.dt_td(0), loss_function="l3")
+    td = I.odt_td(0)
+    with pytest.raises(EntryRequiresGradError, match="'action'"):
+        online_dt_loss(td.set("action", td["action"].clone().requires_grad_()), diag_normal)
+    with pytest.raises(HyperparameterError, match="samples_mc_entropy"):
+        online_dt_loss(I.odt_td(0), diag_normal, samples_mc_entropy=0)
+    with pytest.raises(HyperparameterError, match="target_entropy"):
+        online_dt_loss(I.odt_td(0), diag_normal, target_entropy="learned")
+    with pytest.raises(MissingEntryError, match="actor_output"):
+        online_dt_loss(I.odt_td(0).exclude("actor_output"), diag_normal)

@@ -97,3 +97,32 @@ def obs_action_data(batch: tuple[int, ...] = BATCH, *, discrete: bool = False, p
 
 def module_case(case_id: str, build, data, *, functional_call: bool = False, rebatch=None, **kw) -> ModuleCase:
     return ModuleCase(case_id, build, data, functional_call=functional_call, rebatch=rebatch, **kw)
+
+
+SEQ = (2, 3)
+
+
+def dt_td(seed: int, dtype: torch.dtype = torch.float32, *, mask: bool = False) -> TensorDict:
+    """A ``[2, 3]`` sequence batch: target and predicted actions (optional collector mask)."""
+    g = torch.Generator().manual_seed(seed)
+    td = TensorDict({"action": _randn(g, dtype, *SEQ, ACT), "action_pred": _randn(g, dtype, *SEQ, ACT)},
+                    batch_size=SEQ)
+    if mask:
+        td["collector", "mask"] = torch.tensor([[True, True, False], [True, False, True]])
+    return td
+
+
+def odt_td(seed: int, dtype: torch.dtype = torch.float32, *, batch: tuple[int, ...] = SEQ) -> TensorDict:
+    """Target actions in ``(-1, 1)`` and Gaussian parameters of the policy."""
+    g = torch.Generator().manual_seed(seed)
+    return TensorDict({
+        "action": (_randn(g, dtype, *batch, ACT) * 0.4).clamp(-0.9, 0.9),
+        "actor_output": {"loc": _randn(g, dtype, *batch, ACT) * 0.5,
+                         "scale": _randn(g, dtype, *batch, ACT).exp() * 0.3 + 0.2},
+    }, batch_size=batch)
+
+
+def tanh_normal(loc: torch.Tensor, scale: torch.Tensor):
+    from torchrl.modules import TanhNormal
+
+    return TanhNormal(loc, scale)

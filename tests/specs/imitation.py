@@ -1,6 +1,7 @@
-"""Specs of the imitation-learning losses: ``bc_loss`` (TorchRL's ``BCLoss``).
+"""Specs of the imitation-learning losses: ``bc_loss``, ``dt_loss``, ``online_dt_loss`` (TorchRL's
+``BCLoss``, ``DTLoss``, ``OnlineDTLoss``).
 
-The padded layouts are not fuzzed: their padding mask is optional (a missing mask means no
+The padded and masked layouts are not fuzzed: masks are optional (a missing mask means no
 padding, as TorchRL) and lives in a non-default keys object; tests/losses/test_imitation.py
 covers them."""
 
@@ -11,11 +12,53 @@ import functools
 from torchrl import objectives as torchrl_objectives
 
 from torchrl_functional import modules
-from torchrl_functional.functional import BCKeys, bc_loss
+from torchrl_functional.functional import (
+    BCKeys,
+    DTKeys,
+    OnlineDTKeys,
+    bc_loss,
+    dt_loss,
+    online_dt_loss,
+)
 
 from . import _imitation as I
 from ._inputs import diag_normal
-from ._spec import Layout, LossSpec
+from ._spec import Hyper, Layout, LossSpec
+
+
+def _case(theirs, ours, case_id, make_actor, data, *, keys=None, functional_call=False, **kwargs):
+    def build():
+        pair = I.pair(theirs, ours, make_actor, **kwargs)
+        for loss in pair:
+            if keys:
+                loss.set_keys(**keys)
+        return pair
+
+    return I.module_case(case_id, build, data, functional_call=functional_call)
+
+
+def _dt_cases():
+    theirs, ours = torchrl_objectives.DTLoss, modules.DTLoss
+    return [
+        _case(theirs, ours, "l2", I.det_actor, I.obs_action_data(I.SEQ), functional_call=True),
+        _case(theirs, ours, "l1-mask-none", I.det_actor, I.obs_action_data(I.SEQ, mask=True), loss_function="l1",
+              reduction="none"),
+        _case(theirs, ours, "smooth_l1-keys-sum", functools.partial(I.det_actor, out_key="pred"),
+              I.obs_action_data(I.BATCH), keys={"action_pred": "pred"}, loss_function="smooth_l1", reduction="sum"),
+    ]
+
+
+def _odt_cases():
+    theirs, ours = torchrl_objectives.OnlineDTLoss, modules.OnlineDTLoss
+    return [
+        _case(theirs, ours, "base", I.tanh_normal_actor, I.obs_action_data(I.BATCH), functional_call=True),
+        _case(theirs, ours, "seq-mask-mc3", I.tanh_normal_actor, I.obs_action_data(I.SEQ, mask=True),
+              samples_mc_entropy=3, alpha_init=0.5),
+        _case(theirs, ours, "clamped-sum", I.tanh_normal_actor, I.obs_action_data(I.BATCH), alpha_init=3.0,
+              min_alpha=0.5, max_alpha=2.0, reduction="sum", target_entropy=-1.5),
+        _case(theirs, ours, "none", I.tanh_normal_actor, I.obs_action_data(I.SEQ), reduction="none",
+              scalar_output_mode="exclude"),
+    ]
 
 
 def _bc_cases():
@@ -45,6 +88,8 @@ def _bc_cases():
     ]
 
 
+ODT_GRADS = (("actor_output", "loc"), ("actor_output", "scale"))
+
 SPECS = [
     LossSpec(
         "bc_loss", bc_loss, BCKeys,
@@ -64,5 +109,31 @@ SPECS = [
         (),
         modules.BCLoss, torchrl_objectives.BCLoss, _bc_cases,
         grad_outputs=("loss_bc",),
+    ),
+    LossSpec(
+        "dt_loss", dt_loss, DTKeys,
+        (
+            Layout("l2", I.dt_td, {}, ("action_pred",), compile=True),
+            Layout("l1_mask_none", functools.partial(I.dt_td, mask=True), {"loss_function": "l1", "reduction": "none"},
+                   ("action_pred",), fuzz=False),
+        ),
+        (),
+        modules.DTLoss, torchrl_objectives.DTLoss, _dt_cases,
+        grad_outputs=("loss",),
+    ),
+    LossSpec(
+        "online_dt_loss", online_dt_loss, OnlineDTKeys,
+        (
+            # vmap=False: the entropy samples are drawn inside; tests/losses/test_imitation.py vmaps it reseeded
+            Layout("normal", I.odt_td, {"dist_class": diag_normal}, ODT_GRADS, compile=True, vmap=False),
+            Layout("tanh_normal_mc3_sum", functools.partial(I.odt_td, batch=I.BATCH),
+                   {"dist_class": I.tanh_normal, "samples_mc_entropy": 3, "reduction": "sum"}, ODT_GRADS, vmap=False),
+        ),
+        (
+            Hyper("log_alpha", -0.5, invalid=(float("nan"),), objective=("loss_alpha",)),
+            Hyper("target_entropy", -2.0, invalid=(float("nan"),), objective=("loss_alpha",)),
+        ),
+        modules.OnlineDTLoss, torchrl_objectives.OnlineDTLoss, _odt_cases,
+        grad_outputs=("loss_log_likelihood", "loss_entropy", "loss_alpha"),
     ),
 ]

@@ -15,7 +15,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
-from ...errors import EntryShapeError, HyperparameterError
+from ...errors import EntryDtypeError, EntryShapeError, HyperparameterError
 from .._offpolicy import check_input
 from .._onpolicy import DistClass
 from .._td import check_constant, check_float, check_reduction, loss_mask, require
@@ -36,6 +36,19 @@ _HINTS = {
     "action_pred": "the transformer's predicted action, written by the actor network",
     "actor_output": "the transformer's distribution parameters (e.g. {'loc', 'scale'}), written by the actor",
 }
+
+
+def check_param_dtypes(loss: str, params_key: NestedKey, params, action_key: NestedKey, action: Tensor) -> None:
+    """Distribution parameters in the action's dtype: a mixed-precision policy would draw its
+    Monte-Carlo samples in another precision (other numbers), so it is refused."""
+    if isinstance(params, Tensor):
+        return  # build_distribution explains what it expects
+    for leaf_key, leaf in params.items(True, True):
+        if isinstance(leaf, Tensor) and leaf.is_floating_point() and leaf.dtype != action.dtype:
+            leaf_key = leaf_key if isinstance(leaf_key, tuple) else (leaf_key,)
+            full = (params_key if isinstance(params_key, tuple) else (params_key,)) + leaf_key
+            raise EntryDtypeError(loss, full, f"dtype {leaf.dtype} differs from the dtype {action.dtype} of the "
+                                              f"target action {action_key!r}")
 
 
 def dt_loss(
@@ -135,6 +148,7 @@ def online_dt_loss(
     check_float(name, keys.action_target, target)
     check_constant(name, keys.action_target, target, "the target action is data")
     params = require(name, td, keys.actor_output, _HINTS["actor_output"])
+    check_param_dtypes(name, keys.actor_output, params, keys.action_target, target)
     dist = build_distribution(name, keys.actor_output, dist_class, params)
     if dist.batch_shape != td.batch_size or target.shape != dist.batch_shape + dist.event_shape:
         raise EntryShapeError(
@@ -160,7 +174,8 @@ def online_dt_loss(
     out = {
         "loss_log_likelihood": -log_likelihood,
         "loss_entropy": -(alpha * entropy),
-        "loss_alpha": log_alpha.exp() * (entropy - target_entropy).detach(),
+        # TorchRL detaches (H - target); a tensor target_entropy keeps its graph here (meta-gradients)
+        "loss_alpha": log_alpha.exp() * (entropy.detach() - target_entropy),
     }
     if reduction == "none":
         result = TensorDict(out, batch_size=td.batch_size)
