@@ -181,9 +181,17 @@ from .functional import (  # noqa: E402
     DiffusionBCKeys,
     DTKeys,
     OnlineDTKeys,
+    act_loss,
     bc_loss,
+    ddpm_add_noise,
+    diffusion_bc_loss,
     dt_loss,
+    gaussian_kl_to_standard,
     online_dt_loss,
+    sample_diffusion_inputs,
 )
 
-__all__ += ["bc_loss", "dt_loss", "online_dt_loss", "BCKeys", "DTKeys", "OnlineDTKeys", "ACTKeys", "DiffusionBCKeys"]
+__all__ += [
+    "bc_loss", "dt_loss", "online_dt_loss", "act_loss", "diffusion_bc_loss",
+    "ddpm_add_noise", "sample_diffusion_inputs", "gaussian_kl_to_standard",
+    "BCKeys", "DTKeys", "OnlineDTKeys", "ACTKeys", "DiffusionBCKeys"]

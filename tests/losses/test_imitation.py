@@ -17,7 +17,16 @@ from torchrl_functional.errors import (
     MaskShapeError,
     MissingEntryError,
 )
-from torchrl_functional.functional import BCKeys, bc_loss, dt_loss, online_dt_loss
+from torchrl_functional.functional import (
+    BCKeys,
+    act_loss,
+    bc_loss,
+    ddpm_add_noise,
+    diffusion_bc_loss,
+    dt_loss,
+    online_dt_loss,
+    sample_diffusion_inputs,
+)
 
 # ----------------------------------------------------------------------------- BC
 
@@ -194,3 +203,57 @@ def test_dt_bad_input():
         online_dt_loss(I.odt_td(0), diag_normal, target_entropy="learned")
     with pytest.raises(MissingEntryError, match="actor_output"):
         online_dt_loss(I.odt_td(0).exclude("actor_output"), diag_normal)
+
+
+# ----------------------------------------------------------------------------- ACT, diffusion BC
+
+
+def test_act_by_hand():
+    td = I.act_td(0, torch.float64)
+    chunk, pred, mu, lv = td["vla_action", "chunk"], td["action_pred"], td["mu"], td["log_var"]
+    recon = torch.stack([(pred[i] - chunk[i]).abs().mean() for i in range(6)])
+    kl = torch.stack([sum(0.5 * (mu[i, z] ** 2 + lv[i, z].exp() - 1 - lv[i, z]) for z in range(I.LATENT))
+                      for i in range(6)])
+    out = act_loss(td, kl_weight=0.7, reduction="none")
+    torch.testing.assert_close(out["loss_act"], recon + 0.7 * kl)
+    torch.testing.assert_close(out["loss_kl"], kl)
+    out = act_loss(td, kl_weight=torch.tensor(0.7, dtype=torch.float64, requires_grad=True))
+    assert not out["loss_reconstruction"].requires_grad and not out["loss_kl"].requires_grad
+    torch.testing.assert_close(out["loss_act"], recon.mean() + 0.7 * kl.mean())
+
+
+def test_act_bad_input():
+    with pytest.raises(EntryShapeError, match="'mu'"):
+        act_loss(I.act_td(0).set("mu", torch.zeros(6, 1, 2)))
+    with pytest.raises(EntryShapeError, match="log_var"):
+        act_loss(I.act_td(0).set("log_var", torch.zeros(6, 3)))
+    with pytest.raises(HyperparameterError, match="kl_weight"):
+        act_loss(I.act_td(0), kl_weight=-1.0)
+
+
+def test_ddpm_kernels_by_hand_and_generator():
+    action = torch.randn(5, 2, dtype=torch.float64)
+    t1, n1 = sample_diffusion_inputs(action, 7, generator=torch.Generator().manual_seed(2))
+    t2, n2 = sample_diffusion_inputs(action, 7, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(t1, t2) and torch.equal(n1, n2) and t1.shape == (5,) and n1.dtype == torch.float64
+    assert int(t1.min()) >= 0 and int(t1.max()) < 7
+    abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 7, dtype=torch.float64), 0)
+    noisy = ddpm_add_noise(action, t1, n1, abar)
+    for i in range(5):
+        a = abar[t1[i]]
+        torch.testing.assert_close(noisy[i], a.sqrt() * action[i] + (1 - a).sqrt() * n1[i])
+    # the global-RNG path draws what TorchRL's DiffusionBCLoss draws (randint, then randn_like)
+    torch.manual_seed(4)
+    t, n = sample_diffusion_inputs(action, 7)
+    torch.manual_seed(4)
+    assert torch.equal(t, torch.randint(0, 7, (5,))) and torch.equal(n, torch.randn_like(action))
+
+
+def test_diffusion_bc_by_hand_and_bad_input():
+    td = I.diffusion_td(0, torch.float64)
+    want = ((td["noise_pred"] - td["noise"]) ** 2).sum()
+    torch.testing.assert_close(diffusion_bc_loss(td, reduction="sum")["loss_diffusion_bc"], want)
+    with pytest.raises(EntryRequiresGradError, match="noise"):
+        diffusion_bc_loss(td.clone().set("noise", td["noise"].clone().requires_grad_()))
+    with pytest.raises(EntryShapeError, match="noise_pred"):
+        diffusion_bc_loss(td.clone().set("noise_pred", td["noise_pred"][..., :1]))

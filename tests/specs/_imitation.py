@@ -126,3 +126,59 @@ def tanh_normal(loc: torch.Tensor, scale: torch.Tensor):
     from torchrl.modules import TanhNormal
 
     return TanhNormal(loc, scale)
+
+
+CHUNK, LATENT = 4, 2
+
+
+def act_td(seed: int, dtype: torch.dtype = torch.float32, *, batch: tuple[int, ...] = BATCH) -> TensorDict:
+    """Expert chunk ``[*B, 4, 3]``, predicted chunk, CVAE mean and log-variance ``[*B, 2]``."""
+    g = torch.Generator().manual_seed(seed)
+    return TensorDict({
+        "vla_action": {"chunk": _randn(g, dtype, *batch, CHUNK, ACT)},
+        "action_pred": _randn(g, dtype, *batch, CHUNK, ACT),
+        "mu": _randn(g, dtype, *batch, LATENT),
+        "log_var": _randn(g, dtype, *batch, LATENT) * 0.5,
+    }, batch_size=batch)
+
+
+def diffusion_td(seed: int, dtype: torch.dtype = torch.float32, *, batch: tuple[int, ...] = BATCH) -> TensorDict:
+    """Drawn noise and the score network's prediction ``[*B, 3]``."""
+    g = torch.Generator().manual_seed(seed)
+    return TensorDict({"noise": _randn(g, dtype, *batch, ACT), "noise_pred": _randn(g, dtype, *batch, ACT)},
+                      batch_size=batch)
+
+
+class _TinyACT(nn.Module):
+    """A CVAE-shaped policy: encodes (observation, chunk) into (mu, log_var), decodes a chunk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Linear(OBS + CHUNK * ACT, 2 * LATENT)
+        self.dec = nn.Linear(OBS + LATENT, CHUNK * ACT)
+
+    def forward(self, observation, action_chunk):
+        mu, log_var = self.enc(torch.cat([observation, action_chunk.flatten(-2)], -1)).chunk(2, -1)
+        z = mu + (0.5 * log_var).exp()  # deterministic "sample": parity needs no draw
+        pred = self.dec(torch.cat([observation, z], -1)).unflatten(-1, (CHUNK, ACT))
+        return pred, mu, log_var
+
+
+def act_actor() -> TensorDictModule:
+    return TensorDictModule(_TinyACT(), in_keys=["observation", "action_chunk"], out_keys=["action_pred", "mu", "log_var"])
+
+
+def chunk_data(batch: tuple[int, ...] = BATCH, key=("vla_action", "chunk"), obs_key="observation"):
+    def data(seed: int) -> TensorDict:
+        g = torch.Generator().manual_seed(seed)
+        td = TensorDict({obs_key: torch.randn(*batch, OBS, generator=g)}, batch_size=batch)
+        td[key] = torch.randn(*batch, CHUNK, ACT, generator=g)
+        return td
+
+    return data
+
+
+def diffusion_actor() -> nn.Module:
+    from torchrl.modules import DiffusionActor
+
+    return DiffusionActor(action_dim=ACT, obs_dim=OBS, num_steps=7)

@@ -1,5 +1,5 @@
-"""Specs of the imitation-learning losses: ``bc_loss``, ``dt_loss``, ``online_dt_loss`` (TorchRL's
-``BCLoss``, ``DTLoss``, ``OnlineDTLoss``).
+"""Specs of the imitation-learning losses: ``bc_loss``, ``dt_loss``, ``online_dt_loss``, ``act_loss``,
+``diffusion_bc_loss`` (TorchRL's ``BCLoss``, ``DTLoss``, ``OnlineDTLoss``, ``ACTLoss``, ``DiffusionBCLoss``).
 
 The padded and masked layouts are not fuzzed: masks are optional (a missing mask means no
 padding, as TorchRL) and lives in a non-default keys object; tests/losses/test_imitation.py
@@ -13,10 +13,14 @@ from torchrl import objectives as torchrl_objectives
 
 from torchrl_functional import modules
 from torchrl_functional.functional import (
+    ACTKeys,
     BCKeys,
+    DiffusionBCKeys,
     DTKeys,
     OnlineDTKeys,
+    act_loss,
     bc_loss,
+    diffusion_bc_loss,
     dt_loss,
     online_dt_loss,
 )
@@ -61,6 +65,24 @@ def _odt_cases():
     ]
 
 
+def _act_cases():
+    theirs, ours = torchrl_objectives.ACTLoss, modules.ACTLoss
+    return [
+        _case(theirs, ours, "base", I.act_actor, I.chunk_data(), functional_call=True),
+        _case(theirs, ours, "keys-sum", I.act_actor, I.chunk_data(key="demo", obs_key="obs"),
+              keys={"observation": "obs", "action_chunk": "demo"}, kl_weight=0.5, reduction="sum"),
+        _case(theirs, ours, "none-seq", I.act_actor, I.chunk_data(I.SEQ), reduction="none"),
+    ]
+
+
+def _diffusion_cases():
+    theirs, ours = torchrl_objectives.DiffusionBCLoss, modules.DiffusionBCLoss
+    return [
+        _case(theirs, ours, "base", I.diffusion_actor, I.obs_action_data(I.BATCH), functional_call=True),
+        _case(theirs, ours, "none-seq", I.diffusion_actor, I.obs_action_data(I.SEQ), reduction="none"),
+    ]
+
+
 def _bc_cases():
     theirs, ours = torchrl_objectives.BCLoss, modules.BCLoss
 
@@ -88,6 +110,7 @@ def _bc_cases():
     ]
 
 
+ACT_GRADS = ("action_pred", "mu", "log_var")
 ODT_GRADS = (("actor_output", "loc"), ("actor_output", "scale"))
 
 SPECS = [
@@ -135,5 +158,25 @@ SPECS = [
         ),
         modules.OnlineDTLoss, torchrl_objectives.OnlineDTLoss, _odt_cases,
         grad_outputs=("loss_log_likelihood", "loss_entropy", "loss_alpha"),
+    ),
+    LossSpec(
+        "act_loss", act_loss, ACTKeys,
+        (
+            Layout("mean", I.act_td, {}, ACT_GRADS, compile=True),
+            Layout("none_seq", functools.partial(I.act_td, batch=I.SEQ), {"reduction": "none"}, ACT_GRADS),
+        ),
+        (Hyper("kl_weight", 2.0, invalid=(-1.0, float("nan"))),),
+        modules.ACTLoss, torchrl_objectives.ACTLoss, _act_cases,
+        grad_outputs=("loss_act",),
+    ),
+    LossSpec(
+        "diffusion_bc_loss", diffusion_bc_loss, DiffusionBCKeys,
+        (
+            Layout("mean", I.diffusion_td, {}, ("noise_pred",), compile=True),
+            Layout("none_seq", functools.partial(I.diffusion_td, batch=I.SEQ), {"reduction": "none"}, ("noise_pred",)),
+        ),
+        (),
+        modules.DiffusionBCLoss, torchrl_objectives.DiffusionBCLoss, _diffusion_cases,
+        grad_outputs=("loss_diffusion_bc",),
     ),
 ]

@@ -27,6 +27,6 @@ __all__ = [
 ]
 
 # imitation learning (modules.imitation)
-from .imitation import BCLoss, DTLoss, OnlineDTLoss  # noqa: E402
+from .imitation import ACTLoss, BCLoss, DiffusionBCLoss, DTLoss, OnlineDTLoss  # noqa: E402
 
-__all__ += ["BCLoss", "DTLoss", "OnlineDTLoss"]
+__all__ += ["BCLoss", "DTLoss", "OnlineDTLoss", "ACTLoss", "DiffusionBCLoss"]
