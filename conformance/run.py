@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 DEFAULT_SUITE = ROOT.parent / "shared" / "torchrl_tests"
 FILES = ("test_ppo.py", "test_sac.py", "test_ddpg.py", "test_dqn.py", "test_iql.py", "test_cql.py",
-         "test_mappo.py", "test_dreamer_v3.py", "test_tqc.py", "test_dreamer.py", "test_rnd.py")
+         "test_mappo.py", "test_dreamer_v3.py", "test_tqc.py", "test_dreamer.py", "test_rnd.py",
+         "test_bc.py", "test_dt.py", "test_act.py", "test_diffusion_bc.py")
 
 
 def baseline(suite: Path) -> dict[str, dict[str, int]]:

@@ -25,8 +25,8 @@ def _mkdocs_build(config: Path, site: Path) -> subprocess.CompletedProcess:
     )
 
 
-PAGES = ("index", "onpolicy", "offpolicy", "llm", "dreamer_v3", "value", "kernels", "modules", "comparison", "errors",
-         "pai", "model_based", "exploration")
+PAGES = ("index", "onpolicy", "offpolicy", "llm", "imitation", "dreamer_v3", "value", "kernels", "modules", "comparison",
+         "errors", "pai", "model_based", "exploration")
 
 
 @pytest.mark.slow
@@ -52,6 +52,8 @@ def test_api_reference_builds_strict(tmp_path):
         assert f'id="torchrl_functional.functional.{name}"' in pages["offpolicy"], name
     for name in ("grpo_loss", "sft_loss", "distillation_loss", "group_relative_advantage", "GRPOKeys"):
         assert f'id="torchrl_functional.functional.{name}"' in pages["llm"], name
+    for name in ("bc_loss", "dt_loss", "online_dt_loss", "act_loss", "diffusion_bc_loss", "BCKeys"):
+        assert f'id="torchrl_functional.functional.{name}"' in pages["imitation"], name
     for name in ("generalized_advantage_estimate", "td_lambda_advantage_estimate", "vtrace_advantage_estimate"):
         assert f'id="torchrl_functional.functional.{name}"' in pages["value"], name
     for name in ("clipped_surrogate_loss", "distance_loss", "entropy", "kl_divergence", "check_finite"):

@@ -21,6 +21,7 @@ __all__ = [
     "HyperparameterError",
     "EmptyMaskError",
     "ZeroFilledEntryError",
+    "MaskShapeError",
 ]
 
 
@@ -88,3 +89,7 @@ class EmptyMaskError(LossInputError, ValueError):
 
 class ZeroFilledEntryError(LossInputError, RuntimeError):
     """Teacher log-probs zero-filled off the assistant tokens but used on all tokens (as TorchRL refuses)."""
+
+
+class MaskShapeError(EntryShapeError, RuntimeError):
+    """A padding mask has more dimensions than the loss it masks (TorchRL raises ``RuntimeError``)."""

@@ -271,3 +271,25 @@ from .keys import RNDKeys  # noqa: E402
 from .rnd import rnd_loss, rnd_normalize_observation, running_mean_std_update  # noqa: E402
 
 __all__ += ["rnd_loss", "RNDKeys", "rnd_normalize_observation", "running_mean_std_update"]
+
+# imitation learning (functional.imitation)
+from .imitation import (  # noqa: E402
+    ACTKeys,
+    BCKeys,
+    DiffusionBCKeys,
+    DTKeys,
+    OnlineDTKeys,
+    act_loss,
+    bc_loss,
+    ddpm_add_noise,
+    diffusion_bc_loss,
+    dt_loss,
+    gaussian_kl_to_standard,
+    online_dt_loss,
+    sample_diffusion_inputs,
+)
+
+__all__ += [
+    "bc_loss", "dt_loss", "online_dt_loss", "act_loss", "diffusion_bc_loss",
+    "ddpm_add_noise", "sample_diffusion_inputs", "gaussian_kl_to_standard",
+    "BCKeys", "DTKeys", "OnlineDTKeys", "ACTKeys", "DiffusionBCKeys"]

@@ -55,3 +55,8 @@ __all__ += ["DreamerModelLoss", "DreamerActorLoss", "DreamerValueLoss", "WorldMo
 from .rnd import RNDLoss  # noqa: E402
 
 __all__ += ["RNDLoss"]
+
+# imitation learning (modules.imitation)
+from .imitation import ACTLoss, BCLoss, DiffusionBCLoss, DTLoss, OnlineDTLoss  # noqa: E402
+
+__all__ += ["BCLoss", "DTLoss", "OnlineDTLoss", "ACTLoss", "DiffusionBCLoss"]
