@@ -25,3 +25,8 @@ __all__ = [
     "CQLLoss", "DiscreteCQLLoss",
     "GRPOLoss", "DAPO", "CISPOLoss", "SFTLoss", "DistillationLoss",
 ]
+
+# TD3+BC, REDQ and CrossQ
+from .td3bc import TD3BCLoss  # noqa: E402
+
+__all__ += ["TD3BCLoss"]
