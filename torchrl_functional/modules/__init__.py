@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 # TD3+BC, REDQ and CrossQ
+from .redq import REDQLoss  # noqa: E402
 from .td3bc import TD3BCLoss  # noqa: E402
 
-__all__ += ["TD3BCLoss"]
+__all__ += ["TD3BCLoss", "REDQLoss"]
