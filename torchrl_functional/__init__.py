@@ -175,6 +175,6 @@ from .functional import SACV1Keys, sac_v1_loss  # noqa: E402
 __all__ += ["sac_v1_loss", "SACV1Keys"]
 
 # TD3+BC, REDQ and CrossQ
-from .functional import REDQKeys, TD3BCKeys, redq_loss, td3bc_loss  # noqa: E402
+from .functional import CrossQKeys, REDQKeys, TD3BCKeys, crossq_loss, redq_loss, td3bc_loss  # noqa: E402
 
-__all__ += ["td3bc_loss", "TD3BCKeys", "redq_loss", "REDQKeys"]
+__all__ += ["td3bc_loss", "TD3BCKeys", "redq_loss", "REDQKeys", "crossq_loss", "CrossQKeys"]

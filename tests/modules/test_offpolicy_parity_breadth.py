@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+from torchrl.modules import ValueOperator
+from torchrl.objectives import CrossQLoss as TCrossQ
 from torchrl.objectives import REDQLoss as TREDQ
 from torchrl.objectives import TD3BCLoss as TTD3BC
 
 from tests.modules.offpolicy_parity_common import (
     ACT,
     COMMON,
+    HID,
+    OBS,
     WEIGHTED,
+    build,
+    compare,
+    data_for,
     det_actor,
     ids,
     qvalue,
@@ -53,3 +61,45 @@ REDQ_CASES = [c for c in COMMON if not c[0].startswith(("nstep2", "nstep3", "shi
 @pytest.mark.parametrize("case_id, kwargs, opts", REDQ_CASES, ids=ids(REDQ_CASES))
 def test_redq_parity(case_id, kwargs, opts):
     run(TREDQ, ours.REDQLoss, (stoch_actor(), qvalue()), {"num_qvalue_nets": 4, **kwargs}, opts)
+
+
+class _BNQNet(nn.Module):
+    """A CrossQ critic: batch normalisation before each layer (running statistics updated in train mode)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.BatchNorm1d(OBS + ACT, momentum=0.3), nn.Linear(OBS + ACT, HID), nn.Tanh(),
+                                 nn.BatchNorm1d(HID, momentum=0.3), nn.Linear(HID, 1))
+
+    def forward(self, obs, action):
+        return self.net(torch.cat([obs, action], -1))
+
+
+def bn_qvalue():
+    torch.manual_seed(5)
+    return ValueOperator(_BNQNet(), in_keys=["observation", "action"])
+
+
+CROSSQ_CASES = [c for c in COMMON if not c[0].endswith("_BT")] + [
+    ("ensemble_3", {"num_qvalue_nets": 3}, {}),
+    ("alpha_bounds", {"alpha_init": 5.0, "min_alpha": 0.5, "max_alpha": 2.0}, {}),
+    ("fixed_alpha", {"fixed_alpha": True, "target_entropy": 0.3}, {}),
+    ("none_non_tensor", {"reduction": "none", "scalar_output_mode": "non_tensor"}, {}),
+]
+
+
+@pytest.mark.parametrize("case_id, kwargs, opts", CROSSQ_CASES, ids=ids(CROSSQ_CASES))
+def test_crossq_parity(case_id, kwargs, opts):
+    run(TCrossQ, ours.CrossQLoss, (stoch_actor(), qvalue()), kwargs, opts)
+
+
+@pytest.mark.parametrize("case_id, kwargs, opts", [("bn", {}, {}), ("bn_3_none", {"num_qvalue_nets": 3, "reduction": "none"}, {})],
+                         ids=["bn", "bn_3_none"])
+def test_crossq_batchnorm_parity(case_id, kwargs, opts):
+    """A batch-normalised critic: same losses, gradients and running statistics as TorchRL's."""
+    ref, mine = build(TCrossQ, ours.CrossQLoss, (stoch_actor(), bn_qvalue()), kwargs)
+    compare(ref, mine, data_for(opts))
+    for (name, a), (_, b) in zip(ref.named_buffers(), mine.named_buffers()):
+        if "running" in name:
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)
+    assert mine.qvalue_network.training

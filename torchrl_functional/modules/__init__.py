@@ -27,7 +27,8 @@ __all__ = [
 ]
 
 # TD3+BC, REDQ and CrossQ
+from .crossq import CrossQLoss  # noqa: E402
 from .redq import REDQLoss  # noqa: E402
 from .td3bc import TD3BCLoss  # noqa: E402
 
-__all__ += ["TD3BCLoss", "REDQLoss"]
+__all__ += ["TD3BCLoss", "REDQLoss", "CrossQLoss"]
