@@ -103,3 +103,22 @@ def test_crossq_batchnorm_parity(case_id, kwargs, opts):
         if "running" in name:
             torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)
     assert mine.qvalue_network.training
+
+
+@pytest.mark.parametrize("name, nets, kwargs", [
+    ("TD3BCLoss", lambda: (det_actor(), qvalue()), {"bounds": (-torch.ones(ACT), torch.ones(ACT))}),
+    ("REDQLoss", lambda: (stoch_actor(), qvalue()), {"num_qvalue_nets": 3}),
+    ("CrossQLoss", lambda: (stoch_actor(), bn_qvalue()), {}),
+])
+@pytest.mark.parametrize("case_id, opts", [("base", {}), ("td_lambda_BT", {"batch": (2, 6), "estimator": "td_lambda"})])
+def test_no_torchrl_math_reached(name, nets, kwargs, case_id, opts):
+    """Our forward never reaches TorchRL's loss methods, properties or value estimators."""
+    from torchrl.objectives import ValueEstimators
+
+    from tests.modules.test_no_fallback_offpolicy import _run_ours
+
+    if name == "CrossQLoss" and opts.get("batch"):
+        nets = lambda: (stoch_actor(), qvalue())  # noqa: E731 - BatchNorm1d reads dim 1 of [B, T, F] as channels
+    if opts.get("estimator"):
+        opts = {**opts, "estimator": ValueEstimators.TDLambda}
+    _run_ours(getattr(ours, name), nets(), kwargs, opts)
