@@ -167,8 +167,19 @@ def soft_actor_critic(
     use_prioritized_weights: bool,
     next_hint: str = "Q_target_i(s', a') of the target critics at a' ~ pi(s')",
 ) -> tuple[TensorDict, Tensor]:
-    """The SAC (v2) losses of :func:`sac_loss` for the loss ``name`` (also :func:`crossq_loss`):
-    the output TensorDict and ``log pi(a~|s)`` ``[*B, 1]`` as given."""
+    """The SAC (v2) losses of :func:`sac_loss` for the loss ``name`` (also :func:`crossq_loss`).
+
+    Args:
+        name: the loss name used in error messages.
+        td: input TensorDict (not modified), entries as :func:`sac_loss`.
+        keys: resolved :class:`~torchrl_functional.functional.keys.SACKeys` (or a subclass).
+        log_alpha, target_entropy, loss_function, gamma, value_estimator, lmbda, time_dim, reduction,
+        loss_mask_key, use_prioritized_weights: as :func:`sac_loss`.
+        next_hint: what ``("next", state_action_value)`` holds, for the missing-entry message.
+
+    Returns:
+        The output TensorDict of :func:`sac_loss` and ``log pi(a~|s)`` ``[*B, 1]`` as given.
+    """
     check_input(name, td)
     value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     tr = read_transition(name, td, keys)

@@ -34,7 +34,7 @@ class REDQLoss(FunctionalCallMixin, _trl.REDQLoss):
         e, m = self.num_qvalue_nets, self.sub_sample_len
         obs_keys = self.actor_network.in_keys
         data = tensordict.select("next", *obs_keys, tk.action, strict=False).copy()
-        subset = redq_critic_subset(e, m).to(tensordict.device or torch.device("cpu"))
+        subset = redq_critic_subset(e, m)  # on the CPU, as TorchRL's randperm
         # a~ ~ pi(s) with gradients and a' ~ pi(s') with the target (detached) actor, one draw
         actor_params = torch.stack([self.actor_network_params, self.target_actor_network_params], 0)
         actor_td = torch.stack([data.select(*obs_keys, strict=False),
@@ -58,6 +58,7 @@ class REDQLoss(FunctionalCallMixin, _trl.REDQLoss):
         inputs = transition_inputs(self, tensordict)
         inputs.set((PRIVATE, "state_action_value"), pred)
         inputs.set((PRIVATE, "state_action_value_actor"), actor_q)
+        subset = subset.to(pred.device)
         inputs.set(("next", PRIVATE, "state_action_value"), next_q.new_zeros(pred.shape).index_copy(0, subset, next_q))
         inputs.set((PRIVATE, "log_prob"), log_prob[0])
         inputs.set(("next", PRIVATE, "log_prob"), log_prob[1])
