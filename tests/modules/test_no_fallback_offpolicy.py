@@ -30,7 +30,7 @@ from tests.modules import (
 from torchrl_functional import modules as ours
 
 CLASSES = ("DQNLoss", "DDPGLoss", "TD3Loss", "SACLoss", "DiscreteSACLoss", "IQLLoss", "DiscreteIQLLoss",
-           "CQLLoss", "DiscreteCQLLoss")
+           "CQLLoss", "DiscreteCQLLoss", "TD3BCLoss", "REDQLoss", "CrossQLoss")
 #: TorchRL methods the drop-in classes may use: construction and configuration, no numbers
 ALLOWED = {"__init__", "_forward_value_estimator_keys", "_set_in_keys", "make_value_estimator", "_make_vmap",
            "_compute_composite_spec_numel", "state_dict", "load_state_dict",

@@ -92,6 +92,8 @@ OFF_B, ENSEMBLE, K_SAMPLES = 6, 2, 3  # replayed transitions, critics, CQL actio
 #: the ensemble entries ``[E, B, ...]`` of each kind of off-policy input
 ENSEMBLE_KEYS: dict[str, tuple] = {
     "td3": ("state_action_value", ("next", "state_action_value"), "state_action_value_actor"),
+    "td3bc": ("state_action_value", ("next", "state_action_value"), "state_action_value_actor"),
+    "redq": ("state_action_value", ("next", "state_action_value"), "state_action_value_actor"),
     "sac": ("state_action_value", ("next", "state_action_value"), "state_action_value_actor"),
     "cql": ("state_action_value", ("next", "state_action_value"), "state_action_value_actor",
             "cql_random_value", "cql_current_value", "cql_next_value"),
@@ -165,6 +167,20 @@ def off_policy_td(seed: int, dtype: torch.dtype = torch.float32, *, kind: str, n
         data["log_prob"] = randn(B)
         if kind == "discrete_iql":
             data["action"] = torch.randint(N, (B,), generator=g)
+    elif kind == "td3bc":
+        data["state_action_value"] = randn(E, B, 1)
+        data["next"]["state_action_value"] = randn(E, B, 1)
+        data["state_action_value_actor"] = randn(E, B, 1)
+        data["action"] = randn(B, ACTION_DIM)
+        data["action_actor"] = randn(B, ACTION_DIM)
+    elif kind == "redq":  # three critics, the target's minimum over critics 0 and 2
+        data["state_action_value"] = randn(3, B, 1)
+        data["next"]["state_action_value"] = randn(3, B, 1)
+        data["state_action_value_actor"] = randn(3, B, 1)
+        data["log_prob"] = randn(B)
+        data["next"]["log_prob"] = randn(B)
+        data["action"] = randn(B, ACTION_DIM)
+        data["critic_subset"] = torch.tensor([0, 2])
     else:  # pragma: no cover
         raise ValueError(kind)
     if nstep:

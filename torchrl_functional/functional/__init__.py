@@ -293,3 +293,13 @@ __all__ += [
     "bc_loss", "dt_loss", "online_dt_loss", "act_loss", "diffusion_bc_loss",
     "ddpm_add_noise", "sample_diffusion_inputs", "gaussian_kl_to_standard",
     "BCKeys", "DTKeys", "OnlineDTKeys", "ACTKeys", "DiffusionBCKeys"]
+
+# TD3+BC, REDQ and CrossQ, and the per-sample pieces of TD3 they share
+from .crossq import crossq_loss  # noqa: E402
+from .keys import CrossQKeys, REDQKeys, TD3BCKeys  # noqa: E402
+from .redq import redq_critic_subset, redq_loss  # noqa: E402
+from .td3 import TD3Terms, td3_terms  # noqa: E402
+from .td3bc import td3bc_loss  # noqa: E402
+
+__all__ += ["td3bc_loss", "td3_terms", "TD3Terms", "TD3BCKeys", "redq_loss", "redq_critic_subset", "REDQKeys",
+            "crossq_loss", "CrossQKeys"]

@@ -400,3 +400,43 @@ class RNDKeys(_Keys):
 
 __all__ += ["RNDKeys"]
 _DEFAULTS[RNDKeys] = RNDKeys()
+# ----------------------------------------------------------------------------- TD3+BC, REDQ, CrossQ
+
+
+@dataclass(frozen=True)
+class TD3BCKeys(TD3Keys):
+    """Entries read by :func:`~torchrl_functional.functional.td3bc_loss`: as :class:`TD3Keys`, plus
+    the actor's action.
+
+    Attributes:
+        action: the replayed (dataset) action ``[*B, A]`` (constant), the behaviour-cloning target.
+        action_actor: ``pi(s)`` ``[*B, A]`` (with gradients), the action ``state_action_value_actor``
+            was evaluated at.
+    """
+
+    action_actor: NestedKey = "action_actor"
+
+
+@dataclass(frozen=True)
+class REDQKeys(SACKeys):
+    """Entries read by :func:`~torchrl_functional.functional.redq_loss` (see :class:`SACKeys`).
+
+    Attributes:
+        state_action_value: ``Q_i(s, a)`` ``[E, *B, 1]`` (with gradients); under ``"next"``,
+            ``Q_target_i(s', a')`` ``[E, *B, 1]`` (only the rows of the critic subset are read).
+        critic_subset: the indices of the ``M`` target critics the target takes its minimum
+            over, an integer tensor ``[M]``; drawn by the loss when absent.
+    """
+
+    critic_subset: NestedKey = "critic_subset"
+
+
+@dataclass(frozen=True)
+class CrossQKeys(SACKeys):
+    """Entries read by :func:`~torchrl_functional.functional.crossq_loss`: as :class:`SACKeys`, with
+    ``("next", state_action_value)`` computed by the *online* critics (no target networks), in
+    the same batch-normalised forward as ``state_action_value``."""
+
+
+_DEFAULTS.update({cls: cls() for cls in (TD3BCKeys, REDQKeys, CrossQKeys)})
+__all__ += ["TD3BCKeys", "REDQKeys", "CrossQKeys"]

@@ -142,16 +142,52 @@ def sac_loss(
         ``entropy = -mean log pi(a~|s)`` (detached) and the replay priority
         ``td_error = max_i |Q_i(s, a) - y|`` ``[*B]``.
     """
-    name = "sac_loss"
+    out, _ = soft_actor_critic(
+        "sac_loss", td, resolve_keys(keys, SACKeys, "sac_loss"), log_alpha=log_alpha, target_entropy=target_entropy,
+        loss_function=loss_function, gamma=gamma, value_estimator=value_estimator, lmbda=lmbda, time_dim=time_dim,
+        reduction=reduction, loss_mask_key=loss_mask_key, use_prioritized_weights=use_prioritized_weights,
+    )
+    return out
+
+
+def soft_actor_critic(
+    name: str,
+    td: TensorDictBase,
+    keys: SACKeys,
+    *,
+    log_alpha: Number,
+    target_entropy: Number | Literal["auto"] | None,
+    loss_function: str,
+    gamma: Number,
+    value_estimator: str,
+    lmbda: Number,
+    time_dim: int | None,
+    reduction: str,
+    loss_mask_key: NestedKey | None,
+    use_prioritized_weights: bool,
+    next_hint: str = "Q_target_i(s', a') of the target critics at a' ~ pi(s')",
+) -> tuple[TensorDict, Tensor]:
+    """The SAC (v2) losses of :func:`sac_loss` for the loss ``name`` (also :func:`crossq_loss`).
+
+    Args:
+        name: the loss name used in error messages.
+        td: input TensorDict (not modified), entries as :func:`sac_loss`.
+        keys: resolved :class:`~torchrl_functional.functional.keys.SACKeys` (or a subclass).
+        log_alpha, target_entropy, loss_function, gamma, value_estimator, lmbda, time_dim, reduction,
+        loss_mask_key, use_prioritized_weights: as :func:`sac_loss`.
+        next_hint: what ``("next", state_action_value)`` holds, for the missing-entry message.
+
+    Returns:
+        The output TensorDict of :func:`sac_loss` and ``log pi(a~|s)`` ``[*B, 1]`` as given.
+    """
     check_input(name, td)
     value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
-    keys = resolve_keys(keys, SACKeys, name)
     tr = read_transition(name, td, keys)
     b = tr.batch_shape
     target_entropy = _target_entropy(name, td, keys, target_entropy, b)
     pred = read_ensemble(name, td, keys.state_action_value, b, "Q_i(s, a) of the critics (with gradients)")
     next_q = read_ensemble(name, td, next_key(keys.state_action_value), b,
-                           "Q_target_i(s', a') of the target critics at a' ~ pi(s')", like=(keys.state_action_value, pred))
+                           next_hint, like=(keys.state_action_value, pred))
     next_log_prob = read_log_prob(name, td, next_key(keys.log_prob), b, "log pi(a'|s') of the action sampled at s'")
     actor_q = read_ensemble(name, td, keys.state_action_value_actor, b,
                             "Q_i(s, a~) of the critics (detached parameters) at a~ ~ pi(s)", like=(keys.state_action_value, pred))
@@ -175,7 +211,7 @@ def sac_loss(
     out["alpha"] = alpha
     out["entropy"] = -log_prob.detach().mean()
     out["td_error"] = (pred.detach() - target.detach()).abs().max(0)[0].squeeze(-1)
-    return out
+    return out, log_prob
 
 
 def sac_v1_loss(

@@ -9,7 +9,7 @@ TorchRL writes into its input is the returned ``"td_error"`` entry.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -27,7 +27,7 @@ from ._td import finish_losses, loss_mask, next_key
 from .keys import NestedKey, TD3Keys, resolve_keys
 from .value_learning import ensemble_distance, ensemble_min
 
-__all__ = ["td3_loss", "td3_target_action"]
+__all__ = ["td3_loss", "td3_target_action", "td3_terms", "TD3Terms"]
 
 Number = float | Tensor
 
@@ -71,6 +71,87 @@ def td3_target_action(
     return (next_action + noise).clamp(low, high)
 
 
+class TD3Terms(NamedTuple):
+    """The per-sample pieces of TD3 (before reduction), shared with TD3+BC.
+
+    Attributes:
+        loss_qvalue: ``sum_i d(Q_i(s, a), y)`` ``[*B, 1]``.
+        state_action_value_actor: ``Q_i(s, pi(s))`` ``[E, *B, 1]`` as given.
+        pred_value: ``Q_i(s, a)`` ``[E, *B, 1]`` as given.
+        next_state_value: ``min_i Q_target_i(s', a~')`` ``[*B, 1]``.
+        target_value: ``y`` ``[*B, 1]`` (detached from every Q-value).
+        mask: the loss mask or ``None``; weights: the priority weights ``[*B, 1]`` or ``None``.
+        batch_shape: ``B``.
+    """
+
+    loss_qvalue: Tensor
+    state_action_value_actor: Tensor
+    pred_value: Tensor
+    next_state_value: Tensor
+    target_value: Tensor
+    mask: Tensor | None
+    weights: Tensor | None
+    batch_shape: torch.Size
+
+    def diagnostics(self) -> dict[str, Tensor]:
+        """The detached critic diagnostics TorchRL returns: ``next_state_value`` ``[*B]``,
+        ``pred_value`` ``[E, *B]``, ``target_value`` ``[*B]`` and the replay priority
+        ``td_error = max_i (Q_i - y)^2`` ``[*B]``."""
+        pred, target = self.pred_value.detach(), self.target_value.detach()
+        return {
+            "next_state_value": self.next_state_value.detach().squeeze(-1),
+            "pred_value": pred.squeeze(-1),
+            "target_value": target.squeeze(-1),
+            "td_error": (pred - target).pow(2).max(0)[0].squeeze(-1),
+        }
+
+
+def td3_terms(
+    td: TensorDictBase,
+    *,
+    loss_function: str = "smooth_l1",
+    gamma: Number = 0.99,
+    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
+    lmbda: Number = 0.95,
+    time_dim: int | None = None,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+    loss_mask_key: NestedKey | None = "auto",
+    use_prioritized_weights: bool = True,
+    keys: TD3Keys | Mapping[str, NestedKey] | None = None,
+    loss: str = "td3_terms",
+) -> TD3Terms:
+    """TD3's per-sample critic loss, the actor's Q-values, the target and the mask and weights,
+    read and checked once (:func:`td3_loss` and :func:`td3bc_loss` reduce them).
+
+    Args:
+        td: input TensorDict (not modified), entries as :func:`td3_loss` (``[E, *B, 1]``
+            ensembles, ``[*B, 1]`` transition entries).
+        loss_function, gamma, value_estimator, lmbda, time_dim, reduction, loss_mask_key,
+        use_prioritized_weights, keys: as :func:`td3_loss` (``reduction`` is only checked here).
+        loss: the loss name used in error messages.
+
+    Returns:
+        :class:`TD3Terms`; ``target_value`` is detached from every Q-value.
+    """
+    check_input(loss, td)
+    value_estimator = check_options(loss, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    keys = resolve_keys(keys, TD3Keys, loss)
+    tr = read_transition(loss, td, keys)
+    b = tr.batch_shape
+    pred = read_ensemble(loss, td, keys.state_action_value, b, "Q_i(s, a) of the critics (with gradients)")
+    next_q = read_ensemble(loss, td, next_key(keys.state_action_value), b,
+                           "Q_target_i(s', a~') of the target critics at the smoothed target action", like=(keys.state_action_value, pred))
+    actor_q = read_ensemble(loss, td, keys.state_action_value_actor, b,
+                            "Q_i(s, pi(s)) of the critics (detached parameters) at the actor's action", like=(keys.state_action_value, pred))
+    next_value = ensemble_min(next_q)
+    target = bootstrap_target(loss, td, tr, next_value, value_estimator=value_estimator,
+                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
+    return TD3Terms(
+        ensemble_distance(pred, target, loss_function), actor_q, pred, next_value, target,
+        loss_mask(loss, td, loss_mask_key), priority_weight(loss, td, keys, b, use_prioritized_weights), b,
+    )
+
+
 def td3_loss(
     td: TensorDictBase,
     *,
@@ -112,29 +193,12 @@ def td3_loss(
         ``pred_value`` ``[E, *B]``, ``target_value`` ``[*B]`` and the replay priority
         ``td_error = max_i (Q_i - y)^2`` ``[*B]``.
     """
-    name = "td3_loss"
-    check_input(name, td)
-    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
-    keys = resolve_keys(keys, TD3Keys, name)
-    tr = read_transition(name, td, keys)
-    b = tr.batch_shape
-    pred = read_ensemble(name, td, keys.state_action_value, b, "Q_i(s, a) of the critics (with gradients)")
-    next_q = read_ensemble(name, td, next_key(keys.state_action_value), b,
-                           "Q_target_i(s', a~') of the target critics at the smoothed target action", like=(keys.state_action_value, pred))
-    actor_q = read_ensemble(name, td, keys.state_action_value_actor, b,
-                            "Q_i(s, pi(s)) of the critics (detached parameters) at the actor's action", like=(keys.state_action_value, pred))
-    next_value = ensemble_min(next_q)
-    target = bootstrap_target(name, td, tr, next_value, value_estimator=value_estimator,
-                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
-    weights = priority_weight(name, td, keys, b, use_prioritized_weights)
-    out = finish_losses(
-        name,
-        {"loss_actor": -actor_q[0], "loss_qvalue": ensemble_distance(pred, target, loss_function)},
-        reduction, loss_mask(name, td, loss_mask_key), weights,
-    )
+    t = td3_terms(td, loss_function=loss_function, gamma=gamma, value_estimator=value_estimator, lmbda=lmbda,
+                  time_dim=time_dim, reduction=reduction, loss_mask_key=loss_mask_key,
+                  use_prioritized_weights=use_prioritized_weights, keys=keys, loss="td3_loss")
+    actor_q = t.state_action_value_actor
+    out = finish_losses("td3_loss", {"loss_actor": -actor_q[0], "loss_qvalue": t.loss_qvalue},
+                        reduction, t.mask, t.weights)
     out["state_action_value_actor"] = actor_q.detach().squeeze(-1)
-    out["next_state_value"] = next_value.detach().squeeze(-1)
-    out["pred_value"] = pred.detach().squeeze(-1)
-    out["target_value"] = target.detach().squeeze(-1)
-    out["td_error"] = (pred.detach() - target.detach()).pow(2).max(0)[0].squeeze(-1)
+    out.update(t.diagnostics())
     return out

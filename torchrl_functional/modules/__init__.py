@@ -60,3 +60,10 @@ __all__ += ["RNDLoss"]
 from .imitation import ACTLoss, BCLoss, DiffusionBCLoss, DTLoss, OnlineDTLoss  # noqa: E402
 
 __all__ += ["BCLoss", "DTLoss", "OnlineDTLoss", "ACTLoss", "DiffusionBCLoss"]
+
+# TD3+BC, REDQ and CrossQ
+from .crossq import CrossQLoss  # noqa: E402
+from .redq import REDQLoss  # noqa: E402
+from .td3bc import TD3BCLoss  # noqa: E402
+
+__all__ += ["TD3BCLoss", "REDQLoss", "CrossQLoss"]

@@ -24,33 +24,9 @@ class TD3Loss(FunctionalCallMixin, _trl.TD3Loss):
     TorchRL, ``forward`` writes the priority ``td_error`` into the input TensorDict.
     """
 
-    def _actor(self, td: TensorDictBase, params) -> TensorDictBase:
-        with params_context(self, params, self.actor_network):
-            return self.actor_network(td)
-
-    def _q(self, td: TensorDictBase, params) -> torch.Tensor:
-        """``Q_i`` on ``td`` ``[*B]`` for the ``E`` critics: ``[E, *B, 1]``."""
-        td = td.select(*self.qvalue_network.in_keys, strict=False).expand(self.num_qvalue_nets, *td.batch_size)
-        return self._vmap_qvalue_network00(td, params).get(self.tensor_keys.state_action_value)
-
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
-        tk = self.tensor_keys
-        inputs = transition_inputs(self, tensordict)
-        # actor term: Q_i(s, pi(s)) with the critics' parameters detached
-        actor_td = self._actor(tensordict.select(*self.actor_network.in_keys, strict=False), self.actor_network_params)
-        inputs.set((PRIVATE, "state_action_value_actor"), self._q(actor_td, self.qvalue_network_params.detach()))
-        # target: smoothed target action (noise drawn first, as TorchRL), target critics
-        noise = torch.randn_like(tensordict.get(tk.action))
-        with torch.no_grad():
-            next_td = tensordict.get("next").select(*self.actor_network.in_keys, strict=False)
-            next_td = self._actor(next_td, self.target_actor_network_params)
-            next_td.set(tk.action, td3_target_action(
-                next_td.get(tk.action), self.min_action, self.max_action,
-                policy_noise=self.policy_noise, noise_clip=self.noise_clip, noise=noise,
-            ))
-            inputs.set(("next", PRIVATE, "state_action_value"), self._q(next_td, self.target_qvalue_network_params))
-        inputs.set((PRIVATE, "state_action_value"), self._q(tensordict, self.qvalue_network_params))
+        inputs, _ = td3_inputs(self, tensordict)
         out = td3_loss(
             inputs,
             loss_function=self.loss_function,
@@ -61,5 +37,42 @@ class TD3Loss(FunctionalCallMixin, _trl.TD3Loss):
                                  state_action_value_actor="state_action_value_actor"),
             **estimator_kwargs(self, tensordict),
         )
-        write_priority(tensordict, tk.priority, out.pop("td_error"))
+        write_priority(tensordict, self.tensor_keys.priority, out.pop("td_error"))
         return out
+
+
+def _actor(loss_module, td: TensorDictBase, params) -> TensorDictBase:
+    with params_context(loss_module, params, loss_module.actor_network):
+        return loss_module.actor_network(td)
+
+
+def _q(loss_module, td: TensorDictBase, params) -> torch.Tensor:
+    """``Q_i`` on ``td`` ``[*B]`` for the ``E`` critics: ``[E, *B, 1]``."""
+    td = td.select(*loss_module.qvalue_network.in_keys, strict=False).expand(loss_module.num_qvalue_nets, *td.batch_size)
+    return loss_module._vmap_qvalue_network00(td, params).get(loss_module.tensor_keys.state_action_value)
+
+
+def td3_inputs(loss_module, tensordict: TensorDictBase) -> tuple[TensorDictBase, TensorDictBase]:
+    """The entries :func:`~torchrl_functional.functional.td3_terms` reads, computed with TorchRL's
+    order of network calls and random draws (``TD3Loss`` and ``TD3BCLoss``), and the actor's
+    output at ``s`` (with gradients)."""
+    tk = loss_module.tensor_keys
+    inputs = transition_inputs(loss_module, tensordict)
+    # actor term: Q_i(s, pi(s)) with the critics' parameters detached
+    actor_td = _actor(loss_module, tensordict.select(*loss_module.actor_network.in_keys, strict=False),
+                      loss_module.actor_network_params)
+    inputs.set((PRIVATE, "state_action_value_actor"),
+               _q(loss_module, actor_td, loss_module.qvalue_network_params.detach()))
+    # target: smoothed target action (noise drawn first, as TorchRL), target critics
+    noise = torch.randn_like(tensordict.get(tk.action))
+    with torch.no_grad():
+        next_td = tensordict.get("next").select(*loss_module.actor_network.in_keys, strict=False)
+        next_td = _actor(loss_module, next_td, loss_module.target_actor_network_params)
+        next_td.set(tk.action, td3_target_action(
+            next_td.get(tk.action), loss_module.min_action, loss_module.max_action,
+            policy_noise=loss_module.policy_noise, noise_clip=loss_module.noise_clip, noise=noise,
+        ))
+        inputs.set(("next", PRIVATE, "state_action_value"),
+                   _q(loss_module, next_td, loss_module.target_qvalue_network_params))
+    inputs.set((PRIVATE, "state_action_value"), _q(loss_module, tensordict, loss_module.qvalue_network_params))
+    return inputs, actor_td
