@@ -1,6 +1,6 @@
 """DreamerV3 drop-ins beyond the registry's parity cases: ``replay_value_loss`` (values and every
 parameter gradient vs TorchRL), the return statistics the actor loss stores, and the
-``lambda_over_time`` option against a float64 loop."""
+``returns_over_horizon`` option against a float64 loop."""
 
 from __future__ import annotations
 
@@ -71,11 +71,11 @@ def test_return_statistics_are_stored_as_torchrl_does(training):
     assert (mine.retnorm.low.item() != -1.0) is training
 
 
-def test_lambda_over_time_follows_the_imagined_time_axis():
+def test_returns_over_horizon_follows_the_imagined_time_axis():
     case, ref, mine = _actor_pair(entropy_bonus=0.0, return_normalization=False)
     fixed = modules.DreamerV3ActorLoss(mine.actor_model, mine.__dict__["value_model"], mine.model_based_env,
                                        imagination_horizon=4, entropy_bonus=0.0, return_normalization=False,
-                                       lambda_over_time=True)
+                                       returns_over_horizon=True)
     data = case.data(3)
     torch.manual_seed(0)
     _, quirk = mine(data.clone())

@@ -185,7 +185,7 @@ class DreamerV3ActorLoss(FunctionalCallMixin, _trl.DreamerV3ActorLoss):
     (and the return-statistics update the module stores in ``retnorm``).
 
     Keyword Args:
-        lambda_over_time (bool): without a continuation model, compute the lambda-returns along
+        returns_over_horizon (bool): without a continuation model, compute the lambda-returns along
             the imagined time axis (DreamerV3's returns). TorchRL 0.14.1 runs its estimator on a
             TensorDict without batch dims, hence along the trailing singleton dim: one-step
             targets ``r + gamma V(s')``. Default ``False`` (TorchRL's numbers); an estimator whose
@@ -195,9 +195,9 @@ class DreamerV3ActorLoss(FunctionalCallMixin, _trl.DreamerV3ActorLoss):
     _LOG_PROB = (PRIVATE, "log_prob")
     _ENTROPY = (PRIVATE, "entropy")
 
-    def __init__(self, *args, lambda_over_time: bool = False, **kwargs) -> None:
+    def __init__(self, *args, returns_over_horizon: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.lambda_over_time = bool(lambda_over_time)
+        self.returns_over_horizon = bool(returns_over_horizon)
 
     def _returns_config(self) -> dict:
         est = self.value_estimator
@@ -210,7 +210,7 @@ class DreamerV3ActorLoss(FunctionalCallMixin, _trl.DreamerV3ActorLoss):
         # TorchRL's estimator sees a TensorDict without batch dims: its time dim is the last one
         time_dim = getattr(est, "time_dim", None)
         if time_dim is None:
-            time_dim = -2 if self.lambda_over_time else -1
+            time_dim = -2 if self.returns_over_horizon else -1
         return {"value_estimator": kind, "gamma": est.gamma, "lmbda": 0.95 if lmbda is None else lmbda,
                 "time_dim": time_dim}
 
