@@ -81,3 +81,18 @@ def test_top_quantiles_to_drop_is_an_int(bad):
     assert info.value.loss == "tqc_loss"
     if isinstance(bad, torch.Tensor):
         assert "Python int" in str(info.value)
+
+
+def test_nstep_target_discounts_each_sample_by_gamma_to_its_steps():
+    """n-step data (TorchRL's contract test stores steps_to_next_obs): the truncated atoms of
+    sample b are discounted by gamma ** steps[b], every atom of a sample alike."""
+    q = torch.tensor([[[0.0, 1.0, 9.0], [2.0, 4.0, 9.0]], [[1.0, 3.0, 9.0], [5.0, 6.0, 9.0]]])  # [E=2, B=2, K=3]
+    td = TensorDict({
+        "state_action_value": q, "state_action_value_actor": q, "log_prob": torch.zeros(2),
+        "steps_to_next_obs": torch.tensor([1, 3]),
+        "next": {"state_action_value": q, "log_prob": torch.zeros(2), "reward": torch.ones(2, 1),
+                 "done": torch.zeros(2, 1, dtype=torch.bool), "terminated": torch.zeros(2, 1, dtype=torch.bool)},
+    }, [])
+    atoms = truncated_quantiles(q, 1)  # [B, 4]: per sample the sorted atoms without the top of each critic
+    want = 1.0 + torch.tensor([[0.5], [0.5 ** 3]]) * atoms
+    torch.testing.assert_close(tqc_target(td, top_quantiles_to_drop=1, gamma=0.5), want)

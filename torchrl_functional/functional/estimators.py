@@ -173,11 +173,12 @@ def broadcast_to_agents(x: Tensor, value: Tensor, agent_dim: int, loss: str, nam
 
 
 def nstep_discount(gamma: Scalar, steps: Tensor, like: Tensor) -> Tensor:
-    """``gamma ** steps_to_next_obs`` shaped like ``like`` (``[*B, T, 1]``): the discount of
-    n-step samples, in ``like``'s dtype (``gamma`` keeps its graph)."""
+    """``gamma ** steps_to_next_obs`` for data ``like`` ``[*B, F]`` (steps ``[*B]`` or
+    ``[*B, 1]``; the result ``[*B, 1]`` broadcasts over ``F``): the discount of n-step samples,
+    in ``like``'s dtype (``gamma`` keeps its graph)."""
     if not isinstance(gamma, Tensor):
         gamma = torch.tensor(float(gamma), dtype=like.dtype, device=like.device)
-    return gamma ** steps.reshape(like.shape)
+    return gamma ** steps.reshape(*like.shape[:-1], -1)
 
 
 def end_at_last_valid(valid: Tensor, done: Tensor, terminated: Tensor, time_dim: int) -> tuple[Tensor, Tensor]:
