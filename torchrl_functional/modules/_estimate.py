@@ -36,6 +36,20 @@ KINDS: dict[type, str] = {
 }
 
 
+def td_estimator(loss_module) -> tuple[str, Any, Any]:
+    """``loss_module``'s value estimator as ``(kind, gamma, lmbda)`` when it is one of TorchRL's
+    TD(0)/TD(1)/TD(lambda) estimators (subclasses included; ``lmbda`` is ``None`` without one):
+    the estimators the off-policy and model-based losses take."""
+    name = type(loss_module).__name__
+    est = loss_module.value_estimator
+    kind = next((k for cls, k in KINDS.items() if k in ("td0", "td1", "td_lambda") and isinstance(est, cls)), None)
+    if kind is None:
+        raise NotImplementedError(f"{name}: value estimator {type(est).__name__} is not supported")
+    if getattr(est, "average_rewards", False):
+        raise NotImplementedError(f"{name}: value estimators with average_rewards=True are not supported yet")
+    return kind, est.gamma, getattr(est, "lmbda", None)
+
+
 def options_of(est: nn.Module, kind: str) -> EstimatorOptions:
     """The :class:`EstimatorOptions` of one of TorchRL's estimator objects."""
     if kind in ("td0", "td1", "td_lambda"):

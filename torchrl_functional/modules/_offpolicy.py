@@ -12,6 +12,7 @@ from tensordict import TensorDict, TensorDictBase
 from ..functional._td import time_dim_of
 from ._binding import params_context
 from ._common import PRIVATE
+from ._estimate import td_estimator
 
 
 def run_value_network(loss_module, td: TensorDictBase, params: Any, key: Any) -> torch.Tensor:
@@ -43,25 +44,13 @@ def scatter_rows(x: torch.Tensor, keep: torch.Tensor, dim: int = 0) -> torch.Ten
 def estimator_kwargs(loss_module, tensordict: TensorDictBase | None = None) -> dict:
     """The loss module's value estimator (TorchRL's TD0 by default) as keyword arguments of
     the off-policy functional losses: ``value_estimator``, ``gamma``, ``lmbda``, ``time_dim``."""
-    from torchrl.objectives.value import TD0Estimator, TD1Estimator, TDLambdaEstimator
-
     name = type(loss_module).__name__
+    kind, gamma, lmbda = td_estimator(loss_module)
     est = loss_module.value_estimator
-    if isinstance(est, TDLambdaEstimator):
-        kind = "td_lambda"
-    elif isinstance(est, TD1Estimator):
-        kind = "td1"
-    elif isinstance(est, TD0Estimator):
-        kind = "td0"
-    else:
-        raise NotImplementedError(f"{name}: value estimator {type(est).__name__} is not supported")
-    if getattr(est, "average_rewards", False):
-        raise NotImplementedError(f"{name}: value estimators with average_rewards=True are not supported yet")
-    lmbda = getattr(est, "lmbda", 0.95)
     time_dim = getattr(est, "time_dim", None)
     if time_dim is None and tensordict is not None and tensordict.batch_dims:
         time_dim = time_dim_of(tensordict, loss=name)
-    return {"value_estimator": kind, "gamma": est.gamma, "lmbda": lmbda, "time_dim": time_dim}
+    return {"value_estimator": kind, "gamma": gamma, "lmbda": 0.95 if lmbda is None else lmbda, "time_dim": time_dim}
 
 
 def transition_inputs(loss_module, tensordict: TensorDictBase, *extra: Any) -> TensorDictBase:

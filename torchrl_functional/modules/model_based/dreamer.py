@@ -20,7 +20,7 @@ from ...functional.model_based import (
     dreamer_value_loss,
 )
 from .._binding import FunctionalCallMixin
-from .._estimate import KINDS
+from .._estimate import td_estimator
 
 __all__ = ["DreamerModelLoss", "DreamerActorLoss", "DreamerValueLoss"]
 
@@ -70,15 +70,6 @@ class DreamerActorLoss(FunctionalCallMixin, _trl.DreamerActorLoss):
         super().__init__(*args, **kwargs)
         self.returns_over_horizon = returns_over_horizon
 
-    def _estimator(self) -> tuple[str, torch.Tensor, torch.Tensor | None]:
-        est = self.value_estimator
-        kind = KINDS.get(type(est))
-        if kind not in ("td0", "td1", "td_lambda"):
-            raise NotImplementedError(f"{type(self).__name__}: value estimator {type(est).__name__} is not supported")
-        if getattr(est, "average_rewards", False):
-            raise NotImplementedError(f"{type(self).__name__}: average_rewards=True is not supported")
-        return kind, est.gamma, getattr(est, "lmbda", None)
-
     def forward(self, tensordict: TensorDictBase) -> tuple[TensorDict, TensorDictBase]:
         tk = self.tensor_keys
         tensordict = tensordict.select("state", tk.belief).data
@@ -97,7 +88,7 @@ class DreamerActorLoss(FunctionalCallMixin, _trl.DreamerActorLoss):
              ("next", tk.done): no_flag, ("next", tk.terminated): no_flag},
             batch_size=fake_data.batch_size,
         )
-        kind, gamma, lmbda = self._estimator()
+        kind, gamma, lmbda = td_estimator(self)
         out = dreamer_actor_loss(
             inputs, gamma=gamma.to(reward.device), lmbda=0.0 if lmbda is None else lmbda.to(reward.device),
             value_estimator=kind, discount_loss=self.discount_loss, returns_over_horizon=self.returns_over_horizon,

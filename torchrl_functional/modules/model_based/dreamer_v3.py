@@ -31,7 +31,7 @@ from ...functional.model_based import (
 )
 from .._binding import FunctionalCallMixin, params_context
 from .._common import PRIVATE
-from .._estimate import KINDS
+from .._estimate import td_estimator
 
 __all__ = ["DreamerV3ModelLoss", "DreamerV3ActorLoss", "DreamerV3ValueLoss"]
 
@@ -200,18 +200,13 @@ class DreamerV3ActorLoss(FunctionalCallMixin, _trl.DreamerV3ActorLoss):
         self.returns_over_horizon = bool(returns_over_horizon)
 
     def _returns_config(self) -> dict:
+        kind, gamma, lmbda = td_estimator(self)
         est = self.value_estimator
-        kind = KINDS.get(type(est))
-        if kind not in ("td0", "td1", "td_lambda"):
-            raise NotImplementedError(f"DreamerV3ActorLoss: value estimator {type(est).__name__} is not supported")
-        if getattr(est, "average_rewards", False):
-            raise NotImplementedError("DreamerV3ActorLoss: average_rewards=True is not supported")
-        lmbda = getattr(est, "lmbda", None)
         # TorchRL's estimator sees a TensorDict without batch dims: its time dim is the last one
         time_dim = getattr(est, "time_dim", None)
         if time_dim is None:
             time_dim = -2 if self.returns_over_horizon else -1
-        return {"value_estimator": kind, "gamma": est.gamma, "lmbda": 0.95 if lmbda is None else lmbda,
+        return {"value_estimator": kind, "gamma": gamma, "lmbda": 0.95 if lmbda is None else lmbda,
                 "time_dim": time_dim}
 
     def lambda_target(self, reward: torch.Tensor, value: torch.Tensor,
