@@ -4,6 +4,9 @@ layout. No loss math here."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -84,6 +87,36 @@ def off_policy_keys(loss_module, cls: type, **private: Any):
         names["priority_weight"] = tk.priority_weight
     names.update({field: (PRIVATE, value) for field, value in private.items()})
     return cls(**names)
+
+
+@functools.cache
+def _options_of(fn: Callable) -> frozenset[str]:
+    return frozenset(inspect.signature(fn).parameters)
+
+
+def call_loss(fn: Callable, loss_module, inputs: TensorDictBase, tensordict: TensorDictBase, keys_cls: type,
+              *fields: str | tuple[str, str], **options: Any) -> TensorDict:
+    """Call the functional loss ``fn`` on ``inputs`` with what its module holds, by one rule.
+
+    The module's ``loss_function``, ``reduction``, ``loss_mask_key`` and
+    ``use_prioritized_weights`` go to the options of the same name that ``fn`` takes; its
+    value estimator (:func:`estimator_kwargs`) too; ``keys`` is :func:`off_policy_keys` with
+    the network outputs ``fields`` under the private root (a field name, or ``(field, name)``).
+    ``options`` are the loss's own hyperparameters (``alpha=self.alpha`` ...).
+    """
+    accepted = _options_of(fn)
+    kwargs: dict[str, Any] = {
+        name: getattr(loss_module, name) for name in ("loss_function", "reduction", "loss_mask_key")
+        if name in accepted and hasattr(loss_module, name)
+    }
+    if "use_prioritized_weights" in accepted and hasattr(loss_module, "use_prioritized_weights"):
+        kwargs["use_prioritized_weights"] = loss_module.use_prioritized_weights in (True, "auto")
+    if "value_estimator" in accepted:
+        kwargs.update(estimator_kwargs(loss_module, tensordict))
+    private = dict(f if isinstance(f, tuple) else (f, f) for f in fields)
+    kwargs["keys"] = off_policy_keys(loss_module, keys_cls, **private)
+    kwargs.update(options)
+    return fn(inputs, **kwargs)
 
 
 def write_priority(tensordict: TensorDictBase, key: Any, value: torch.Tensor) -> None:

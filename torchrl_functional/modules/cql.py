@@ -17,9 +17,8 @@ from ..functional.keys import CQLKeys, DiscreteCQLKeys
 from ._binding import FunctionalCallMixin, params_context
 from ._common import PRIVATE
 from ._offpolicy import (
+    call_loss,
     clamp_log_alpha,
-    estimator_kwargs,
-    off_policy_keys,
     output_td,
     run_value_network,
     transition_inputs,
@@ -127,8 +126,8 @@ class CQLLoss(FunctionalCallMixin, _trl.CQLLoss):
         names = ("state_action_value", "state_action_value_actor", "log_prob", "cql_random_value",
                  "cql_current_value", "cql_current_log_prob", "cql_next_value", "cql_next_log_prob",
                  "bc_log_prob", "bc_sample_log_prob")
-        out = cql_loss(
-            inputs,
+        out = call_loss(
+            cql_loss, self, inputs, tensordict, CQLKeys, *names,
             log_alpha=self.log_alpha,
             target_entropy=self.target_entropy,
             temperature=self.temperature,
@@ -138,11 +137,6 @@ class CQLLoss(FunctionalCallMixin, _trl.CQLLoss):
             with_lagrange=self.with_lagrange,
             log_alpha_prime=self.log_alpha_prime if self.with_lagrange else 0.0,
             lagrange_thresh=self.target_action_gap if self.with_lagrange else 0.0,
-            loss_function=self.loss_function,
-            reduction=self.reduction,
-            loss_mask_key=self.loss_mask_key,
-            keys=off_policy_keys(self, CQLKeys, **{n: n for n in names}),
-            **estimator_kwargs(self, tensordict),
         )
         write_priority(tensordict, tk.priority, out.pop("td_error"))
         return output_td(out, self, tensordict, ("alpha", "entropy"))
@@ -171,15 +165,8 @@ class DiscreteCQLLoss(FunctionalCallMixin, _trl.DiscreteCQLLoss):
         inputs.set((PRIVATE, "action_value"), self._q(tensordict, self.value_network_params))
         with torch.no_grad():
             inputs.set(("next", PRIVATE, "action_value"), self._q(tensordict.get("next"), self.value_network_params.data))
-        out = discrete_cql_loss(
-            inputs,
-            action_space=self.action_space,
-            loss_function=self.loss_function,
-            reduction=self.reduction,
-            loss_mask_key=self.loss_mask_key,
-            keys=off_policy_keys(self, DiscreteCQLKeys, action_value="action_value"),
-            **estimator_kwargs(self, tensordict),
-        )
+        out = call_loss(discrete_cql_loss, self, inputs, tensordict, DiscreteCQLKeys, "action_value",
+                        action_space=self.action_space)
         priority = out["td_error"]
         write_priority(tensordict, tk.priority, priority)
         out["td_error"] = priority.mean(0)

@@ -15,9 +15,8 @@ from ..functional.keys import CrossQKeys
 from ._binding import FunctionalCallMixin, params_context
 from ._common import PRIVATE
 from ._offpolicy import (
+    call_loss,
     clamp_log_alpha,
-    estimator_kwargs,
-    off_policy_keys,
     transition_inputs,
     write_priority,
 )
@@ -68,17 +67,9 @@ class CrossQLoss(FunctionalCallMixin, _trl.CrossQLoss):
             self.qvalue_network.train()
         inputs.set((PRIVATE, "state_action_value_actor"), actor_q)
         inputs.set((PRIVATE, "log_prob"), log_prob)
-        out = crossq_loss(
-            inputs,
-            log_alpha=self.log_alpha,
-            target_entropy=self.target_entropy,
-            loss_function=self.loss_function,
-            reduction=self.reduction,
-            loss_mask_key=self.loss_mask_key,
-            keys=off_policy_keys(self, CrossQKeys, state_action_value="state_action_value",
-                                 state_action_value_actor="state_action_value_actor", log_prob="log_prob"),
-            **estimator_kwargs(self, tensordict),
-        )
+        out = call_loss(crossq_loss, self, inputs, tensordict, CrossQKeys, "state_action_value",
+                        "state_action_value_actor", "log_prob", log_alpha=self.log_alpha,
+                        target_entropy=self.target_entropy)
         write_priority(tensordict, tk.priority, out["td_error"])
         if self.reduction != "none":
             return out

@@ -12,7 +12,7 @@ from ..functional.ddpg import ddpg_loss
 from ..functional.keys import DDPGKeys
 from ._binding import FunctionalCallMixin, params_context
 from ._common import PRIVATE
-from ._offpolicy import estimator_kwargs, off_policy_keys, transition_inputs, write_priority
+from ._offpolicy import call_loss, transition_inputs, write_priority
 
 __all__ = ["DDPGLoss"]
 
@@ -49,15 +49,6 @@ class DDPGLoss(FunctionalCallMixin, _trl.DDPGLoss):
         actor_in = tensordict.select(*self.actor_in_keys, *self.value_exclusive_keys, strict=False).detach()
         actor_in = self._actor(actor_in, self.actor_network_params)
         inputs.set((PRIVATE, "state_action_value_actor"), self._value(actor_in, self.value_network_params.detach()))
-        out = ddpg_loss(
-            inputs,
-            loss_function=self.loss_function,
-            reduction=self.reduction,
-            loss_mask_key=self.loss_mask_key,
-            use_prioritized_weights=self.use_prioritized_weights in (True, "auto"),
-            keys=off_policy_keys(self, DDPGKeys, state_action_value="state_action_value",
-                                 state_action_value_actor="state_action_value_actor"),
-            **estimator_kwargs(self, tensordict),
-        )
+        out = call_loss(ddpg_loss, self, inputs, tensordict, DDPGKeys, "state_action_value", "state_action_value_actor")
         write_priority(tensordict, tk.priority, out["td_error"])
         return out

@@ -13,8 +13,7 @@ from ..functional.keys import DQNKeys
 from ._binding import FunctionalCallMixin
 from ._common import PRIVATE
 from ._offpolicy import (
-    estimator_kwargs,
-    off_policy_keys,
+    call_loss,
     run_value_network,
     transition_inputs,
     write_priority,
@@ -52,16 +51,7 @@ class DQNLoss(FunctionalCallMixin, _trl.DQNLoss):
             inputs.set(("next", PRIVATE, "action_value"), self._q(next_td, self.target_value_network_params))
             if self.double_dqn:
                 inputs.set(("next", PRIVATE, "online_action_value"), self._q(next_td, self.value_network_params.data))
-        out = dqn_loss(
-            inputs,
-            action_space=self.action_space,
-            double_dqn=self.double_dqn,
-            loss_function=self.loss_function,
-            reduction=self.reduction,
-            loss_mask_key=self.loss_mask_key,
-            use_prioritized_weights=self.use_prioritized_weights in (True, "auto"),
-            keys=off_policy_keys(self, DQNKeys, action_value="action_value", online_action_value="online_action_value"),
-            **estimator_kwargs(self, tensordict),
-        )
+        out = call_loss(dqn_loss, self, inputs, tensordict, DQNKeys, "action_value", "online_action_value",
+                        action_space=self.action_space, double_dqn=self.double_dqn)
         write_priority(tensordict, tk.priority, out.pop("td_error"))
         return out

@@ -14,8 +14,7 @@ from ..functional.keys import IQLKeys
 from ._binding import FunctionalCallMixin, params_context
 from ._common import PRIVATE
 from ._offpolicy import (
-    estimator_kwargs,
-    off_policy_keys,
+    call_loss,
     output_td,
     transition_inputs,
     write_priority,
@@ -49,18 +48,10 @@ class _IQLForward(FunctionalCallMixin):
         inputs.set((PRIVATE, "state_value"), v.get(tk.value))
         return inputs
 
-    def _kwargs(self, tensordict: TensorDictBase) -> dict:
-        return dict(
-            expectile=self.expectile,
-            temperature=self.temperature,
-            loss_function=self.loss_function,
-            reduction=self.reduction,
-            loss_mask_key=self.loss_mask_key,
-            keys=off_policy_keys(self, IQLKeys, state_action_value="state_action_value",
-                                 target_state_action_value="target_state_action_value",
-                                 value="state_value", log_prob="log_prob"),
-            **estimator_kwargs(self, tensordict),
-        )
+    def _call(self, fn, tensordict: TensorDictBase, **options) -> TensorDict:
+        return call_loss(fn, self, self._inputs(tensordict), tensordict, IQLKeys, "state_action_value",
+                         "target_state_action_value", ("value", "state_value"), "log_prob",
+                         expectile=self.expectile, temperature=self.temperature, **options)
 
     def _finish(self, out: TensorDictBase, tensordict: TensorDictBase) -> TensorDictBase:
         write_priority(tensordict, self.tensor_keys.priority, out.pop("td_error"))
@@ -76,7 +67,7 @@ class IQLLoss(_IQLForward, _trl.IQLLoss):
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
-        out = iql_loss(self._inputs(tensordict), **self._kwargs(tensordict))
+        out = self._call(iql_loss, tensordict)
         return self._finish(out, tensordict)
 
 
@@ -90,5 +81,5 @@ class DiscreteIQLLoss(_IQLForward, _trl.DiscreteIQLLoss):
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
-        out = discrete_iql_loss(self._inputs(tensordict), action_space=self.action_space, **self._kwargs(tensordict))
+        out = self._call(discrete_iql_loss, tensordict, action_space=self.action_space)
         return self._finish(out, tensordict)

@@ -13,7 +13,7 @@ from ..functional.keys import QMixerKeys
 from ..functional.qmixer import qmixer_loss
 from ._binding import FunctionalCallMixin, params_context
 from ._common import PRIVATE
-from ._offpolicy import estimator_kwargs, off_policy_keys, transition_inputs, write_priority
+from ._offpolicy import call_loss, transition_inputs, write_priority
 
 __all__ = ["QMixerLoss"]
 
@@ -54,11 +54,6 @@ class QMixerLoss(FunctionalCallMixin, _trl.QMixerLoss):
             inputs.set(("next", PRIVATE, "global_value"), self._mixed(
                 tensordict.get("next"), self.target_local_value_network_params, self.target_mixer_network_params,
                 False))
-        out = qmixer_loss(
-            inputs,
-            loss_function=self.loss_function,
-            keys=off_policy_keys(self, QMixerKeys, global_value="global_value"),
-            **estimator_kwargs(self, tensordict),
-        )
+        out = call_loss(qmixer_loss, self, inputs, tensordict, QMixerKeys, "global_value")
         write_priority(tensordict, tk.priority, out.pop("td_error"))
         return out

@@ -14,7 +14,7 @@ from ..functional.keys import REDQKeys
 from ..functional.redq import redq_critic_subset, redq_loss
 from ._binding import FunctionalCallMixin
 from ._common import PRIVATE
-from ._offpolicy import estimator_kwargs, off_policy_keys, transition_inputs, write_priority
+from ._offpolicy import call_loss, transition_inputs, write_priority
 
 __all__ = ["REDQLoss"]
 
@@ -63,20 +63,10 @@ class REDQLoss(FunctionalCallMixin, _trl.REDQLoss):
         inputs.set((PRIVATE, "log_prob"), log_prob[0])
         inputs.set(("next", PRIVATE, "log_prob"), log_prob[1])
         inputs.set((PRIVATE, "critic_subset"), subset)
-        out = redq_loss(
-            inputs,
-            log_alpha=self.log_alpha,
-            min_log_alpha=self.min_log_alpha,
-            max_log_alpha=self.max_log_alpha,
-            target_entropy=self.target_entropy,
-            loss_function=self.loss_function,
-            reduction=self.reduction,
-            loss_mask_key=self.loss_mask_key,
-            keys=off_policy_keys(self, REDQKeys, state_action_value="state_action_value",
-                                 state_action_value_actor="state_action_value_actor", log_prob="log_prob",
-                                 critic_subset="critic_subset"),
-            **estimator_kwargs(self, tensordict),
-        )
+        out = call_loss(redq_loss, self, inputs, tensordict, REDQKeys, "state_action_value",
+                        "state_action_value_actor", "log_prob", "critic_subset", log_alpha=self.log_alpha,
+                        min_log_alpha=self.min_log_alpha, max_log_alpha=self.max_log_alpha,
+                        target_entropy=self.target_entropy)
         write_priority(tensordict, tk.priority, out.pop("td_error"))
         if self.reduction == "none":
             alpha, entropy = out.pop("alpha"), out.pop("entropy")

@@ -16,9 +16,8 @@ from ..functional.sac import discrete_sac_loss, sac_loss, sac_v1_loss
 from ._binding import FunctionalCallMixin, params_context
 from ._common import PRIVATE
 from ._offpolicy import (
+    call_loss,
     clamp_log_alpha,
-    estimator_kwargs,
-    off_policy_keys,
     output_td,
     run_value_network,
     scatter_rows,
@@ -68,18 +67,9 @@ class SACLoss(FunctionalCallMixin, _trl.SACLoss):
         inputs.set((PRIVATE, "state_action_value_actor"), self._q(q_in, self.qvalue_network_params.detach()))
         inputs.set((PRIVATE, "log_prob"), log_prob)
 
-    def _kwargs(self, tensordict: TensorDictBase, cls, **private) -> dict:
-        return dict(
-            log_alpha=self.log_alpha,
-            target_entropy=self.target_entropy,
-            loss_function=self.loss_function,
-            reduction=self.reduction,
-            loss_mask_key=self.loss_mask_key,
-            use_prioritized_weights=self.use_prioritized_weights in (True, "auto"),
-            keys=off_policy_keys(self, cls, state_action_value_actor="state_action_value_actor", log_prob="log_prob",
-                                 **private),
-            **estimator_kwargs(self, tensordict),
-        )
+    def _call(self, fn, inputs: TensorDictBase, tensordict: TensorDictBase, cls, *fields) -> TensorDict:
+        return call_loss(fn, self, inputs, tensordict, cls, "state_action_value", "state_action_value_actor",
+                         "log_prob", *fields, log_alpha=self.log_alpha, target_entropy=self.target_entropy)
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
@@ -98,7 +88,7 @@ class SACLoss(FunctionalCallMixin, _trl.SACLoss):
         q_in = tensordict.select(*self.qvalue_network.in_keys, strict=False)
         inputs.set((PRIVATE, "state_action_value"), self._q(q_in, self.qvalue_network_params))
         self._actor_inputs(inputs, tensordict, q_in)
-        out = sac_loss(inputs, **self._kwargs(tensordict, SACKeys, state_action_value="state_action_value"))
+        out = self._call(sac_loss, inputs, tensordict, SACKeys)
         write_priority(tensordict, tk.priority, out.pop("td_error"))
         return output_td(out, self, tensordict, ("alpha", "entropy"))
 
@@ -132,9 +122,8 @@ class SACLoss(FunctionalCallMixin, _trl.SACLoss):
             inputs.set((PRIVATE, "target_state_action_value"), self._q(v_in, self.target_qvalue_network_params))
             inputs.set((PRIVATE, "target_log_prob"), target_log_prob)
         self._actor_inputs(inputs, tensordict, tensordict.select(*self.qvalue_network.in_keys, strict=False))
-        out = sac_v1_loss(inputs, **self._kwargs(
-            tensordict, SACV1Keys, state_action_value="state_action_value", value="state_value",
-            target_state_action_value="target_state_action_value", target_log_prob="target_log_prob"))
+        out = self._call(sac_v1_loss, inputs, tensordict, SACV1Keys, ("value", "state_value"),
+                         "target_state_action_value", "target_log_prob")
         write_priority(tensordict, tk.priority, out.pop("td_error"))
         return output_td(out, self, tensordict, ("alpha", "entropy"))
 
@@ -179,18 +168,8 @@ class DiscreteSACLoss(FunctionalCallMixin, _trl.DiscreteSACLoss):
         q_in = tensordict.select(*self.qvalue_network.in_keys, strict=False)
         inputs.set((PRIVATE, "action_value"), self._q(q_in, self.qvalue_network_params))
         inputs.set((PRIVATE, "logits"), self._logits(tensordict.clone(False)))
-        out = discrete_sac_loss(
-            inputs,
-            log_alpha=self.log_alpha,
-            target_entropy=self.target_entropy,
-            action_space=self.action_space,
-            skip_done_states=self.skip_done_states,
-            loss_function=self.loss_function,
-            reduction=self.reduction,
-            loss_mask_key=self.loss_mask_key,
-            use_prioritized_weights=self.use_prioritized_weights in (True, "auto"),
-            keys=off_policy_keys(self, DiscreteSACKeys, action_value="action_value", logits="logits"),
-            **estimator_kwargs(self, tensordict),
-        )
+        out = call_loss(discrete_sac_loss, self, inputs, tensordict, DiscreteSACKeys, "action_value", "logits",
+                        log_alpha=self.log_alpha, target_entropy=self.target_entropy,
+                        action_space=self.action_space, skip_done_states=self.skip_done_states)
         write_priority(tensordict, tk.priority, out.pop("td_error"))
         return output_td(out, self, tensordict, ("alpha", "entropy"))

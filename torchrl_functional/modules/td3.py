@@ -12,7 +12,7 @@ from ..functional.keys import TD3Keys
 from ..functional.td3 import td3_loss, td3_target_action
 from ._binding import FunctionalCallMixin, params_context
 from ._common import PRIVATE
-from ._offpolicy import estimator_kwargs, off_policy_keys, transition_inputs, write_priority
+from ._offpolicy import call_loss, transition_inputs, write_priority
 
 __all__ = ["TD3Loss"]
 
@@ -27,16 +27,7 @@ class TD3Loss(FunctionalCallMixin, _trl.TD3Loss):
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         inputs, _ = td3_inputs(self, tensordict)
-        out = td3_loss(
-            inputs,
-            loss_function=self.loss_function,
-            reduction=self.reduction,
-            loss_mask_key=self.loss_mask_key,
-            use_prioritized_weights=self.use_prioritized_weights in (True, "auto"),
-            keys=off_policy_keys(self, TD3Keys, state_action_value="state_action_value",
-                                 state_action_value_actor="state_action_value_actor"),
-            **estimator_kwargs(self, tensordict),
-        )
+        out = call_loss(td3_loss, self, inputs, tensordict, TD3Keys, "state_action_value", "state_action_value_actor")
         write_priority(tensordict, self.tensor_keys.priority, out.pop("td_error"))
         return out
 

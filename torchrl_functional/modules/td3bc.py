@@ -11,7 +11,7 @@ from ..functional.keys import TD3BCKeys
 from ..functional.td3bc import td3bc_loss
 from ._binding import FunctionalCallMixin
 from ._common import PRIVATE
-from ._offpolicy import estimator_kwargs, off_policy_keys, write_priority
+from ._offpolicy import call_loss, write_priority
 from .td3 import td3_inputs
 
 __all__ = ["TD3BCLoss"]
@@ -29,16 +29,7 @@ class TD3BCLoss(FunctionalCallMixin, _trl.TD3BCLoss):
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         inputs, actor_td = td3_inputs(self, tensordict)
         inputs.set((PRIVATE, "action_actor"), actor_td.get(self.tensor_keys.action))
-        out = td3bc_loss(
-            inputs,
-            alpha=self.alpha,
-            loss_function=self.loss_function,
-            reduction=self.reduction,
-            loss_mask_key=self.loss_mask_key,
-            use_prioritized_weights=self.use_prioritized_weights in (True, "auto"),
-            keys=off_policy_keys(self, TD3BCKeys, state_action_value="state_action_value",
-                                 state_action_value_actor="state_action_value_actor", action_actor="action_actor"),
-            **estimator_kwargs(self, tensordict),
-        )
+        out = call_loss(td3bc_loss, self, inputs, tensordict, TD3BCKeys, "state_action_value",
+                        "state_action_value_actor", "action_actor", alpha=self.alpha)
         write_priority(tensordict, self.tensor_keys.priority, out.pop("td_error"))
         return out
