@@ -10,6 +10,7 @@ import pytest
 import torchrl_functional
 from tests.specs import SPECS
 from torchrl_functional import functional, modules
+from torchrl_functional.functional._offpolicy import option_names
 
 
 def test_every_functional_loss_has_a_spec():
@@ -28,7 +29,7 @@ def test_spec_is_well_formed(spec):
     assert spec.function is getattr(functional, spec.name)
     assert spec.function is getattr(torchrl_functional, spec.name)
     assert inspect.signature(spec.function).parameters["keys"]
-    params = inspect.signature(spec.function).parameters
+    params = option_names(spec.function)
     for hyper in spec.hypers:
         assert hyper.name in params, hyper.name
     if spec.module is not None:

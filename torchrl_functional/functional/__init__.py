@@ -7,7 +7,9 @@ outputs in, a TensorDict of losses out) in :mod:`.ppo`, :mod:`.a2c`, :mod:`.rein
 and their kernels in :mod:`.llm`.
 """
 
+from ._offpolicy import OffPolicyOptions, PrioritizedOffPolicyOptions
 from ._td import time_dim_of
+from ._terms import A2COptions, OnPolicyOptions, PPOOptions
 from ._validation import check_finite, set_check_finite
 from .a2c import a2c_loss
 from .cql import cql_loss, discrete_cql_loss
@@ -109,6 +111,11 @@ __all__ = [
     "A2CKeys",
     "ReinforceKeys",
     "OffPolicyKeys",
+    "OffPolicyOptions",
+    "OnPolicyOptions",
+    "A2COptions",
+    "PPOOptions",
+    "PrioritizedOffPolicyOptions",
     "DQNKeys",
     "DDPGKeys",
     "TD3Keys",

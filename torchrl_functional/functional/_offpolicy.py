@@ -7,8 +7,11 @@ in :mod:`.dqn`.)"""
 
 from __future__ import annotations
 
+import inspect
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, NamedTuple, TypedDict
 
 import torch
 from tensordict import TensorDictBase
@@ -25,9 +28,9 @@ from ._td import (
     require,
     time_dim_of,
 )
-from ._validation import check_choice, check_unit_interval
+from ._validation import check_choice, check_unit_interval, keyword_options
 from .estimators import end_at_last_valid, estimator_name, value_target
-from .keys import OffPolicyKeys
+from .keys import NestedKey, OffPolicyKeys
 from .value_learning import LOSS_FUNCTIONS
 
 VALUE_ESTIMATORS = ("td0", "td1", "td_lambda")
@@ -46,6 +49,88 @@ class Transition:
     terminated: Tensor
     batch_shape: torch.Size
     steps: Tensor | None = None
+
+
+class OffPolicyOptions(TypedDict, total=False):
+    """The keyword options every off-policy loss takes, declared once (``**options`` of
+    :func:`~torchrl_functional.functional.sac_loss`, :func:`~torchrl_functional.functional.iql_loss` ...).
+
+    Attributes:
+        gamma: discount, a number or a tensor carrying gradients (0-d, or per sample ``[*B]``/``[*B, 1]``);
+            default ``0.99``. A ``"gamma"`` entry of the input overrides it.
+        value_estimator: the bootstrapped target: ``"td0"`` (default, one step), ``"td1"`` or
+            ``"td_lambda"`` along ``time_dim`` (a ``"shifted_valid"`` mask ends each trajectory at its
+            last valid step), or TorchRL's ``ValueEstimators.TD0``/``TD1``/``TDLambda``. n-step data
+            (``"steps_to_next_obs"``) discounts each sample by ``gamma ** steps_to_next_obs``.
+        lmbda: trace decay of ``"td_lambda"``, same forms as ``gamma``; default ``0.95``.
+        time_dim: the batch dim holding time for ``"td1"``/``"td_lambda"``; default ``None``: the
+            TensorDict's dim named ``"time"``, else its last batch dim.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per-sample losses ``[*B]``).
+        loss_mask_key: ``"auto"`` (default: TorchRL's masks ``("collector", "mask")`` and
+            ``"shifted_valid"`` when present), an entry name, or ``None``.
+    """
+
+    gamma: Number
+    value_estimator: Literal["td0", "td1", "td_lambda"] | Any
+    lmbda: Number
+    time_dim: int | None
+    reduction: Literal["mean", "sum", "none"]
+    loss_mask_key: NestedKey | None
+
+
+class PrioritizedOffPolicyOptions(OffPolicyOptions, total=False):
+    """:class:`OffPolicyOptions` of the losses that TorchRL weights by replay priority.
+
+    Attributes:
+        use_prioritized_weights: weight the losses by the ``"priority_weight"`` entry ``[*B]``
+            when present; default ``True``.
+    """
+
+    use_prioritized_weights: bool
+
+
+class Options(NamedTuple):
+    """:class:`OffPolicyOptions` resolved: defaults filled, names checked, the estimator's name."""
+
+    value_estimator: str
+    gamma: Number
+    lmbda: Number
+    time_dim: int | None
+    reduction: str
+    loss_mask_key: NestedKey | None
+    use_prioritized_weights: bool
+
+
+_DEFAULTS: dict[str, Any] = {"gamma": 0.99, "value_estimator": "td0", "lmbda": 0.95, "time_dim": None,
+                             "reduction": "mean", "loss_mask_key": "auto"}
+
+
+def off_policy_options(loss: str, options: Mapping[str, Any], *, loss_function: str | None = None,
+                       prioritized: bool = True, defaults: Mapping[str, Any] | None = None) -> Options:
+    """Resolve a loss's ``**options`` (:class:`OffPolicyOptions`, plus ``use_prioritized_weights``
+    when ``prioritized``) over the shared defaults (and the loss's own ``defaults``): an unknown
+    name is a ``TypeError`` as for any keyword; ``reduction``, ``value_estimator`` and
+    ``loss_function`` are checked."""
+    own = {**_DEFAULTS, **({"use_prioritized_weights": True} if prioritized else {}), **(defaults or {})}
+    o = {"use_prioritized_weights": False, **keyword_options(loss, options, own)}
+    estimator = check_options(loss, reduction=o["reduction"], loss_function=loss_function,
+                              value_estimator=o["value_estimator"])
+    return Options(estimator, o["gamma"], o["lmbda"], o["time_dim"], o["reduction"], o["loss_mask_key"],
+                   bool(o["use_prioritized_weights"]))
+
+
+def option_names(fn: Any) -> frozenset[str]:
+    """Every keyword a loss function takes: its parameters and the fields of its
+    ``**options: Unpack[...]`` (e.g. :class:`OffPolicyOptions`)."""
+    names = set()
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            hint = eval(p.annotation, fn.__globals__) if isinstance(p.annotation, str) else p.annotation
+            (fields,) = typing.get_args(hint)
+            names |= fields.__required_keys__ | fields.__optional_keys__
+        elif p.kind is not p.VAR_POSITIONAL:
+            names.add(p.name)
+    return frozenset(names)
 
 
 def check_input(loss: str, td: Any) -> None:
@@ -200,11 +285,7 @@ def bootstrap_target(
     td: TensorDictBase,
     tr: Transition,
     next_value: Tensor,
-    *,
-    value_estimator: str,
-    gamma: Number,
-    lmbda: Number,
-    time_dim: int | None,
+    options: Options,
 ) -> Tensor:
     """Bootstrapped target ``[*B, 1]`` from ``V(s')`` ``[*B, 1]``, with ``V(s')`` **detached**.
 
@@ -217,6 +298,7 @@ def bootstrap_target(
     graphs; ``gamma``/``lmbda`` entries of ``td`` (``[*B]`` or ``[*B, 1]``) override the
     keywords. n-step data (``tr.steps``) discounts each sample by ``gamma ** steps_to_next_obs``.
     """
+    value_estimator, gamma, lmbda, time_dim = options[:4]
     if tr.steps is not None and td.get("gamma", None) is not None:
         raise HyperparameterError(
             loss, "gamma",

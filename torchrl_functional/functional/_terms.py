@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import torch
 from tensordict import TensorDictBase
@@ -31,9 +31,101 @@ from ._onpolicy import (
 from ._td import check_reduction, hyperparameter, loss_mask
 from ._validation import check_range
 from .estimators import estimator_name
-from .keys import OnPolicyKeys
+from .keys import NestedKey, OnPolicyKeys
 
 Number = float | Tensor
+
+
+class OnPolicyOptions(TypedDict, total=False):
+    """The keyword options every on-policy loss takes (A2C, REINFORCE, the PPO family), declared
+    once: the estimate of a missing advantage, the reduction and the masks.
+
+    Attributes:
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` for every ``loss_*`` entry.
+        loss_mask_key: ``"auto"`` (default: TorchRL's masks ``("collector", "mask")`` and
+            ``"shifted_valid"`` when present), an entry name, or ``None``.
+        value_estimator: ``"gae"`` (default; ``"magae"`` for the multi-agent losses), ``"td0"``,
+            ``"td1"``, ``"td_lambda"``, ``"vtrace"`` or a ``ValueEstimators`` member, used when the
+            advantage is absent.
+        gamma, lmbda: discount and trace decay of that estimate (defaults ``0.99``, ``0.95``):
+            numbers, 0-d or per-step tensors (differentiable); entries of the input override them.
+        time_dim: batch dim of the input holding time (default ``None``: its ``"time"``-named
+            dim, else its last).
+        rho_thresh, c_thresh: V-trace truncation levels (default ``1.0``; V-trace scores the
+            stored action with the current policy, detached, against the behaviour log-prob).
+    """
+
+    reduction: Literal["mean", "sum", "none"]
+    loss_mask_key: NestedKey | None
+    value_estimator: Any
+    gamma: Number
+    lmbda: Number
+    time_dim: int | None
+    rho_thresh: Number
+    c_thresh: Number
+
+
+class A2COptions(OnPolicyOptions, total=False):
+    """:class:`OnPolicyOptions` and the entropy and critic terms of A2C and the PPO family.
+
+    Attributes:
+        entropy_bonus: add ``loss_entropy = -entropy_coeff * H`` (default ``True``).
+        samples_mc_entropy: samples of the Monte-Carlo entropy when it has no closed form (``1``).
+        entropy_coeff: number or tensor (differentiable; default ``0.01``); for a composite
+            policy of the PPO family also a mapping from each head's entropy key (as in
+            ``"composite_entropy"``) to its coefficient.
+        critic_coeff: number or tensor (default ``1.0``); ``None`` or ``0`` drops the critic term.
+        loss_critic_type: ``"smooth_l1"`` (default), ``"l2"`` or ``"l1"``.
+        clip_value: value clipping radius (default ``None``: no clipping).
+        advantage_scale: divide the advantage by this (a ``ValueNorm``'s ``scale()``), or ``None``.
+        diagnostics: compute the logging-only outputs (default ``True``); ``False`` returns the
+            ``loss_*`` entries (and ``beta``) only, which saves a few small kernels per call.
+        generator: :class:`torch.Generator` for Monte-Carlo estimates; ``None`` (default) uses
+            the global RNG exactly as TorchRL does.
+    """
+
+    entropy_bonus: bool
+    samples_mc_entropy: int
+    entropy_coeff: Number | Mapping[NestedKey, Number]
+    critic_coeff: Number | None
+    loss_critic_type: str
+    clip_value: Number | bool | None
+    advantage_scale: Number | None
+    diagnostics: bool
+    generator: torch.Generator | None
+
+
+class PPOOptions(A2COptions, total=False):
+    """:class:`A2COptions` and the options of the PPO family's trust region.
+
+    Attributes:
+        normalize_advantage: standardise the advantage over the batch (default ``False``;
+            ``True`` for the multi-agent losses).
+        normalize_advantage_exclude_dims: dims kept independent in the standardisation (default
+            ``()``; ``(-2,)``, the agent dim, for the multi-agent losses).
+        max_importance_ratio: cap on ``pi / pi_old`` (gradient-free rescaling), or ``None``.
+        log_explained_variance: add ``explained_variance`` when the critic term is on (``True``).
+    """
+
+    normalize_advantage: bool
+    normalize_advantage_exclude_dims: tuple[int, ...]
+    max_importance_ratio: Number | None
+    log_explained_variance: bool
+
+
+ON_POLICY_DEFAULTS: dict[str, Any] = {
+    "reduction": "mean", "loss_mask_key": "auto", "value_estimator": "gae", "gamma": 0.99, "lmbda": 0.95,
+    "time_dim": None, "rho_thresh": 1.0, "c_thresh": 1.0,
+}
+A2C_DEFAULTS: dict[str, Any] = {
+    **ON_POLICY_DEFAULTS, "entropy_bonus": True, "samples_mc_entropy": 1, "entropy_coeff": 0.01,
+    "critic_coeff": 1.0, "loss_critic_type": "smooth_l1", "clip_value": None, "advantage_scale": None,
+    "diagnostics": True, "generator": None,
+}
+PPO_DEFAULTS: dict[str, Any] = {
+    **A2C_DEFAULTS, "normalize_advantage": False, "normalize_advantage_exclude_dims": (),
+    "max_importance_ratio": None, "log_explained_variance": True,
+}
 
 
 @dataclass
@@ -71,22 +163,13 @@ def prepare(
     dist_class: DistClass | None,
     keys_cls: type[OnPolicyKeys],
     keys: OnPolicyKeys,
+    options: Mapping[str, Any],
     *,
     importance_weighted: bool,
-    normalize_advantage: bool = False,
-    normalize_advantage_exclude_dims: tuple[int, ...] = (),
-    advantage_scale: Number | None = None,
-    max_importance_ratio: Number | None = None,
-    loss_mask_key: Any,
-    value_estimator: Any,
-    gamma: Number,
-    lmbda: Number,
-    time_dim: int | None,
-    rho_thresh: Number = 1.0,
-    c_thresh: Number = 1.0,
 ) -> Batch:
     """Read the current policy, the behaviour log-prob (``importance_weighted``), the advantage
-    (given, or estimated with its target) and the masks of ``td``."""
+    (given, or estimated with its target) and the masks of ``td``, as the loss's resolved
+    ``options`` (:class:`OnPolicyOptions`, and those of :class:`PPOOptions` it has) say."""
     if not isinstance(td, TensorDictBase):
         raise TypeError(f"{name}: expected a TensorDict, got {type(td).__name__}")
     prev = read_behaviour(name, td, keys) if importance_weighted else None
@@ -100,17 +183,18 @@ def prepare(
             log_is_weight = log_ratio(name, proximal, prev, keys).unsqueeze(-1)
             log_weight = log_ratio(name, policy, proximal, keys)
         log_weight = log_weight.unsqueeze(-1)
-    estimator = dict(value_estimator=value_estimator, gamma=gamma, lmbda=lmbda, time_dim=time_dim,
-                     rho_thresh=rho_thresh, c_thresh=c_thresh)
-    if td.get(keys.advantage, None) is None and estimator_name(value_estimator, name) == "vtrace":
+    estimator = {k: options[k] for k in ("value_estimator", "gamma", "lmbda", "time_dim", "rho_thresh", "c_thresh")}
+    if td.get(keys.advantage, None) is None and estimator_name(options["value_estimator"], name) == "vtrace":
         if prev is None:
             prev = read_behaviour(name, td, keys)
         estimator.update(log_pi=policy.log_prob, log_mu=_sum_behaviour(name, policy, prev))
     advantage, value_target = advantage_and_target(name, td, keys, policy.batch_shape, **estimator)
     advantage = scale_advantage(
-        name, advantage, td, normalize_advantage=normalize_advantage,
-        normalize_advantage_exclude_dims=normalize_advantage_exclude_dims, advantage_scale=advantage_scale,
+        name, advantage, td, normalize_advantage=options.get("normalize_advantage", False),
+        normalize_advantage_exclude_dims=options.get("normalize_advantage_exclude_dims", ()),
+        advantage_scale=options.get("advantage_scale"),
     )
+    max_importance_ratio = options.get("max_importance_ratio")
     if max_importance_ratio is not None:
         check_range(name, "max_importance_ratio", max_importance_ratio, 0.0, low_open=True)
         log_max = torch.log(torch.as_tensor(max_importance_ratio, dtype=log_weight.dtype, device=log_weight.device))
@@ -118,7 +202,7 @@ def prepare(
         cap = log_max - log_weight.detach()
         log_is_weight = torch.clamp_max(cap, 0.0) if log_is_weight is None else torch.minimum(log_is_weight, cap)
     return Batch(keys, policy, policy.batch_shape, log_weight, log_is_weight, proximal, advantage, value_target,
-                 loss_mask(name, td, loss_mask_key))
+                 loss_mask(name, td, options["loss_mask_key"]))
 
 
 def check_common(

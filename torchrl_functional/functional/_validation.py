@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -74,6 +74,15 @@ def check_range(
 def check_unit_interval(loss: str, name: str, x: float | Tensor) -> None:
     """Discount-like factors (``gamma``, ``lmbda``) must lie in ``[0, 1]``."""
     check_range(loss, name, x, 0.0, 1.0)
+
+
+def keyword_options(loss: str, given: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """A loss's ``**options`` over its defaults; a name without a default is a ``TypeError``, as
+    for any keyword argument."""
+    for name in given:
+        if name not in defaults:
+            raise TypeError(f"{loss}() got an unexpected keyword argument {name!r}")
+    return {**defaults, **given}
 
 
 def check_choice(loss: str, name: str, value: object, choices: tuple) -> None:

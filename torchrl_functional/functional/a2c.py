@@ -7,16 +7,16 @@ Mnih et al. 2016, "Asynchronous Methods for Deep Reinforcement Learning"
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Unpack
 
-import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 from torch import distributions as D
 
 from ..errors import HyperparameterError
 from ._td import finish_losses
-from ._terms import check_common, critic_outputs, entropy_outputs, prepare
+from ._terms import A2C_DEFAULTS, A2COptions, check_common, critic_outputs, entropy_outputs, prepare
+from ._validation import keyword_options
 from .keys import A2CKeys, NestedKey, resolve_keys
 from .policy_gradient import policy_gradient_loss
 
@@ -29,24 +29,8 @@ def a2c_loss(
     td: TensorDictBase,
     dist_class: Callable[..., D.Distribution] | None = None,
     *,
-    entropy_bonus: bool = True,
-    samples_mc_entropy: int = 1,
-    entropy_coeff: Number = 0.01,
-    critic_coeff: Number | None = 1.0,
-    loss_critic_type: str = "smooth_l1",
-    clip_value: Number | None = None,
-    advantage_scale: Number | None = None,
-    diagnostics: bool = True,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
-    value_estimator: Any = "gae",
-    gamma: Number = 0.99,
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    rho_thresh: Number = 1.0,
-    c_thresh: Number = 1.0,
     keys: A2CKeys | Mapping[str, NestedKey] | None = None,
-    generator: torch.Generator | None = None,
+    **options: Unpack[A2COptions],
 ) -> TensorDict:
     """A2C loss: ``loss_objective = -mean(log pi(a|s) * A)`` plus entropy and critic terms.
 
@@ -64,42 +48,33 @@ def a2c_loss(
             ``[*B]``/``[*B, 1]`` hyperparameter overrides. See
             :class:`~torchrl_functional.functional.keys.A2CKeys`.
         dist_class: distribution class (or callable) built from ``td["actor_output"]``.
-        entropy_bonus: add ``loss_entropy = -entropy_coeff * H`` (off when ``entropy_coeff == 0``).
-        samples_mc_entropy: samples for a Monte-Carlo entropy.
-        entropy_coeff, critic_coeff: numbers or tensors (``critic_coeff=None`` drops the critic).
-        loss_critic_type: ``"smooth_l1"``, ``"l2"`` or ``"l1"``.
-        clip_value: value clipping radius, or ``None``.
-        advantage_scale: divide the advantage by this (a ``ValueNorm``'s ``scale()``), or ``None``.
-        diagnostics: add ``entropy`` and ``value_clip_fraction`` (logging only).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-        loss_mask_key: ``"auto"``, an entry name or ``None``.
-        value_estimator, gamma, lmbda, time_dim, rho_thresh, c_thresh: estimation of a missing
-            advantage (see :func:`~torchrl_functional.functional.clip_ppo_loss`).
         keys: renamed entries.
-        generator: RNG for Monte-Carlo estimates (``None``: global RNG, as TorchRL).
+        **options: :class:`~torchrl_functional.functional.A2COptions`: the entropy term
+            (``entropy_bonus``, off when ``entropy_coeff == 0``; ``samples_mc_entropy``,
+            ``entropy_coeff``: one coefficient, a number or a tensor), the critic term
+            (``critic_coeff``, ``loss_critic_type``, ``clip_value``), ``advantage_scale``,
+            ``diagnostics`` (``entropy``, ``value_clip_fraction``), ``generator``, and
+            :class:`~torchrl_functional.functional.OnPolicyOptions`.
 
     Returns:
         TensorDict with ``loss_objective`` and, as enabled, ``entropy``, ``loss_entropy``,
         ``loss_critic``, ``value_clip_fraction``.
     """
     name = "a2c_loss"
-    if isinstance(entropy_coeff, (int, float)) and entropy_coeff == 0:
-        entropy_bonus = False
-    if isinstance(entropy_coeff, Mapping):
+    o = keyword_options(name, options, A2C_DEFAULTS)
+    if isinstance(o["entropy_coeff"], (int, float)) and o["entropy_coeff"] == 0:
+        o["entropy_bonus"] = False
+    if isinstance(o["entropy_coeff"], Mapping):
         raise HyperparameterError(name, "entropy_coeff", "A2C takes one coefficient (a number or a tensor)")
-    critic_coeff = check_common(name, reduction, entropy_bonus, samples_mc_entropy, entropy_coeff,
-                                critic_coeff, loss_critic_type, clip_value)
-    batch = prepare(
-        name, td, dist_class, A2CKeys, resolve_keys(keys, A2CKeys, name), importance_weighted=False,
-        advantage_scale=advantage_scale, loss_mask_key=loss_mask_key, value_estimator=value_estimator,
-        gamma=gamma, lmbda=lmbda, time_dim=time_dim, rho_thresh=rho_thresh, c_thresh=c_thresh,
-    )
+    critic_coeff = check_common(name, o["reduction"], o["entropy_bonus"], o["samples_mc_entropy"], o["entropy_coeff"],
+                                o["critic_coeff"], o["loss_critic_type"], o["clip_value"])
+    batch = prepare(name, td, dist_class, A2CKeys, resolve_keys(keys, A2CKeys, name), o, importance_weighted=False)
     out: dict[str, Tensor] = {"loss_objective": policy_gradient_loss(batch.policy.log_prob.unsqueeze(-1), batch.advantage)}
-    if entropy_bonus:
-        out.update(entropy_outputs(name, td, batch, samples_mc_entropy=samples_mc_entropy,
-                                   entropy_coeff=entropy_coeff, generator=generator, diagnostics=diagnostics,
+    if o["entropy_bonus"]:
+        out.update(entropy_outputs(name, td, batch, samples_mc_entropy=o["samples_mc_entropy"],
+                                   entropy_coeff=o["entropy_coeff"], generator=o["generator"], diagnostics=o["diagnostics"],
                                    joint_mc=True))
     if critic_coeff is not None:
-        out.update(critic_outputs(name, td, batch, critic_coeff=critic_coeff, loss_critic_type=loss_critic_type,
-                                  clip_value=clip_value, log_explained_variance=False, diagnostics=diagnostics))
-    return finish_losses(name, out, reduction, batch.mask)
+        out.update(critic_outputs(name, td, batch, critic_coeff=critic_coeff, loss_critic_type=o["loss_critic_type"],
+                                  clip_value=o["clip_value"], log_explained_variance=False, diagnostics=o["diagnostics"]))
+    return finish_losses(name, out, o["reduction"], batch.mask)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, Unpack
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -19,10 +19,11 @@ from torch import Tensor
 
 from ..errors import EntryShapeError
 from ._offpolicy import (
+    OffPolicyOptions,
     bootstrap_target,
     check_action_space,
     check_input,
-    check_options,
+    off_policy_options,
     read_ensemble,
     read_log_prob,
     read_transition,
@@ -57,13 +58,8 @@ def cql_loss(
     log_alpha_prime: Number = 0.0,
     lagrange_thresh: Number = 0.0,
     loss_function: str = "smooth_l1",
-    gamma: Number = 0.99,
-    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
     keys: CQLKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[OffPolicyOptions],
 ) -> TensorDict:
     """CQL(H) on top of SAC: soft critic loss plus the conservative penalty, SAC actor,
     behaviour-cloning actor and temperature losses.
@@ -107,8 +103,10 @@ def cql_loss(
         temperature, min_q_weight: of the conservative penalty.
         max_q_backup, deterministic_backup: the bootstrap value ``V'``.
         with_lagrange, log_alpha_prime, lagrange_thresh: the Lagrangian penalty weight.
-        loss_function, gamma, lmbda, value_estimator, time_dim, reduction, loss_mask_key,
-        keys: as :func:`sac_loss` (no priority weights, as TorchRL's CQL).
+        loss_function, keys: as :func:`sac_loss`.
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+            ``loss_mask_key`` (:class:`~torchrl_functional.functional.OffPolicyOptions`; no
+            priority weights, as TorchRL's).
 
     Returns:
         TensorDict with ``loss_actor``, ``loss_actor_bc``, ``loss_qvalue``, ``loss_cql``,
@@ -117,7 +115,7 @@ def cql_loss(
     """
     name = "cql_loss"
     check_input(name, td)
-    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    o = off_policy_options(name, options, loss_function=loss_function, prioritized=False)
     check_range(name, "temperature", temperature, 0.0, low_open=True)
     keys = resolve_keys(keys, CQLKeys, name)
     tr = read_transition(name, td, keys)
@@ -140,8 +138,7 @@ def cql_loss(
         if not deterministic_backup:
             next_log_prob = read_log_prob(name, td, next_key(keys.log_prob), b, "log pi(a'|s') of the action sampled at s'")
             next_value = next_value - alpha * next_log_prob.unsqueeze(-1)
-    target = bootstrap_target(name, td, tr, next_value, value_estimator=value_estimator,
-                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
+    target = bootstrap_target(name, td, tr, next_value, o)
 
     # conservative penalty
     extra = (_num_samples(require(name, td, keys.cql_random_value, "Q_i(s, u) at K uniform random actions"), b),)
@@ -178,7 +175,7 @@ def cql_loss(
     else:
         bc_sample = read_log_prob(name, td, keys.bc_sample_log_prob, b, "").unsqueeze(-1)
 
-    mask = loss_mask(name, td, loss_mask_key)
+    mask = loss_mask(name, td, o.loss_mask_key)
     out = finish_losses(
         name,
         {
@@ -188,7 +185,7 @@ def cql_loss(
             "loss_cql": cql_per_critic.sum(0),
             "loss_alpha": alpha_loss(log_alpha, log_prob, target_entropy),
         },
-        reduction, mask,
+        o.reduction, mask,
     )
     if with_lagrange:
         if not isinstance(log_alpha_prime, Tensor):
@@ -207,13 +204,8 @@ def discrete_cql_loss(
     *,
     action_space: Literal["categorical", "one_hot"] = "categorical",
     loss_function: str = "l2",
-    gamma: Number = 0.99,
-    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
     keys: DiscreteCQLKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[OffPolicyOptions],
 ) -> TensorDict:
     """Discrete CQL: ``loss_qvalue = d(Q(s, a), y) / 2`` (the DQN target of :func:`dqn_loss`)
     and ``loss_cql = logsumexp_a' Q(s, a') - Q(s, a)``.
@@ -228,8 +220,10 @@ def discrete_cql_loss(
             ``("next", "action_value")`` ``[*B, N]``, ``"action"`` (integer ``[*B]``/``[*B, 1]``
             or one-hot ``[*B, N]``), ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``;
             optional masks and ``"gamma"``/``"lmbda"`` overrides.
-        action_space, loss_function, gamma, lmbda, value_estimator, time_dim, reduction,
-        loss_mask_key, keys: as :func:`dqn_loss` (no priority weights, as TorchRL's).
+        action_space, loss_function, keys: as :func:`dqn_loss`.
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+            ``loss_mask_key`` (:class:`~torchrl_functional.functional.OffPolicyOptions`; no
+            priority weights, as TorchRL's).
 
     Returns:
         TensorDict with ``loss_qvalue``, ``loss_cql``, the replay priority
@@ -238,12 +232,12 @@ def discrete_cql_loss(
     """
     name = "discrete_cql_loss"
     check_input(name, td)
-    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    o = off_policy_options(name, options, loss_function=loss_function, prioritized=False)
     action_space = check_action_space(name, action_space)
     keys = resolve_keys(keys, DiscreteCQLKeys, name)
     tr, action_value, pred, target = discrete_q_terms(
         name, td, keys, action_space=action_space, double_dqn=False,
-        value_estimator=value_estimator, gamma=gamma, lmbda=lmbda, time_dim=time_dim,
+        options=o,
     )
     out = finish_losses(
         name,
@@ -251,7 +245,7 @@ def discrete_cql_loss(
             "loss_qvalue": 0.5 * distance_loss(target, pred, loss_function),
             "loss_cql": torch.logsumexp(action_value, dim=-1, keepdim=True) - pred,
         },
-        reduction, loss_mask(name, td, loss_mask_key),
+        o.reduction, loss_mask(name, td, o.loss_mask_key),
     )
     out["td_error"] = (pred - target).detach().pow(2)
     out["pred_value"] = action_value.detach().mean()

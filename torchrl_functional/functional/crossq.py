@@ -12,11 +12,12 @@ is a caller step, as for :func:`sac_loss`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, Unpack
 
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
+from ._offpolicy import OffPolicyOptions, off_policy_options
 from .keys import CrossQKeys, NestedKey, resolve_keys
 from .sac import soft_actor_critic
 
@@ -31,13 +32,8 @@ def crossq_loss(
     log_alpha: Number = 0.0,
     target_entropy: Number | Literal["auto"] | None = "auto",
     loss_function: str = "smooth_l1",
-    gamma: Number = 0.99,
-    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
     keys: CrossQKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[OffPolicyOptions],
 ) -> TensorDict:
     """CrossQ: :func:`sac_loss`'s three losses with the bootstrap ``Q_i(s', a')`` from the online critics.
 
@@ -67,9 +63,10 @@ def crossq_loss(
         target_entropy: number or tensor; ``"auto"`` is minus the action dimensions per sample;
             ``None`` makes ``loss_alpha`` zero.
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
-        gamma, lmbda, value_estimator, time_dim: the bootstrapped target (see :func:`dqn_loss`).
-        reduction, loss_mask_key: as :func:`dqn_loss`.
         keys: :class:`~torchrl_functional.functional.keys.CrossQKeys` or a mapping of renamed entries.
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+            ``loss_mask_key`` (:class:`~torchrl_functional.functional.OffPolicyOptions`; no
+            priority weights, as TorchRL's).
 
     Returns:
         TensorDict with ``loss_actor``, ``loss_qvalue``, ``loss_alpha``, and the detached ``alpha``,
@@ -79,8 +76,8 @@ def crossq_loss(
     name = "crossq_loss"
     out, log_prob = soft_actor_critic(
         name, td, resolve_keys(keys, CrossQKeys, name), log_alpha=log_alpha, target_entropy=target_entropy,
-        loss_function=loss_function, gamma=gamma, value_estimator=value_estimator, lmbda=lmbda, time_dim=time_dim,
-        reduction=reduction, loss_mask_key=loss_mask_key, use_prioritized_weights=False,
+        loss_function=loss_function,
+        options=off_policy_options(name, options, loss_function=loss_function, prioritized=False),
         next_hint="Q_i(s', a') of the critics at a' ~ pi(s') (the second half of their joint forward)",
     )
     out["log_prob"] = log_prob.detach().squeeze(-1)

@@ -9,15 +9,16 @@ TorchRL writes into its input is the returned ``"td_error"`` entry.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Unpack
 
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ._offpolicy import (
+    PrioritizedOffPolicyOptions,
     bootstrap_target,
     check_input,
-    check_options,
+    off_policy_options,
     priority_weight,
     read_per_sample,
     read_transition,
@@ -35,14 +36,8 @@ def ddpg_loss(
     td: TensorDictBase,
     *,
     loss_function: str = "l2",
-    gamma: Number = 0.99,
-    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
-    use_prioritized_weights: bool = True,
     keys: DDPGKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[PrioritizedOffPolicyOptions],
 ) -> TensorDict:
     """DDPG: ``loss_value = d(Q(s, a), y)``, ``y = r + gamma (1 - terminated) Q_target(s', pi_target(s'))``,
     and ``loss_actor = -Q(s, pi(s))``.
@@ -60,11 +55,10 @@ def ddpg_loss(
             - ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``;
             - optional ``"priority_weight"`` ``[*B]``, masks, ``"gamma"``/``"lmbda"`` overrides.
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
-        gamma, lmbda, value_estimator, time_dim: the bootstrapped target (see :func:`dqn_loss`).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-        loss_mask_key: ``"auto"``, an entry name or ``None``.
-        use_prioritized_weights: weight both losses by ``"priority_weight"`` when present.
         keys: :class:`~torchrl_functional.functional.keys.DDPGKeys` or a mapping of renamed entries.
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+            ``loss_mask_key``, ``use_prioritized_weights``
+            (:class:`~torchrl_functional.functional.PrioritizedOffPolicyOptions`).
 
     Returns:
         TensorDict with ``loss_actor``, ``loss_value`` and the detached diagnostics
@@ -73,7 +67,7 @@ def ddpg_loss(
     """
     name = "ddpg_loss"
     check_input(name, td)
-    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    o = off_policy_options(name, options, loss_function=loss_function)
     keys = resolve_keys(keys, DDPGKeys, name)
     tr = read_transition(name, td, keys)
     b = tr.batch_shape
@@ -82,13 +76,11 @@ def ddpg_loss(
                                  "Q_target(s', pi_target(s')) of the target critic at the next observation")
     actor_value = read_per_sample(name, td, keys.state_action_value_actor, b,
                                   "Q(s, pi(s)) of the critic (detached parameters) at the actor's action")
-    target = bootstrap_target(name, td, tr, next_value, value_estimator=value_estimator,
-                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
-    weights = priority_weight(name, td, keys, b, use_prioritized_weights)
+    target = bootstrap_target(name, td, tr, next_value, o)
     out = finish_losses(
         name,
         {"loss_actor": -actor_value, "loss_value": distance_loss(target, pred, loss_function)},
-        reduction, loss_mask(name, td, loss_mask_key), weights,
+        o.reduction, loss_mask(name, td, o.loss_mask_key), priority_weight(name, td, keys, b, o.use_prioritized_weights),
     )
     pred_d, target_d = pred.detach().squeeze(-1), target.detach().squeeze(-1)
     out["td_error"] = (pred_d - target_d).pow(2)

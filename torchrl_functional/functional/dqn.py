@@ -9,19 +9,21 @@ the ``"td_error"`` entry instead.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ._offpolicy import (
+    Options,
+    PrioritizedOffPolicyOptions,
     Transition,
     bootstrap_target,
     check_action_space,
     check_input,
-    check_options,
     chosen_action_value,
+    off_policy_options,
     priority_weight,
     read_per_sample,
     read_transition,
@@ -42,10 +44,7 @@ def discrete_q_terms(
     *,
     action_space: str,
     double_dqn: bool,
-    value_estimator: str,
-    gamma: Number,
-    lmbda: Number,
-    time_dim: int | None,
+    options: Options,
 ) -> tuple[Transition, Tensor, Tensor, Tensor]:
     """Q-learning pieces shared by DQN and discrete CQL.
 
@@ -68,8 +67,7 @@ def discrete_q_terms(
         next_value = torch.gather(next_av, -1, index)
     else:
         next_value = next_av.max(-1, keepdim=True)[0]
-    target = bootstrap_target(loss, td, tr, next_value, value_estimator=value_estimator,
-                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
+    target = bootstrap_target(loss, td, tr, next_value, options)
     return tr, action_value, pred, target
 
 
@@ -79,14 +77,8 @@ def dqn_loss(
     action_space: Literal["categorical", "one_hot"] = "categorical",
     double_dqn: bool = False,
     loss_function: str = "l2",
-    gamma: Number = 0.99,
-    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
-    use_prioritized_weights: bool = True,
     keys: DQNKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[PrioritizedOffPolicyOptions],
 ) -> TensorDict:
     """DQN loss ``d(Q(s, a), y)`` with ``y = r + gamma * (1 - terminated) * max_a' Q_target(s', a')``.
 
@@ -109,15 +101,10 @@ def dqn_loss(
         action_space: ``"categorical"`` or ``"one_hot"``.
         double_dqn: pick the bootstrap action with the online network.
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
-        gamma, lmbda: discount (and trace decay): numbers or tensors (differentiable).
-        value_estimator: ``"td0"`` (one step), ``"td1"`` or ``"td_lambda"`` (along ``time_dim``;
-            a ``"shifted_valid"`` mask ends each trajectory at its last valid step), or
-            TorchRL's ``ValueEstimators.TD0``/``TD1``/``TDLambda``.
-        time_dim: batch dim holding time for ``"td1"``/``"td_lambda"`` (default: last).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-        loss_mask_key: ``"auto"`` (TorchRL's masks), an entry name, or ``None``.
-        use_prioritized_weights: weight the loss by ``"priority_weight"`` when present.
         keys: :class:`~torchrl_functional.functional.keys.DQNKeys` or a mapping of renamed entries.
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+            ``loss_mask_key``, ``use_prioritized_weights``
+            (:class:`~torchrl_functional.functional.PrioritizedOffPolicyOptions`).
 
     Returns:
         TensorDict with ``loss`` and ``td_error = (Q(s, a) - y)^2`` ``[*B, 1]`` (detached,
@@ -125,14 +112,11 @@ def dqn_loss(
     """
     name = "dqn_loss"
     check_input(name, td)
-    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    o = off_policy_options(name, options, loss_function=loss_function)
     action_space = check_action_space(name, action_space)
     keys = resolve_keys(keys, DQNKeys, name)
-    tr, _, pred, target = discrete_q_terms(
-        name, td, keys, action_space=action_space, double_dqn=double_dqn,
-        value_estimator=value_estimator, gamma=gamma, lmbda=lmbda, time_dim=time_dim,
-    )
-    weights = priority_weight(name, td, keys, tr.batch_shape, use_prioritized_weights)
-    value = reduce_loss(name, distance_loss(target, pred, loss_function), reduction,
-                        loss_mask(name, td, loss_mask_key), weights)
+    tr, _, pred, target = discrete_q_terms(name, td, keys, action_space=action_space, double_dqn=double_dqn, options=o)
+    weights = priority_weight(name, td, keys, tr.batch_shape, o.use_prioritized_weights)
+    value = reduce_loss(name, distance_loss(target, pred, loss_function), o.reduction,
+                        loss_mask(name, td, o.loss_mask_key), weights)
     return TensorDict({"loss": value, "td_error": (pred - target).detach().pow(2)}, batch_size=[])

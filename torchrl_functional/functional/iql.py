@@ -10,18 +10,20 @@ Kostrikov et al. 2021, "Offline Reinforcement Learning with Implicit Q-Learning"
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, Unpack
 
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ._offpolicy import (
+    OffPolicyOptions,
+    Options,
     bootstrap_target,
     check_action_space,
     check_input,
-    check_options,
     chosen_action_value,
+    off_policy_options,
     read_ensemble,
     read_log_prob,
     read_per_sample,
@@ -54,8 +56,7 @@ def expectile_loss(diff: Tensor, expectile: Number) -> Tensor:
 
 def _iql(
     name: str, td: TensorDictBase, keys: IQLKeys, tr, q: Tensor, target_q: Tensor, *,
-    expectile: Number, temperature: Number, loss_function: str, gamma: Number,
-    value_estimator: str, lmbda: Number, time_dim: int | None, reduction: str, loss_mask_key,
+    expectile: Number, temperature: Number, loss_function: str, options: Options,
 ) -> TensorDict:
     b = tr.batch_shape
     value = read_per_sample(name, td, keys.value, b, "V(s) of the value network (with gradients)")
@@ -66,8 +67,7 @@ def _iql(
     min_q = ensemble_min(target_q.detach())
     advantage = min_q - value.detach()
     exp_a = torch.exp(advantage * temperature).clamp_max(100)
-    target = bootstrap_target(name, td, tr, next_value, value_estimator=value_estimator,
-                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
+    target = bootstrap_target(name, td, tr, next_value, options)
     log_prob = log_prob.unsqueeze(-1)
     out = finish_losses(
         name,
@@ -76,7 +76,7 @@ def _iql(
             "loss_qvalue": ensemble_distance(q, target, loss_function),
             "loss_value": expectile_loss(min_q - value, expectile),
         },
-        reduction, loss_mask(name, td, loss_mask_key),
+        options.reduction, loss_mask(name, td, options.loss_mask_key),
     )
     out["entropy"] = -log_prob.detach().mean()
     out["td_error"] = (q.detach() - target.detach()).pow(2).max(0)[0].squeeze(-1)
@@ -89,13 +89,8 @@ def iql_loss(
     expectile: Number = 0.5,
     temperature: Number = 1.0,
     loss_function: str = "smooth_l1",
-    gamma: Number = 0.99,
-    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
     keys: IQLKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[OffPolicyOptions],
 ) -> TensorDict:
     """IQL: expectile value loss, advantage-weighted regression actor, TD(0) critics.
 
@@ -120,9 +115,10 @@ def iql_loss(
             tensor, differentiable).
         temperature: ``beta >= 0`` of the actor's weight (number or tensor, differentiable).
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
-        gamma, lmbda, value_estimator, time_dim: the bootstrapped target (see :func:`dqn_loss`).
-        reduction, loss_mask_key: as :func:`dqn_loss`.
         keys: :class:`~torchrl_functional.functional.keys.IQLKeys` or a mapping of renamed entries.
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+            ``loss_mask_key`` (:class:`~torchrl_functional.functional.OffPolicyOptions`; no
+            priority weights, as TorchRL's).
 
     Returns:
         TensorDict with ``loss_actor``, ``loss_qvalue``, ``loss_value``,
@@ -130,15 +126,14 @@ def iql_loss(
     """
     name = "iql_loss"
     check_input(name, td)
-    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    o = off_policy_options(name, options, loss_function=loss_function, prioritized=False)
     keys = resolve_keys(keys, IQLKeys, name)
     tr = read_transition(name, td, keys)
     q = read_ensemble(name, td, keys.state_action_value, tr.batch_shape, "Q_i(s, a) of the critics (with gradients)")
     target_q = read_ensemble(name, td, keys.target_state_action_value, tr.batch_shape,
                              "Q_target_i(s, a) of the target critics", q.shape[-1], like=(keys.state_action_value, q))
     return _iql(name, td, keys, tr, q, target_q, expectile=expectile, temperature=temperature,
-                loss_function=loss_function, gamma=gamma, value_estimator=value_estimator, lmbda=lmbda,
-                time_dim=time_dim, reduction=reduction, loss_mask_key=loss_mask_key)
+                loss_function=loss_function, options=o)
 
 
 def discrete_iql_loss(
@@ -148,13 +143,8 @@ def discrete_iql_loss(
     expectile: Number = 0.5,
     temperature: Number = 1.0,
     loss_function: str = "smooth_l1",
-    gamma: Number = 0.99,
-    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
     keys: IQLKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[OffPolicyOptions],
 ) -> TensorDict:
     """Discrete IQL: :func:`iql_loss` with ``Q_i(s, a)`` read off action-value vectors.
 
@@ -178,9 +168,10 @@ def discrete_iql_loss(
         expectile: ``tau`` in ``(0, 1)`` (number or tensor, differentiable).
         temperature: ``beta >= 0`` of the actor's weight (number or tensor, differentiable).
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
-        gamma, lmbda, value_estimator, time_dim: the bootstrapped target (see :func:`dqn_loss`).
-        reduction, loss_mask_key: as :func:`dqn_loss`.
         keys: :class:`~torchrl_functional.functional.keys.IQLKeys` or a mapping of renamed entries.
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+            ``loss_mask_key`` (:class:`~torchrl_functional.functional.OffPolicyOptions`; no
+            priority weights, as TorchRL's).
 
     Returns:
         as :func:`iql_loss`: ``loss_actor``, ``loss_qvalue``, ``loss_value``, ``entropy``
@@ -188,7 +179,7 @@ def discrete_iql_loss(
     """
     name = "discrete_iql_loss"
     check_input(name, td)
-    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    o = off_policy_options(name, options, loss_function=loss_function, prioritized=False)
     action_space = check_action_space(name, action_space)
     keys = resolve_keys(keys, IQLKeys, name)
     tr = read_transition(name, td, keys)
@@ -199,5 +190,4 @@ def discrete_iql_loss(
     q = chosen_action_value(name, td, keys.action, qs, b, action_space)
     target_q = chosen_action_value(name, td, keys.action, target_qs, b, action_space)
     return _iql(name, td, keys, tr, q, target_q, expectile=expectile, temperature=temperature,
-                loss_function=loss_function, gamma=gamma, value_estimator=value_estimator, lmbda=lmbda,
-                time_dim=time_dim, reduction=reduction, loss_mask_key=loss_mask_key)
+                loss_function=loss_function, options=o)

@@ -14,14 +14,15 @@ caller ran (centralised for MAPPO, per-agent for IPPO).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Unpack
 
-import torch
 from tensordict import TensorDict, TensorDictBase
 
 from ..errors import HyperparameterError
+from ._terms import PPO_DEFAULTS, PPOOptions
+from ._validation import keyword_options
 from .keys import NestedKey, PPOKeys
-from .ppo import DistClass, EntropyCoeff, Number, _clip_ppo
+from .ppo import DistClass, Number, _clip_ppo
 from .value_norm import ValueNormalizer
 
 __all__ = ["mappo_loss", "ippo_loss"]
@@ -43,6 +44,19 @@ def _check_value_norm(name: str, value_norm: Any, stats: Any) -> None:
         )
 
 
+#: the multi-agent defaults (TorchRL's ``MAPPOLoss``/``IPPOLoss``) over :data:`PPO_DEFAULTS`
+MULTI_AGENT_DEFAULTS = {**PPO_DEFAULTS, "value_estimator": "magae", "normalize_advantage": True,
+                        "normalize_advantage_exclude_dims": (-2,)}
+
+
+def _multi_agent(name: str, td: TensorDictBase, dist_class: DistClass | None, value_norm: Any, value_norm_stats: Any,
+                 clip_epsilon: Any, keys: Any, options: Mapping[str, Any]) -> TensorDict:
+    _check_value_norm(name, value_norm, value_norm_stats)
+    kw = keyword_options(name, options, MULTI_AGENT_DEFAULTS)
+    return _clip_ppo(name, td, dist_class, {**kw, "value_norm": value_norm, "value_norm_stats": value_norm_stats,
+                                            "clip_epsilon": clip_epsilon, "keys": keys})
+
+
 def mappo_loss(
     td: TensorDictBase,
     dist_class: DistClass | None = None,
@@ -50,28 +64,8 @@ def mappo_loss(
     value_norm: ValueNormalizer | None = None,
     value_norm_stats: TensorDictBase | None = None,
     clip_epsilon: Number | tuple[float, float] = 0.2,
-    entropy_bonus: bool = True,
-    samples_mc_entropy: int = 1,
-    entropy_coeff: EntropyCoeff = 0.01,
-    critic_coeff: Number | None = 1.0,
-    loss_critic_type: str = "smooth_l1",
-    clip_value: Number | bool | None = None,
-    normalize_advantage: bool = True,
-    normalize_advantage_exclude_dims: tuple[int, ...] = (-2,),
-    advantage_scale: Number | None = None,
-    max_importance_ratio: Number | None = None,
-    log_explained_variance: bool = True,
-    diagnostics: bool = True,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
-    value_estimator: Any = "magae",
-    gamma: Number = 0.99,
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    rho_thresh: Number = 1.0,
-    c_thresh: Number = 1.0,
     keys: PPOKeys | Mapping[str, NestedKey] | None = None,
-    generator: torch.Generator | None = None,
+    **options: Unpack[PPOOptions],
 ) -> TensorDict:
     """Multi-agent clipped PPO with a centralised critic, as TorchRL's ``MAPPOLoss``.
 
@@ -89,20 +83,17 @@ def mappo_loss(
         value_norm_stats: its statistics (TensorDict without batch dims, TorchRL's buffer
             names, ``[*F]``), required with ``value_norm``; not modified.
         clip_epsilon: as :func:`~torchrl_functional.functional.clip_ppo_loss`.
-        td, dist_class, entropy_bonus, samples_mc_entropy, entropy_coeff, critic_coeff,
-            loss_critic_type, clip_value, normalize_advantage, normalize_advantage_exclude_dims,
-            advantage_scale, max_importance_ratio, log_explained_variance, diagnostics, reduction,
-            loss_mask_key, value_estimator, gamma, lmbda, time_dim, rho_thresh, c_thresh, keys,
-            generator: as :func:`~torchrl_functional.functional.clip_ppo_loss` (entries ``[*B, N, ...]``
-            with ``N`` agents); ``value_estimator`` defaults to ``"magae"`` (team signals
-            ``[*B, 1]`` broadcast to the agents).
+        td, dist_class, keys: as :func:`~torchrl_functional.functional.clip_ppo_loss`.
+        **options: as :func:`~torchrl_functional.functional.clip_ppo_loss`
+            (entries ``[*B, N, ...]`` with ``N`` agents), with the multi-agent defaults
+            ``value_estimator="magae"`` (team signals ``[*B, 1]`` broadcast to the agents),
+            ``normalize_advantage=True`` and ``normalize_advantage_exclude_dims=(-2,)``.
 
     Returns:
         TensorDict with the outputs of :func:`~torchrl_functional.functional.clip_ppo_loss`
         and, with ``value_norm`` and a critic term, ``"value_norm"`` (the new statistics).
     """
-    _check_value_norm("mappo_loss", value_norm, value_norm_stats)
-    return _clip_ppo("mappo_loss", td, dist_class, dict(locals()))
+    return _multi_agent("mappo_loss", td, dist_class, value_norm, value_norm_stats, clip_epsilon, keys, options)
 
 
 def ippo_loss(
@@ -112,28 +103,8 @@ def ippo_loss(
     value_norm: ValueNormalizer | None = None,
     value_norm_stats: TensorDictBase | None = None,
     clip_epsilon: Number | tuple[float, float] = 0.2,
-    entropy_bonus: bool = True,
-    samples_mc_entropy: int = 1,
-    entropy_coeff: EntropyCoeff = 0.01,
-    critic_coeff: Number | None = 1.0,
-    loss_critic_type: str = "smooth_l1",
-    clip_value: Number | bool | None = None,
-    normalize_advantage: bool = True,
-    normalize_advantage_exclude_dims: tuple[int, ...] = (-2,),
-    advantage_scale: Number | None = None,
-    max_importance_ratio: Number | None = None,
-    log_explained_variance: bool = True,
-    diagnostics: bool = True,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
-    value_estimator: Any = "magae",
-    gamma: Number = 0.99,
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    rho_thresh: Number = 1.0,
-    c_thresh: Number = 1.0,
     keys: PPOKeys | Mapping[str, NestedKey] | None = None,
-    generator: torch.Generator | None = None,
+    **options: Unpack[PPOOptions],
 ) -> TensorDict:
     """Independent multi-agent PPO (per-agent critics), as TorchRL's ``IPPOLoss``.
 
@@ -143,17 +114,14 @@ def ippo_loss(
     Args:
         value_norm, value_norm_stats: as :func:`mappo_loss` (rarely used with IPPO).
         clip_epsilon: as :func:`~torchrl_functional.functional.clip_ppo_loss`.
-        td, dist_class, entropy_bonus, samples_mc_entropy, entropy_coeff, critic_coeff,
-            loss_critic_type, clip_value, normalize_advantage, normalize_advantage_exclude_dims,
-            advantage_scale, max_importance_ratio, log_explained_variance, diagnostics, reduction,
-            loss_mask_key, value_estimator, gamma, lmbda, time_dim, rho_thresh, c_thresh, keys,
-            generator: as :func:`~torchrl_functional.functional.clip_ppo_loss` (entries ``[*B, N, ...]``
-            with ``N`` agents); ``value_estimator`` defaults to ``"magae"`` (team signals
-            ``[*B, 1]`` broadcast to the agents).
+        td, dist_class, keys: as :func:`~torchrl_functional.functional.clip_ppo_loss`.
+        **options: as :func:`~torchrl_functional.functional.clip_ppo_loss`
+            (entries ``[*B, N, ...]`` with ``N`` agents), with the multi-agent defaults
+            ``value_estimator="magae"`` (team signals ``[*B, 1]`` broadcast to the agents),
+            ``normalize_advantage=True`` and ``normalize_advantage_exclude_dims=(-2,)``.
 
     Returns:
         As :func:`mappo_loss`.
     """
-    _check_value_norm("ippo_loss", value_norm, value_norm_stats)
-    return _clip_ppo("ippo_loss", td, dist_class, dict(locals()))
+    return _multi_agent("ippo_loss", td, dist_class, value_norm, value_norm_stats, clip_epsilon, keys, options)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Unpack
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -23,8 +23,16 @@ from ..errors import EntryShapeError, HyperparameterError
 from . import composite as C
 from ._onpolicy import check_samples, read_params, read_value_target
 from ._td import check_finite_leaves, finish_losses, hyperparameter, missing
-from ._terms import check_common, critic_outputs, entropy_outputs, prepare, resolve_clip_value
-from ._validation import check_range
+from ._terms import (
+    PPO_DEFAULTS,
+    PPOOptions,
+    check_common,
+    critic_outputs,
+    entropy_outputs,
+    prepare,
+    resolve_clip_value,
+)
+from ._validation import check_range, keyword_options
 from .distributions import build_distribution, kl_divergence
 from .keys import NestedKey, PPOKeys, resolve_keys
 from .policy_gradient import (
@@ -42,14 +50,7 @@ DistClass = Callable[..., D.Distribution]
 EntropyCoeff = Number | Mapping[NestedKey, Number]
 
 def _prepare(name: str, td: TensorDictBase, dist_class: DistClass | None, keys: Any, kw: dict):
-    return prepare(
-        name, td, dist_class, PPOKeys, resolve_keys(keys, PPOKeys, name), importance_weighted=True,
-        normalize_advantage=kw["normalize_advantage"],
-        normalize_advantage_exclude_dims=kw["normalize_advantage_exclude_dims"],
-        advantage_scale=kw["advantage_scale"], max_importance_ratio=kw["max_importance_ratio"],
-        loss_mask_key=kw["loss_mask_key"], value_estimator=kw["value_estimator"], gamma=kw["gamma"],
-        lmbda=kw["lmbda"], time_dim=kw["time_dim"], rho_thresh=kw["rho_thresh"], c_thresh=kw["c_thresh"],
-    )
+    return prepare(name, td, dist_class, PPOKeys, resolve_keys(keys, PPOKeys, name), kw, importance_weighted=True)
 
 
 def _terms(name: str, td: TensorDictBase, batch, kw: dict, critic_coeff: Any, clip_value: Any) -> dict:
@@ -80,28 +81,8 @@ def ppo_loss(
     td: TensorDictBase,
     dist_class: DistClass | None = None,
     *,
-    entropy_bonus: bool = True,
-    samples_mc_entropy: int = 1,
-    entropy_coeff: EntropyCoeff = 0.01,
-    critic_coeff: Number | None = 1.0,
-    loss_critic_type: str = "smooth_l1",
-    clip_value: Number | None = None,
-    normalize_advantage: bool = False,
-    normalize_advantage_exclude_dims: tuple[int, ...] = (),
-    advantage_scale: Number | None = None,
-    max_importance_ratio: Number | None = None,
-    log_explained_variance: bool = True,
-    diagnostics: bool = True,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
-    value_estimator: Any = "gae",
-    gamma: Number = 0.99,
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    rho_thresh: Number = 1.0,
-    c_thresh: Number = 1.0,
     keys: PPOKeys | Mapping[str, NestedKey] | None = None,
-    generator: torch.Generator | None = None,
+    **options: Unpack[PPOOptions],
 ) -> TensorDict:
     """Unclipped PPO (importance-weighted policy gradient), as TorchRL's ``PPOLoss``.
 
@@ -109,11 +90,8 @@ def ppo_loss(
     advantage ``A`` ``[*B, 1]``; the entries and their shapes are those of :func:`clip_ppo_loss`.
 
     Args:
-        td, dist_class, entropy_bonus, samples_mc_entropy, entropy_coeff, critic_coeff,
-        loss_critic_type, clip_value, normalize_advantage, normalize_advantage_exclude_dims,
-        advantage_scale, max_importance_ratio, log_explained_variance, diagnostics, reduction,
-        loss_mask_key, value_estimator, gamma, lmbda, time_dim, rho_thresh, c_thresh, keys,
-        generator: as :func:`clip_ppo_loss`.
+        td, dist_class, keys: as :func:`clip_ppo_loss`.
+        **options: as :func:`clip_ppo_loss`.
 
     Returns:
         TensorDict with ``loss_objective``, ``kl_approx`` and, as enabled, ``entropy``,
@@ -121,18 +99,18 @@ def ppo_loss(
         ``explained_variance``.
     """
     name = "ppo_loss"
-    kw = dict(locals())
-    critic_coeff = check_common(name, reduction, entropy_bonus, samples_mc_entropy, entropy_coeff,
-                                critic_coeff, loss_critic_type, clip_value)
+    kw = keyword_options(name, options, PPO_DEFAULTS)
+    critic_coeff = check_common(name, kw["reduction"], kw["entropy_bonus"], kw["samples_mc_entropy"], kw["entropy_coeff"],
+                                kw["critic_coeff"], kw["loss_critic_type"], kw["clip_value"])
     batch = _prepare(name, td, dist_class, keys, kw)
     log_weight = batch.log_weight
     if batch.log_is_weight is not None:
         log_weight = log_weight + batch.log_is_weight
     out = {"loss_objective": importance_weighted_loss(log_weight, batch.advantage)}
-    if diagnostics:
+    if kw["diagnostics"]:
         out["kl_approx"] = (-batch.log_weight).detach().mean()
-    out.update(_terms(name, td, batch, kw, critic_coeff, clip_value))
-    return finish_losses(name, out, reduction, batch.mask)
+    out.update(_terms(name, td, batch, kw, critic_coeff, kw["clip_value"]))
+    return finish_losses(name, out, kw["reduction"], batch.mask)
 
 
 def clip_ppo_loss(
@@ -140,28 +118,8 @@ def clip_ppo_loss(
     dist_class: DistClass | None = None,
     *,
     clip_epsilon: Number | tuple[float, float] = 0.2,
-    entropy_bonus: bool = True,
-    samples_mc_entropy: int = 1,
-    entropy_coeff: EntropyCoeff = 0.01,
-    critic_coeff: Number | None = 1.0,
-    loss_critic_type: str = "smooth_l1",
-    clip_value: Number | bool | None = None,
-    normalize_advantage: bool = False,
-    normalize_advantage_exclude_dims: tuple[int, ...] = (),
-    advantage_scale: Number | None = None,
-    max_importance_ratio: Number | None = None,
-    log_explained_variance: bool = True,
-    diagnostics: bool = True,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
-    value_estimator: Any = "gae",
-    gamma: Number = 0.99,
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    rho_thresh: Number = 1.0,
-    c_thresh: Number = 1.0,
     keys: PPOKeys | Mapping[str, NestedKey] | None = None,
-    generator: torch.Generator | None = None,
+    **options: Unpack[PPOOptions],
 ) -> TensorDict:
     """Clipped-surrogate PPO, as TorchRL's ``ClipPPOLoss``.
 
@@ -196,40 +154,24 @@ def clip_ppo_loss(
         dist_class: distribution class (or callable) built as ``dist_class(**td["actor_output"])``.
         clip_epsilon: ``eps``: a number, a tensor (0-d or per-sample ``[*B, 1]``, differentiable)
             or ``(eps_low, eps_high)`` for the range ``[1 - eps_low, 1 + eps_high]``.
-        entropy_bonus: add ``loss_entropy = -entropy_coeff * H``.
-        samples_mc_entropy: samples for the Monte-Carlo entropy when it has no closed form.
-        entropy_coeff: number or tensor (differentiable); for a composite policy also a mapping
-            from each head's entropy key (as in ``"composite_entropy"``) to its coefficient.
-        critic_coeff: number or tensor; ``None`` or ``0`` drops the critic term.
-        loss_critic_type: ``"smooth_l1"``, ``"l2"`` or ``"l1"``.
-        clip_value: PPO value clipping radius, or ``None``.
-        normalize_advantage: standardise the advantage over the batch.
-        normalize_advantage_exclude_dims: dims kept independent in the standardisation.
-        advantage_scale: divide the advantage by this (a ``ValueNorm``'s ``scale()``), or ``None``.
-        max_importance_ratio: cap on ``pi / pi_old`` (gradient-free rescaling), or ``None``.
-        log_explained_variance: add ``explained_variance`` when the critic term is on.
-        diagnostics: compute the logging-only outputs (``kl_approx``, ``entropy``,
-            ``composite_entropy``, ``clip_fraction``, ``ESS``, ``max_ratio``, ``mean_ratio``,
-            ``value_clip_fraction``, ``explained_variance``, ``kl``). ``False`` returns the
-            ``loss_*`` entries (and ``beta``) only, which saves a few small kernels per call.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` for every ``loss_*`` entry.
-        loss_mask_key: ``"auto"`` (TorchRL's masks), an entry name, or ``None``.
-        value_estimator: ``"gae"``, ``"td0"``, ``"td1"``, ``"td_lambda"``, ``"vtrace"`` or a
-            ``ValueEstimators`` member, used when the advantage is absent.
-        gamma, lmbda: discount and trace decay for that estimate: numbers, 0-d or per-step tensors.
-        time_dim: batch dim of ``td`` holding time (default: its ``"time"``-named dim, else its last).
-        rho_thresh, c_thresh: V-trace truncation levels (V-trace scores the stored action with
-            the current policy, detached, against the behaviour log-prob).
         keys: :class:`~torchrl_functional.functional.keys.PPOKeys` or a mapping of renamed entries.
-        generator: :class:`torch.Generator` for Monte-Carlo estimates; ``None`` uses the global
-            RNG exactly as TorchRL does.
+        **options: the options of the PPO family
+            (:class:`~torchrl_functional.functional.PPOOptions`): the entropy and critic terms
+            (``entropy_bonus``, ``samples_mc_entropy``, ``entropy_coeff``, ``critic_coeff``,
+            ``loss_critic_type``, ``clip_value``), the advantage (``normalize_advantage``,
+            ``normalize_advantage_exclude_dims``, ``advantage_scale``), ``max_importance_ratio``,
+            ``log_explained_variance``, ``diagnostics``, ``generator``, and
+            :class:`~torchrl_functional.functional.OnPolicyOptions` (``reduction``,
+            ``loss_mask_key`` and the estimate of a missing advantage: ``value_estimator``,
+            ``gamma``, ``lmbda``, ``time_dim``, ``rho_thresh``, ``c_thresh``).
 
     Returns:
         TensorDict with ``loss_objective``, ``clip_fraction``, ``kl_approx``, ``ESS``,
         ``max_ratio``, ``mean_ratio`` and, as enabled, ``entropy``, ``composite_entropy``,
         ``loss_entropy``, ``loss_critic``, ``value_clip_fraction``, ``explained_variance``.
     """
-    return _clip_ppo("clip_ppo_loss", td, dist_class, dict(locals()))
+    kw = keyword_options("clip_ppo_loss", options, PPO_DEFAULTS)
+    return _clip_ppo("clip_ppo_loss", td, dist_class, {**kw, "clip_epsilon": clip_epsilon, "keys": keys})
 
 
 def _clip_ppo(name: str, td: TensorDictBase, dist_class: DistClass | None, kw: dict) -> TensorDict:
@@ -280,28 +222,8 @@ def klpen_ppo_loss(
     increment: Number = 2.0,
     decrement: Number = 0.5,
     samples_mc_kl: int = 1,
-    entropy_bonus: bool = True,
-    samples_mc_entropy: int = 1,
-    entropy_coeff: EntropyCoeff = 0.01,
-    critic_coeff: Number | None = 1.0,
-    loss_critic_type: str = "smooth_l1",
-    clip_value: Number | None = None,
-    normalize_advantage: bool = False,
-    normalize_advantage_exclude_dims: tuple[int, ...] = (),
-    advantage_scale: Number | None = None,
-    max_importance_ratio: Number | None = None,
-    log_explained_variance: bool = True,
-    diagnostics: bool = True,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
-    value_estimator: Any = "gae",
-    gamma: Number = 0.99,
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    rho_thresh: Number = 1.0,
-    c_thresh: Number = 1.0,
     keys: PPOKeys | Mapping[str, NestedKey] | None = None,
-    generator: torch.Generator | None = None,
+    **options: Unpack[PPOOptions],
 ) -> TensorDict:
     """KL-penalised PPO, as TorchRL's ``KLPENPPOLoss``, without hidden state.
 
@@ -320,25 +242,22 @@ def klpen_ppo_loss(
         increment: factor applied to ``beta`` when the mean KL is above ``1.5 * dtarg``.
         decrement: factor applied to ``beta`` when the mean KL is below ``dtarg / 1.5``.
         samples_mc_kl: samples of the Monte-Carlo KL when no analytic KL is registered.
-        td, dist_class, entropy_bonus, samples_mc_entropy, entropy_coeff, critic_coeff,
-        loss_critic_type, clip_value, normalize_advantage, normalize_advantage_exclude_dims,
-        advantage_scale, max_importance_ratio, log_explained_variance, diagnostics, reduction,
-        loss_mask_key, value_estimator, gamma, lmbda, time_dim, rho_thresh, c_thresh, keys,
-        generator: as :func:`clip_ppo_loss`.
+        td, dist_class, keys: as :func:`clip_ppo_loss`.
+        **options: as :func:`clip_ppo_loss`.
 
     Returns:
         TensorDict with ``loss_objective``, ``beta`` (the adapted coefficient), ``kl``,
         ``kl_approx`` and, as enabled, the entropy and critic entries of :func:`clip_ppo_loss`.
     """
     name = "klpen_ppo_loss"
-    kw = dict(locals())
+    kw = keyword_options(name, options, PPO_DEFAULTS)
     check_range(name, "beta", beta, 0.0)
     check_range(name, "dtarg", dtarg, 0.0, low_open=True)
     check_range(name, "increment", increment, 1.0)
     check_range(name, "decrement", decrement, 0.0, 1.0)
     check_samples(name, "samples_mc_kl", samples_mc_kl)
-    critic_coeff = check_common(name, reduction, entropy_bonus, samples_mc_entropy, entropy_coeff,
-                                critic_coeff, loss_critic_type, clip_value)
+    critic_coeff = check_common(name, kw["reduction"], kw["entropy_bonus"], kw["samples_mc_entropy"], kw["entropy_coeff"],
+                                kw["critic_coeff"], kw["loss_critic_type"], kw["clip_value"])
     batch = _prepare(name, td, dist_class, keys, kw)
     keys = batch.keys
     if batch.dist is None:
@@ -356,7 +275,7 @@ def klpen_ppo_loss(
             k: v.detach() for k, v in old_params.items()}
         old_dist, old_key = build_distribution(name, keys.old_actor_output, dist_class, old_params), keys.old_actor_output
     if C.is_composite(batch.dist):
-        kl = C.composite_kl(name, old_dist, batch.dist, samples_mc_kl, batch.batch_shape, generator=generator)
+        kl = C.composite_kl(name, old_dist, batch.dist, samples_mc_kl, batch.batch_shape, generator=kw["generator"])
     else:
         if old_dist.batch_shape != batch.dist.batch_shape or old_dist.event_shape != batch.dist.event_shape:
             raise EntryShapeError(
@@ -365,16 +284,16 @@ def klpen_ppo_loss(
                 f"{tuple(old_dist.event_shape)}, but the current policy from {keys.actor_output!r} has "
                 f"{tuple(batch.dist.batch_shape)} and {tuple(batch.dist.event_shape)}",
             )
-        kl = kl_divergence(old_dist, batch.dist, samples_mc_kl, generator=generator, loss=name)
+        kl = kl_divergence(old_dist, batch.dist, samples_mc_kl, generator=kw["generator"], loss=name)
     kl = kl.unsqueeze(-1)
     beta_in = hyperparameter(name, td, "beta", beta, batch.batch_shape)
     log_weight = batch.log_weight
     if batch.log_is_weight is not None:
         log_weight = log_weight + batch.log_is_weight
     out = {"loss_objective": kl_penalty_loss(log_weight, batch.advantage, kl, beta_in)}
-    if diagnostics:
+    if kw["diagnostics"]:
         out["kl"] = kl.detach()
         out["kl_approx"] = (-batch.log_weight).detach().mean()
-    out.update(_terms(name, td, batch, kw, critic_coeff, clip_value))
+    out.update(_terms(name, td, batch, kw, critic_coeff, kw["clip_value"]))
     out["beta"] = adapt_kl_beta(beta_in, kl.mean(), dtarg, increment, decrement)
-    return finish_losses(name, out, reduction, batch.mask)
+    return finish_losses(name, out, kw["reduction"], batch.mask)

@@ -10,15 +10,16 @@ priority TorchRL writes into its input is returned as the ``"td_error"`` entry i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Unpack
 
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ._offpolicy import (
+    PrioritizedOffPolicyOptions,
     bootstrap_target,
     check_input,
-    check_options,
+    off_policy_options,
     priority_weight,
     read_per_sample,
     read_transition,
@@ -36,14 +37,8 @@ def qmixer_loss(
     td: TensorDictBase,
     *,
     loss_function: str = "l2",
-    gamma: Number = 0.99,
-    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = None,
-    use_prioritized_weights: bool = False,
     keys: QMixerKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[PrioritizedOffPolicyOptions],
 ) -> TensorDict:
     """QMIX loss ``d(Q_tot(s, a), y)`` with ``y = r + gamma * (1 - terminated) * Q_tot_target(s', a*)``.
 
@@ -51,7 +46,7 @@ def qmixer_loss(
     agents' greedy target values ``max_a Q_target_i(s', a)`` with the target mixer. ``y`` is
     detached from every Q-value (it keeps the graphs of the reward and of ``gamma``/``lmbda``).
     TorchRL's ``QMixerLoss`` neither masks nor weights its loss and always averages: the
-    defaults here do the same.
+    defaults here do the same (``loss_mask_key=None``, ``use_prioritized_weights=False``).
 
     Args:
         td: input TensorDict (not modified); entries (``B`` = batch shape of the reward):
@@ -62,22 +57,18 @@ def qmixer_loss(
             - optional ``"gamma"``/``"lmbda"`` overrides ``[*B]``/``[*B, 1]``, ``"steps_to_next_obs"``
               ``[*B]`` (n-step data), ``"priority_weight"`` ``[*B]`` and masks (when enabled).
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
-        gamma, lmbda: discount (and trace decay): numbers or tensors (differentiable).
-        value_estimator: ``"td0"``, ``"td1"`` or ``"td_lambda"`` (along ``time_dim``), or
-            TorchRL's ``ValueEstimators`` members.
-        time_dim: batch dim holding time for ``"td1"``/``"td_lambda"`` (default: last).
-        reduction: ``"mean"`` (TorchRL's), ``"sum"`` or ``"none"``.
-        loss_mask_key: ``None`` (TorchRL's: no mask), ``"auto"`` or an entry name.
-        use_prioritized_weights: weight the loss by ``"priority_weight"`` (TorchRL's: no).
         keys: :class:`~torchrl_functional.functional.keys.QMixerKeys` or a mapping of renamed entries.
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+            ``loss_mask_key`` (default ``None`` here), ``use_prioritized_weights`` (default ``False``
+            here) (:class:`~torchrl_functional.functional.PrioritizedOffPolicyOptions`).
 
     Returns:
         TensorDict with ``loss`` and ``td_error = (Q_tot(s, a) - y)^2`` ``[*B, 1]`` (detached).
     """
     name = "qmixer_loss"
     check_input(name, td)
-    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function,
-                                    value_estimator=value_estimator)
+    o = off_policy_options(name, options, loss_function=loss_function,
+                           defaults={"loss_mask_key": None, "use_prioritized_weights": False})
     keys = resolve_keys(keys, QMixerKeys, name)
     tr = read_transition(name, td, keys)
     b = tr.batch_shape
@@ -85,9 +76,8 @@ def qmixer_loss(
                                                            "chosen Q-values")
     next_value = read_per_sample(name, td, next_key(keys.global_value), b,
                                  "Q_tot_target(s', a*), the target mixer's output at the next observation")
-    target = bootstrap_target(name, td, tr, next_value, value_estimator=value_estimator, gamma=gamma, lmbda=lmbda,
-                              time_dim=time_dim)
-    weights = priority_weight(name, td, keys, b, use_prioritized_weights)
-    value = reduce_loss(name, distance_loss(pred, target, loss_function), reduction,
-                        loss_mask(name, td, loss_mask_key), weights)
+    target = bootstrap_target(name, td, tr, next_value, o)
+    weights = priority_weight(name, td, keys, b, o.use_prioritized_weights)
+    value = reduce_loss(name, distance_loss(pred, target, loss_function), o.reduction,
+                        loss_mask(name, td, o.loss_mask_key), weights)
     return TensorDict({"loss": value, "td_error": (pred - target).detach().pow(2)}, batch_size=[])

@@ -10,7 +10,7 @@ its input is the returned ``"td_error"`` entry.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, Unpack
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -18,9 +18,10 @@ from torch import Tensor
 
 from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
 from ._offpolicy import (
+    OffPolicyOptions,
     bootstrap_target,
     check_input,
-    check_options,
+    off_policy_options,
     read_ensemble,
     read_log_prob,
     read_transition,
@@ -66,13 +67,8 @@ def redq_loss(
     sub_sample_len: int = 2,
     generator: torch.Generator | None = None,
     loss_function: str = "smooth_l1",
-    gamma: Number = 0.99,
-    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
     keys: REDQKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[OffPolicyOptions],
 ) -> TensorDict:
     """REDQ: SAC's soft targets over a random subset ``S`` of ``M`` target critics, every critic
     trained on its own.
@@ -110,9 +106,10 @@ def redq_loss(
         sub_sample_len: ``M`` when the subset is drawn here.
         generator: :class:`torch.Generator` for that draw (``None``: the global RNG, as TorchRL).
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
-        gamma, lmbda, value_estimator, time_dim: the bootstrapped target (see :func:`dqn_loss`).
-        reduction, loss_mask_key: as :func:`dqn_loss`.
         keys: :class:`~torchrl_functional.functional.keys.REDQKeys` or a mapping of renamed entries.
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+            ``loss_mask_key`` (:class:`~torchrl_functional.functional.OffPolicyOptions`; no
+            priority weights, as TorchRL's).
 
     Returns:
         TensorDict with ``loss_actor``, ``loss_qvalue``, ``loss_alpha``, and the detached ``alpha``,
@@ -122,7 +119,7 @@ def redq_loss(
     """
     name = "redq_loss"
     check_input(name, td)
-    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    o = off_policy_options(name, options, loss_function=loss_function, prioritized=False)
     keys = resolve_keys(keys, REDQKeys, name)
     tr = read_transition(name, td, keys)
     b = tr.batch_shape
@@ -143,10 +140,9 @@ def redq_loss(
     alpha = clamped.exp()
 
     next_value = ensemble_min(next_q.index_select(0, subset) - alpha * next_log_prob.unsqueeze(-1))
-    target = bootstrap_target(name, td, tr, next_value, value_estimator=value_estimator,
-                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
+    target = bootstrap_target(name, td, tr, next_value, o)
     log_probs = torch.stack([log_prob, next_log_prob], 0).unsqueeze(-1)
-    mask = loss_mask(name, td, loss_mask_key)
+    mask = loss_mask(name, td, o.loss_mask_key)
     if mask is not None:  # per sample, shared by the critics (and by s and s' in loss_alpha)
         mask = (mask.squeeze(-1) if mask.ndim > len(b) else mask).unsqueeze(0)
     out = finish_losses(
@@ -156,7 +152,7 @@ def redq_loss(
             "loss_qvalue": distance_loss(target.expand_as(pred), pred, loss_function),
             "loss_alpha": alpha_loss((log_alpha - log_alpha.detach() + clamped).exp(), log_probs, target_entropy),
         },
-        reduction, mask,
+        o.reduction, mask,
     )
     out["alpha"] = alpha
     out["entropy"] = -log_probs.detach().mean()

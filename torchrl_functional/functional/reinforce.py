@@ -8,14 +8,15 @@ without its side effects (TorchRL writes the advantage and value target into the
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Unpack
 
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 from torch import distributions as D
 
 from ._td import finish_losses
-from ._terms import check_common, critic_outputs, prepare
+from ._terms import ON_POLICY_DEFAULTS, OnPolicyOptions, check_common, critic_outputs, prepare
+from ._validation import keyword_options
 from .keys import NestedKey, ReinforceKeys, resolve_keys
 from .policy_gradient import policy_gradient_loss
 
@@ -31,15 +32,8 @@ def reinforce_loss(
     loss_critic_type: str = "smooth_l1",
     clip_value: Number | None = None,
     diagnostics: bool = True,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
-    value_estimator: Any = "gae",
-    gamma: Number = 0.99,
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    rho_thresh: Number = 1.0,
-    c_thresh: Number = 1.0,
     keys: ReinforceKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[OnPolicyOptions],
 ) -> TensorDict:
     """REINFORCE: ``loss_actor = -mean(log pi(a|s) * stop_gradient(A))`` and
     ``loss_value = mean d(value_target, V(s))`` (no coefficient, as TorchRL).
@@ -58,27 +52,23 @@ def reinforce_loss(
         loss_critic_type: ``"smooth_l1"``, ``"l2"`` or ``"l1"``.
         clip_value: value clipping radius, or ``None``.
         diagnostics: add ``value_clip_fraction`` (logging only) with ``clip_value``.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-        loss_mask_key: ``"auto"``, an entry name or ``None``.
-        value_estimator, gamma, lmbda, time_dim, rho_thresh, c_thresh: estimation of a missing
-            advantage (see :func:`~torchrl_functional.functional.clip_ppo_loss`).
         keys: renamed entries.
+        **options: :class:`~torchrl_functional.functional.OnPolicyOptions` (``reduction``,
+            ``loss_mask_key`` and the estimate of a missing advantage).
 
     Returns:
         TensorDict with ``loss_actor``, ``loss_value`` and, with ``clip_value``,
         ``value_clip_fraction``.
     """
     name = "reinforce_loss"
-    check_common(name, reduction, False, 1, 0.0, None, loss_critic_type, clip_value)
-    batch = prepare(
-        name, td, dist_class, ReinforceKeys, resolve_keys(keys, ReinforceKeys, name), importance_weighted=False,
-        loss_mask_key=loss_mask_key, value_estimator=value_estimator, gamma=gamma, lmbda=lmbda,
-        time_dim=time_dim, rho_thresh=rho_thresh, c_thresh=c_thresh,
-    )
+    o = keyword_options(name, options, ON_POLICY_DEFAULTS)
+    check_common(name, o["reduction"], False, 1, 0.0, None, loss_critic_type, clip_value)
+    batch = prepare(name, td, dist_class, ReinforceKeys, resolve_keys(keys, ReinforceKeys, name), o,
+                    importance_weighted=False)
     out: dict[str, Tensor] = {
         "loss_actor": policy_gradient_loss(batch.policy.log_prob.unsqueeze(-1), batch.advantage.detach())
     }
     out.update(critic_outputs(name, td, batch, critic_coeff=None, loss_critic_type=loss_critic_type,
                               clip_value=clip_value, log_explained_variance=False, diagnostics=diagnostics,
                               output="loss_value"))
-    return finish_losses(name, out, reduction, batch.mask)
+    return finish_losses(name, out, o["reduction"], batch.mask)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, Unpack
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -24,11 +24,13 @@ from torch import Tensor
 
 from ..errors import EntryShapeError, HyperparameterError
 from ._offpolicy import (
+    Options,
+    PrioritizedOffPolicyOptions,
     bootstrap_target,
     check_action_space,
     check_input,
-    check_options,
     chosen_action_value,
+    off_policy_options,
     priority_weight,
     read_ensemble,
     read_log_prob,
@@ -94,14 +96,8 @@ def sac_loss(
     log_alpha: Number = 0.0,
     target_entropy: Number | Literal["auto"] | None = "auto",
     loss_function: str = "smooth_l1",
-    gamma: Number = 0.99,
-    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
-    use_prioritized_weights: bool = True,
     keys: SACKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[PrioritizedOffPolicyOptions],
 ) -> TensorDict:
     """SAC (v2): soft Bellman critic loss, reparameterised actor loss and temperature loss.
 
@@ -132,10 +128,10 @@ def sac_loss(
         target_entropy: number or tensor; ``"auto"`` is minus the action dimensions per sample (summed over
             the heads of a composite action, a sub-TensorDict); ``None`` makes ``loss_alpha`` zero.
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
-        gamma, lmbda, value_estimator, time_dim: the bootstrapped target (see :func:`dqn_loss`).
-        reduction, loss_mask_key: as :func:`dqn_loss`.
-        use_prioritized_weights: weight every loss by ``"priority_weight"`` when present.
         keys: :class:`~torchrl_functional.functional.keys.SACKeys` or a mapping of renamed entries.
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+            ``loss_mask_key``, ``use_prioritized_weights``
+            (:class:`~torchrl_functional.functional.PrioritizedOffPolicyOptions`).
 
     Returns:
         TensorDict with ``loss_actor``, ``loss_qvalue``, ``loss_alpha``, ``alpha`` (detached),
@@ -144,8 +140,7 @@ def sac_loss(
     """
     out, _ = soft_actor_critic(
         "sac_loss", td, resolve_keys(keys, SACKeys, "sac_loss"), log_alpha=log_alpha, target_entropy=target_entropy,
-        loss_function=loss_function, gamma=gamma, value_estimator=value_estimator, lmbda=lmbda, time_dim=time_dim,
-        reduction=reduction, loss_mask_key=loss_mask_key, use_prioritized_weights=use_prioritized_weights,
+        loss_function=loss_function, options=off_policy_options("sac_loss", options, loss_function=loss_function),
     )
     return out
 
@@ -158,13 +153,7 @@ def soft_actor_critic(
     log_alpha: Number,
     target_entropy: Number | Literal["auto"] | None,
     loss_function: str,
-    gamma: Number,
-    value_estimator: str,
-    lmbda: Number,
-    time_dim: int | None,
-    reduction: str,
-    loss_mask_key: NestedKey | None,
-    use_prioritized_weights: bool,
+    options: Options,
     next_hint: str = "Q_target_i(s', a') of the target critics at a' ~ pi(s')",
 ) -> tuple[TensorDict, Tensor]:
     """The SAC (v2) losses of :func:`sac_loss` for the loss ``name`` (also :func:`crossq_loss`).
@@ -173,15 +162,14 @@ def soft_actor_critic(
         name: the loss name used in error messages.
         td: input TensorDict (not modified), entries as :func:`sac_loss`.
         keys: resolved :class:`~torchrl_functional.functional.keys.SACKeys` (or a subclass).
-        log_alpha, target_entropy, loss_function, gamma, value_estimator, lmbda, time_dim, reduction,
-        loss_mask_key, use_prioritized_weights: as :func:`sac_loss`.
+        log_alpha, target_entropy, loss_function: as :func:`sac_loss`.
+        options: the resolved ``**options`` of :func:`sac_loss`.
         next_hint: what ``("next", state_action_value)`` holds, for the missing-entry message.
 
     Returns:
         The output TensorDict of :func:`sac_loss` and ``log pi(a~|s)`` ``[*B, 1]`` as given.
     """
     check_input(name, td)
-    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
     tr = read_transition(name, td, keys)
     b = tr.batch_shape
     target_entropy = _target_entropy(name, td, keys, target_entropy, b)
@@ -195,10 +183,9 @@ def soft_actor_critic(
     log_alpha, alpha = log_alpha_terms(name, log_alpha, pred)
 
     next_value = ensemble_min(next_q - alpha * next_log_prob.unsqueeze(-1))
-    target = bootstrap_target(name, td, tr, next_value, value_estimator=value_estimator,
-                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
+    target = bootstrap_target(name, td, tr, next_value, options)
     log_prob = log_prob.unsqueeze(-1)
-    weights = priority_weight(name, td, keys, b, use_prioritized_weights)
+    weights = priority_weight(name, td, keys, b, options.use_prioritized_weights)
     out = finish_losses(
         name,
         {
@@ -206,7 +193,7 @@ def soft_actor_critic(
             "loss_qvalue": ensemble_distance(pred, target, loss_function),
             "loss_alpha": alpha_loss(log_alpha, log_prob, target_entropy),
         },
-        reduction, loss_mask(name, td, loss_mask_key), weights,
+        options.reduction, loss_mask(name, td, options.loss_mask_key), weights,
     )
     out["alpha"] = alpha
     out["entropy"] = -log_prob.detach().mean()
@@ -220,14 +207,8 @@ def sac_v1_loss(
     log_alpha: Number = 0.0,
     target_entropy: Number | Literal["auto"] | None = "auto",
     loss_function: str = "smooth_l1",
-    gamma: Number = 0.99,
-    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
-    use_prioritized_weights: bool = True,
     keys: SACV1Keys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[PrioritizedOffPolicyOptions],
 ) -> TensorDict:
     """SAC with a state-value network (TorchRL's ``SACLoss`` version 1).
 
@@ -254,8 +235,8 @@ def sac_v1_loss(
               term, as :func:`sac_loss`; ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``;
             - ``"action"`` when ``target_entropy="auto"``; optional ``"priority_weight"``, masks,
               n-step data, ``"gamma"``/``"lmbda"`` overrides.
-        log_alpha, target_entropy, loss_function, gamma, value_estimator, lmbda, time_dim, reduction,
-        loss_mask_key, use_prioritized_weights: as :func:`sac_loss`.
+        log_alpha, target_entropy, loss_function: as :func:`sac_loss`.
+        **options: as :func:`sac_loss`.
         keys: :class:`~torchrl_functional.functional.keys.SACV1Keys` or a mapping of renamed entries.
 
     Returns:
@@ -264,7 +245,7 @@ def sac_v1_loss(
     """
     name = "sac_v1_loss"
     check_input(name, td)
-    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    o = off_policy_options(name, options, loss_function=loss_function)
     keys = resolve_keys(keys, SACV1Keys, name)
     tr = read_transition(name, td, keys)
     b = tr.batch_shape
@@ -281,10 +262,9 @@ def sac_v1_loss(
     log_prob = read_log_prob(name, td, keys.log_prob, b, "log pi(a~|s) of the reparameterised sample at s").unsqueeze(-1)
     log_alpha, alpha = log_alpha_terms(name, log_alpha, pred)
 
-    target = bootstrap_target(name, td, tr, next_value, value_estimator=value_estimator,
-                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
+    target = bootstrap_target(name, td, tr, next_value, o)
     value_target = (ensemble_min(target_q) - alpha * target_log_prob.unsqueeze(-1)).detach()
-    weights = priority_weight(name, td, keys, b, use_prioritized_weights)
+    weights = priority_weight(name, td, keys, b, o.use_prioritized_weights)
     out = finish_losses(
         name,
         {
@@ -293,7 +273,7 @@ def sac_v1_loss(
             "loss_alpha": alpha_loss(log_alpha, log_prob, target_entropy),
             "loss_value": distance_loss(value_target, value, loss_function),
         },
-        reduction, loss_mask(name, td, loss_mask_key), weights,
+        o.reduction, loss_mask(name, td, o.loss_mask_key), weights,
     )
     out["alpha"] = alpha
     out["entropy"] = -log_prob.detach().mean()
@@ -317,14 +297,8 @@ def discrete_sac_loss(
     action_space: Literal["categorical", "one_hot"] = "categorical",
     skip_done_states: bool = False,
     loss_function: str = "smooth_l1",
-    gamma: Number = 0.99,
-    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
-    use_prioritized_weights: bool = True,
     keys: DiscreteSACKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[PrioritizedOffPolicyOptions],
 ) -> TensorDict:
     """Discrete SAC: expectations over the policy replace the sampled actions of :func:`sac_loss`.
 
@@ -354,8 +328,8 @@ def discrete_sac_loss(
             transition is 0 (its ``("next", ...)`` network outputs are not read; the module
             does not run the networks there) and ``log pi(.|s')`` is read from the normalised
             logits (else ``log max(pi, 1e-8)``).
-        loss_function, gamma, lmbda, value_estimator, time_dim, reduction, loss_mask_key,
-        use_prioritized_weights, keys: as :func:`sac_loss`.
+        loss_function, keys: as :func:`sac_loss`.
+        **options: as :func:`sac_loss`.
 
     Returns:
         TensorDict with ``loss_actor``, ``loss_qvalue``, ``loss_alpha``, ``alpha``, ``entropy``
@@ -363,7 +337,7 @@ def discrete_sac_loss(
     """
     name = "discrete_sac_loss"
     check_input(name, td)
-    value_estimator = check_options(name, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    o = off_policy_options(name, options, loss_function=loss_function)
     action_space = check_action_space(name, action_space)
     keys = resolve_keys(keys, DiscreteSACKeys, name)
     tr = read_transition(name, td, keys)
@@ -388,13 +362,12 @@ def discrete_sac_loss(
     next_value = (next_prob * (ensemble_min(next_q) - alpha * next_log_prob)).sum(-1, keepdim=True)
     if skip_done_states:
         next_value = torch.where(tr.done, torch.zeros_like(next_value), next_value)
-    target = bootstrap_target(name, td, tr, next_value, value_estimator=value_estimator,
-                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
+    target = bootstrap_target(name, td, tr, next_value, o)
     pred = chosen_action_value(name, td, keys.action, q, b, action_space)
 
     log_pi, pi = _categorical_log_probs(logits)
     expected_log_pi = (log_pi * pi).sum(-1, keepdim=True)
-    weights = priority_weight(name, td, keys, b, use_prioritized_weights)
+    weights = priority_weight(name, td, keys, b, o.use_prioritized_weights)
     out = finish_losses(
         name,
         {
@@ -402,7 +375,7 @@ def discrete_sac_loss(
             "loss_qvalue": ensemble_distance(pred, target, loss_function),
             "loss_alpha": alpha_loss(log_alpha, expected_log_pi, target_entropy),
         },
-        reduction, loss_mask(name, td, loss_mask_key), weights,
+        o.reduction, loss_mask(name, td, o.loss_mask_key), weights,
     )
     out["alpha"] = alpha
     out["entropy"] = -expected_log_pi.detach().mean()

@@ -9,16 +9,17 @@ TorchRL writes into its input is the returned ``"td_error"`` entry.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, NamedTuple
+from typing import NamedTuple, Unpack
 
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ._offpolicy import (
+    PrioritizedOffPolicyOptions,
     bootstrap_target,
     check_input,
-    check_options,
+    off_policy_options,
     priority_weight,
     read_ensemble,
     read_transition,
@@ -82,6 +83,7 @@ class TD3Terms(NamedTuple):
         target_value: ``y`` ``[*B, 1]`` (detached from every Q-value).
         mask: the loss mask or ``None``; weights: the priority weights ``[*B, 1]`` or ``None``.
         batch_shape: ``B``.
+        reduction: the reduction the caller asked for (checked).
     """
 
     loss_qvalue: Tensor
@@ -92,6 +94,7 @@ class TD3Terms(NamedTuple):
     mask: Tensor | None
     weights: Tensor | None
     batch_shape: torch.Size
+    reduction: str
 
     def diagnostics(self) -> dict[str, Tensor]:
         """The detached critic diagnostics TorchRL returns: ``next_state_value`` ``[*B]``,
@@ -110,15 +113,9 @@ def td3_terms(
     td: TensorDictBase,
     *,
     loss_function: str = "smooth_l1",
-    gamma: Number = 0.99,
-    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
-    use_prioritized_weights: bool = True,
     keys: TD3Keys | Mapping[str, NestedKey] | None = None,
     loss: str = "td3_terms",
+    **options: Unpack[PrioritizedOffPolicyOptions],
 ) -> TD3Terms:
     """TD3's per-sample critic loss, the actor's Q-values, the target and the mask and weights,
     read and checked once (:func:`td3_loss` and :func:`td3bc_loss` reduce them).
@@ -126,15 +123,15 @@ def td3_terms(
     Args:
         td: input TensorDict (not modified), entries as :func:`td3_loss` (``[E, *B, 1]``
             ensembles, ``[*B, 1]`` transition entries).
-        loss_function, gamma, value_estimator, lmbda, time_dim, reduction, loss_mask_key,
-        use_prioritized_weights, keys: as :func:`td3_loss` (``reduction`` is only checked here).
+        loss_function, keys: as :func:`td3_loss`.
         loss: the loss name used in error messages.
+        **options: as :func:`td3_loss` (``reduction`` is only checked here).
 
     Returns:
         :class:`TD3Terms`; ``target_value`` is detached from every Q-value.
     """
     check_input(loss, td)
-    value_estimator = check_options(loss, reduction=reduction, loss_function=loss_function, value_estimator=value_estimator)
+    o = off_policy_options(loss, options, loss_function=loss_function)
     keys = resolve_keys(keys, TD3Keys, loss)
     tr = read_transition(loss, td, keys)
     b = tr.batch_shape
@@ -144,11 +141,10 @@ def td3_terms(
     actor_q = read_ensemble(loss, td, keys.state_action_value_actor, b,
                             "Q_i(s, pi(s)) of the critics (detached parameters) at the actor's action", like=(keys.state_action_value, pred))
     next_value = ensemble_min(next_q)
-    target = bootstrap_target(loss, td, tr, next_value, value_estimator=value_estimator,
-                              gamma=gamma, lmbda=lmbda, time_dim=time_dim)
+    target = bootstrap_target(loss, td, tr, next_value, o)
     return TD3Terms(
         ensemble_distance(pred, target, loss_function), actor_q, pred, next_value, target,
-        loss_mask(loss, td, loss_mask_key), priority_weight(loss, td, keys, b, use_prioritized_weights), b,
+        loss_mask(loss, td, o.loss_mask_key), priority_weight(loss, td, keys, b, o.use_prioritized_weights), b, o.reduction,
     )
 
 
@@ -156,14 +152,8 @@ def td3_loss(
     td: TensorDictBase,
     *,
     loss_function: str = "smooth_l1",
-    gamma: Number = 0.99,
-    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
-    use_prioritized_weights: bool = True,
     keys: TD3Keys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[PrioritizedOffPolicyOptions],
 ) -> TensorDict:
     """TD3: ``loss_qvalue = sum_i d(Q_i(s, a), y)``, ``y = r + gamma (1 - terminated) min_i Q_target_i(s', a~')``,
     and ``loss_actor = -Q_1(s, pi(s))``.
@@ -184,8 +174,10 @@ def td3_loss(
             - ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``;
             - optional ``"priority_weight"`` ``[*B]``, masks, ``"gamma"``/``"lmbda"`` overrides.
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
-        gamma, lmbda, value_estimator, time_dim: the bootstrapped target (see :func:`dqn_loss`).
-        reduction, loss_mask_key, use_prioritized_weights, keys: as :func:`ddpg_loss`.
+        keys: :class:`~torchrl_functional.functional.keys.TD3Keys` or a mapping of renamed entries.
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+            ``loss_mask_key``, ``use_prioritized_weights``
+            (:class:`~torchrl_functional.functional.PrioritizedOffPolicyOptions`).
 
     Returns:
         TensorDict with ``loss_actor``, ``loss_qvalue`` and the detached diagnostics
@@ -193,12 +185,10 @@ def td3_loss(
         ``pred_value`` ``[E, *B]``, ``target_value`` ``[*B]`` and the replay priority
         ``td_error = max_i (Q_i - y)^2`` ``[*B]``.
     """
-    t = td3_terms(td, loss_function=loss_function, gamma=gamma, value_estimator=value_estimator, lmbda=lmbda,
-                  time_dim=time_dim, reduction=reduction, loss_mask_key=loss_mask_key,
-                  use_prioritized_weights=use_prioritized_weights, keys=keys, loss="td3_loss")
+    t = td3_terms(td, loss_function=loss_function, keys=keys, loss="td3_loss", **options)
     actor_q = t.state_action_value_actor
     out = finish_losses("td3_loss", {"loss_actor": -actor_q[0], "loss_qvalue": t.loss_qvalue},
-                        reduction, t.mask, t.weights)
+                        t.reduction, t.mask, t.weights)
     out["state_action_value_actor"] = actor_q.detach().squeeze(-1)
     out.update(t.diagnostics())
     return out

@@ -10,14 +10,14 @@ input is the returned ``"td_error"`` entry.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Unpack
 
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ..errors import HyperparameterError
-from ._offpolicy import read_per_sample
+from ._offpolicy import PrioritizedOffPolicyOptions, read_per_sample
 from ._td import check_float, finish_losses
 from ._validation import check_range
 from .keys import NestedKey, TD3BCKeys, resolve_keys
@@ -33,14 +33,8 @@ def td3bc_loss(
     *,
     alpha: Number = 2.5,
     loss_function: str = "smooth_l1",
-    gamma: Number = 0.99,
-    value_estimator: Literal["td0", "td1", "td_lambda"] = "td0",
-    lmbda: Number = 0.95,
-    time_dim: int | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
-    use_prioritized_weights: bool = True,
     keys: TD3BCKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[PrioritizedOffPolicyOptions],
 ) -> TensorDict:
     """TD3+BC: TD3's critic loss and ``loss_actor = -lmbd Q_1(s, pi(s)) + mean (pi(s) - a)^2``,
     ``lmbd = alpha / mean |Q_1(s, pi(s))|``.
@@ -64,9 +58,8 @@ def td3bc_loss(
             - optional ``"priority_weight"`` ``[*B]``, masks, ``"gamma"``/``"lmbda"`` overrides.
         alpha: weight of the Q term (number or 0-d tensor, ``>= 0``; a tensor keeps its graph).
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
-        gamma, lmbda, value_estimator, time_dim: the bootstrapped target (see :func:`dqn_loss`).
-        reduction, loss_mask_key, use_prioritized_weights: as :func:`td3_loss`.
         keys: :class:`~torchrl_functional.functional.keys.TD3BCKeys` or a mapping of renamed entries.
+        **options: as :func:`td3_loss`.
 
     Returns:
         TensorDict with ``loss_actor``, ``loss_qvalue``, ``lmbd`` (graph to ``alpha`` only), the
@@ -76,9 +69,7 @@ def td3bc_loss(
     """
     name = "td3bc_loss"
     keys = resolve_keys(keys, TD3BCKeys, name)
-    t = td3_terms(td, loss_function=loss_function, gamma=gamma, value_estimator=value_estimator, lmbda=lmbda,
-                  time_dim=time_dim, reduction=reduction, loss_mask_key=loss_mask_key,
-                  use_prioritized_weights=use_prioritized_weights, keys=keys, loss=name)
+    t = td3_terms(td, loss_function=loss_function, keys=keys, loss=name, **options)
     alpha = _alpha(name, alpha)
     action = read_per_sample(name, td, keys.action, t.batch_shape, "the dataset action (behaviour-cloning target)", None)
     actor_action = read_per_sample(name, td, keys.action_actor, t.batch_shape,
@@ -87,7 +78,7 @@ def td3bc_loss(
     bc_loss = torch.nn.functional.mse_loss(actor_action, action)
     lmbd = alpha / q1.abs().mean().detach()
     out = finish_losses(name, {"loss_actor": -lmbd * q1 + bc_loss, "loss_qvalue": t.loss_qvalue},
-                        reduction, t.mask, t.weights)
+                        t.reduction, t.mask, t.weights)
     out["bc_loss"] = bc_loss.detach()
     out["lmbd"] = lmbd
     out["state_action_value_actor"] = q1.detach().squeeze(-1)

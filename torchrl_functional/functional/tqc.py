@@ -20,6 +20,7 @@ from ._offpolicy import (
     bootstrap_target,
     check_input,
     check_options,
+    off_policy_options,
     priority_weight,
     read_ensemble,
     read_log_prob,
@@ -47,7 +48,7 @@ def _target(name: str, td: TensorDictBase, tr: Transition, keys: TQCKeys, top_qu
     atoms = truncated_quantiles(next_q, top_quantiles_to_drop, loss=name) - alpha * next_log_prob.unsqueeze(-1)
     m = atoms.shape[-1]
     wide = dataclasses.replace(tr, reward=tr.reward.expand(*b, m), terminated=tr.terminated.expand(*b, m))
-    return bootstrap_target(name, td, wide, atoms, value_estimator="td0", gamma=gamma, lmbda=0.0, time_dim=None)
+    return bootstrap_target(name, td, wide, atoms, off_policy_options(name, {"gamma": gamma}))
 
 
 def tqc_target(

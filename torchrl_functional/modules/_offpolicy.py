@@ -5,13 +5,13 @@ layout. No loss math here."""
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from ..functional._offpolicy import option_names
 from ..functional._td import time_dim_of
 from ._binding import params_context
 from ._common import PRIVATE
@@ -89,9 +89,17 @@ def off_policy_keys(loss_module, cls: type, **private: Any):
     return cls(**names)
 
 
-@functools.cache
-def _options_of(fn: Callable) -> frozenset[str]:
-    return frozenset(inspect.signature(fn).parameters)
+class DiscreteActionSpace:
+    """Mixin of the drop-ins over discrete actions: refuses, when the module is built, the action
+    spaces the functional losses do not read yet (TorchRL's ``mult_one_hot`` and ``binary``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.action_space not in ("categorical", "one_hot"):
+            raise NotImplementedError(f"{type(self).__name__}: action space {self.action_space!r} is not supported yet")
+
+
+_options_of = functools.cache(option_names)
 
 
 def call_loss(fn: Callable, loss_module, inputs: TensorDictBase, tensordict: TensorDictBase, keys_cls: type,

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..functional._td import loss_mask
 from ..functional.keys import OnPolicyKeys
-from ._binding import params_context
+from ._binding import FunctionalCallMixin, params_context
 from ._common import ACTOR_OUTPUT, OLD_ACTOR_OUTPUT, OLD_VALUE, PROXIMAL_ACTOR_OUTPUT
 from ._estimate import run_value_estimator
 from ._value_norm import functional_normalizer, store_statistics
@@ -54,6 +54,16 @@ def dist_class_of(dist_module: ProbabilisticTensorDictModule | None):
 def _prebuilt(dist):
     """``dist_class`` of an actor run as a whole: no parameters, the distribution it built."""
     return dist
+
+
+class OnPolicyModule(FunctionalCallMixin):
+    """Base of the on-policy drop-ins: finds the actor's distribution module (and its class)
+    once, when the module is built."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._dist_module = find_dist_module(self.actor_network)
+        self._dist_class = dist_class_of(self._dist_module)
 
 
 @dataclass

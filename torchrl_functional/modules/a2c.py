@@ -9,10 +9,8 @@ from torchrl.objectives import a2c as _trl
 
 from ..functional.a2c import a2c_loss
 from ..functional.keys import A2CKeys
-from ._binding import FunctionalCallMixin
 from ._onpolicy import (
-    dist_class_of,
-    find_dist_module,
+    OnPolicyModule,
     flat_in_keys,
     on_policy_inputs,
     on_policy_keys,
@@ -21,13 +19,8 @@ from ._onpolicy import (
 __all__ = ["A2CLoss"]
 
 
-class A2CLoss(FunctionalCallMixin, _trl.A2CLoss):
+class A2CLoss(OnPolicyModule, _trl.A2CLoss):
     """Drop-in ``torchrl.objectives.A2CLoss`` computed by :func:`~torchrl_functional.functional.a2c_loss`."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._dist_module = find_dist_module(self.actor_network)
-        self._dist_class = dist_class_of(self._dist_module)
 
     @property
     def in_keys(self):

@@ -17,6 +17,7 @@ from ..functional.keys import CQLKeys, DiscreteCQLKeys
 from ._binding import FunctionalCallMixin, params_context
 from ._common import PRIVATE
 from ._offpolicy import (
+    DiscreteActionSpace,
     call_loss,
     clamp_log_alpha,
     output_td,
@@ -24,7 +25,6 @@ from ._offpolicy import (
     transition_inputs,
     write_priority,
 )
-from .dqn import check_discrete_action_space
 
 __all__ = ["CQLLoss", "DiscreteCQLLoss"]
 
@@ -142,7 +142,7 @@ class CQLLoss(FunctionalCallMixin, _trl.CQLLoss):
         return output_td(out, self, tensordict, ("alpha", "entropy"))
 
 
-class DiscreteCQLLoss(FunctionalCallMixin, _trl.DiscreteCQLLoss):
+class DiscreteCQLLoss(FunctionalCallMixin, DiscreteActionSpace, _trl.DiscreteCQLLoss):
     """Drop-in ``torchrl.objectives.DiscreteCQLLoss`` computed by
     :func:`~torchrl_functional.functional.discrete_cql_loss`.
 
@@ -150,10 +150,6 @@ class DiscreteCQLLoss(FunctionalCallMixin, _trl.DiscreteCQLLoss):
     (detached) whatever ``delay_value`` says, so the numbers match TorchRL's. As TorchRL,
     ``forward`` writes the priority ``td_error`` ``[*B, 1]`` into the input TensorDict.
     """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        check_discrete_action_space("DiscreteCQLLoss", self.action_space)
 
     def _q(self, td: TensorDictBase, params) -> torch.Tensor:
         return run_value_network(self, td, params, self.tensor_keys.action_value)

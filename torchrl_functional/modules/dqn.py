@@ -13,6 +13,7 @@ from ..functional.keys import DQNKeys
 from ._binding import FunctionalCallMixin
 from ._common import PRIVATE
 from ._offpolicy import (
+    DiscreteActionSpace,
     call_loss,
     run_value_network,
     transition_inputs,
@@ -22,21 +23,11 @@ from ._offpolicy import (
 __all__ = ["DQNLoss"]
 
 
-def check_discrete_action_space(name: str, action_space: str) -> str:
-    if action_space not in ("categorical", "one_hot"):
-        raise NotImplementedError(f"{name}: action space {action_space!r} is not supported yet")
-    return action_space
-
-
-class DQNLoss(FunctionalCallMixin, _trl.DQNLoss):
+class DQNLoss(FunctionalCallMixin, DiscreteActionSpace, _trl.DQNLoss):
     """Drop-in ``torchrl.objectives.DQNLoss`` computed by :func:`~torchrl_functional.functional.dqn_loss`.
 
     As TorchRL, ``forward`` writes the priority ``td_error`` into the input TensorDict.
     """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        check_discrete_action_space("DQNLoss", self.action_space)
 
     def _q(self, td: TensorDictBase, params) -> torch.Tensor:
         return run_value_network(self, td, params, self.tensor_keys.action_value)

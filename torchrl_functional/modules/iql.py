@@ -14,12 +14,12 @@ from ..functional.keys import IQLKeys
 from ._binding import FunctionalCallMixin, params_context
 from ._common import PRIVATE
 from ._offpolicy import (
+    DiscreteActionSpace,
     call_loss,
     output_td,
     transition_inputs,
     write_priority,
 )
-from .dqn import check_discrete_action_space
 
 __all__ = ["IQLLoss", "DiscreteIQLLoss"]
 
@@ -71,13 +71,9 @@ class IQLLoss(_IQLForward, _trl.IQLLoss):
         return self._finish(out, tensordict)
 
 
-class DiscreteIQLLoss(_IQLForward, _trl.DiscreteIQLLoss):
+class DiscreteIQLLoss(_IQLForward, DiscreteActionSpace, _trl.DiscreteIQLLoss):
     """Drop-in ``torchrl.objectives.DiscreteIQLLoss`` computed by
     :func:`~torchrl_functional.functional.discrete_iql_loss`."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        check_discrete_action_space("DiscreteIQLLoss", self.action_space)
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:

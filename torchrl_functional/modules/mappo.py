@@ -24,19 +24,12 @@ class MAPPOLoss(_PPOForward, _trl.MAPPOLoss):
 
     _function = staticmethod(F.mappo_loss)
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._setup_functional()
-
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         gathered, keys = self._inputs(tensordict, with_old_actor=False)
-        clip_epsilon = (
-            (self.clip_epsilon_low, self.clip_epsilon_high) if self._asymmetric_clip else self.clip_epsilon
-        )
         norm, stats = functional_normalizer(self.value_norm)
         out: TensorDict = self._function(
-            gathered.inputs, gathered.dist_class, keys=keys, clip_epsilon=clip_epsilon,
+            gathered.inputs, gathered.dist_class, keys=keys, clip_epsilon=self._clip_epsilon(),
             value_norm=norm, value_norm_stats=stats, **self._common_kwargs(gathered),
         )
         store_statistics(self.value_norm, out.pop("value_norm", None))

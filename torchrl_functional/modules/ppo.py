@@ -8,6 +8,8 @@ of :mod:`torchrl_functional.functional.ppo`, which holds all the math.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import composite_lp_aggregate, dispatch
@@ -16,12 +18,10 @@ from torchrl.objectives import ppo as _trl
 from ..functional import composite as C
 from ..functional import ppo as F
 from ..functional.keys import PPOKeys
-from ._binding import FunctionalCallMixin
 from ._common import OLD_ACTOR_OUTPUT, PROXIMAL_ACTOR_OUTPUT
 from ._onpolicy import (
     Gathered,
-    dist_class_of,
-    find_dist_module,
+    OnPolicyModule,
     on_policy_inputs,
     on_policy_keys,
 )
@@ -29,12 +29,12 @@ from ._onpolicy import (
 __all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss"]
 
 
-class _PPOForward(FunctionalCallMixin):
-    """``forward`` shared by the three PPO modules; subclasses pick the functional loss."""
+class _PPOForward(OnPolicyModule):
+    """``forward`` shared by the PPO modules; subclasses pick the functional loss."""
 
-    def _setup_functional(self) -> None:
-        self._dist_module = find_dist_module(self.actor_network)
-        self._dist_class = dist_class_of(self._dist_module)
+    def _clip_epsilon(self) -> Any:
+        """TorchRL's clip range: ``(low, high)`` when asymmetric, else the ``clip_epsilon`` buffer."""
+        return (self.clip_epsilon_low, self.clip_epsilon_high) if self._asymmetric_clip else self.clip_epsilon
 
     def _inputs(self, tensordict: TensorDictBase, with_old_actor: bool) -> tuple[Gathered, PPOKeys]:
         gathered = on_policy_inputs(
@@ -81,10 +81,6 @@ class _PPOForward(FunctionalCallMixin):
 class PPOLoss(_PPOForward, _trl.PPOLoss):
     """Drop-in ``torchrl.objectives.PPOLoss`` computed by :func:`~torchrl_functional.functional.ppo_loss`."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._setup_functional()
-
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         gathered, keys = self._inputs(tensordict, with_old_actor=False)
@@ -94,18 +90,11 @@ class PPOLoss(_PPOForward, _trl.PPOLoss):
 class ClipPPOLoss(_PPOForward, _trl.ClipPPOLoss):
     """Drop-in ``torchrl.objectives.ClipPPOLoss`` computed by :func:`~torchrl_functional.functional.clip_ppo_loss`."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._setup_functional()
-
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         gathered, keys = self._inputs(tensordict, with_old_actor=False)
-        clip_epsilon = (
-            (self.clip_epsilon_low, self.clip_epsilon_high) if self._asymmetric_clip else self.clip_epsilon
-        )
         return self._finish(F.clip_ppo_loss(
-            gathered.inputs, gathered.dist_class, keys=keys, clip_epsilon=clip_epsilon,
+            gathered.inputs, gathered.dist_class, keys=keys, clip_epsilon=self._clip_epsilon(),
             **self._common_kwargs(gathered),
         ))
 
@@ -116,10 +105,6 @@ class KLPENPPOLoss(_PPOForward, _trl.KLPENPPOLoss):
     As in TorchRL, ``forward`` updates the ``beta`` buffer in place (from the functional
     loss's ``"beta"`` output, which is not returned, so the output keys are TorchRL's).
     """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._setup_functional()
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:

@@ -12,10 +12,8 @@ from torchrl.objectives import reinforce as _trl
 
 from ..functional.keys import ReinforceKeys
 from ..functional.reinforce import reinforce_loss
-from ._binding import FunctionalCallMixin
 from ._onpolicy import (
-    dist_class_of,
-    find_dist_module,
+    OnPolicyModule,
     flat_in_keys,
     on_policy_inputs,
     on_policy_keys,
@@ -24,13 +22,8 @@ from ._onpolicy import (
 __all__ = ["ReinforceLoss"]
 
 
-class ReinforceLoss(FunctionalCallMixin, _trl.ReinforceLoss):
+class ReinforceLoss(OnPolicyModule, _trl.ReinforceLoss):
     """Drop-in ``torchrl.objectives.ReinforceLoss`` computed by :func:`~torchrl_functional.functional.reinforce_loss`."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._dist_module = find_dist_module(self.actor_network)
-        self._dist_class = dist_class_of(self._dist_module)
 
     def _set_in_keys(self):
         self._in_keys = flat_in_keys(self, with_critic=True)

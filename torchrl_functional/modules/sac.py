@@ -16,6 +16,7 @@ from ..functional.sac import discrete_sac_loss, sac_loss, sac_v1_loss
 from ._binding import FunctionalCallMixin, params_context
 from ._common import PRIVATE
 from ._offpolicy import (
+    DiscreteActionSpace,
     call_loss,
     clamp_log_alpha,
     output_td,
@@ -25,7 +26,6 @@ from ._offpolicy import (
     write_priority,
 )
 from ._onpolicy import check_single_key
-from .dqn import check_discrete_action_space
 
 __all__ = ["SACLoss", "DiscreteSACLoss"]
 
@@ -128,7 +128,7 @@ class SACLoss(FunctionalCallMixin, _trl.SACLoss):
         return output_td(out, self, tensordict, ("alpha", "entropy"))
 
 
-class DiscreteSACLoss(FunctionalCallMixin, _trl.DiscreteSACLoss):
+class DiscreteSACLoss(FunctionalCallMixin, DiscreteActionSpace, _trl.DiscreteSACLoss):
     """Drop-in ``torchrl.objectives.DiscreteSACLoss`` computed by
     :func:`~torchrl_functional.functional.discrete_sac_loss`.
 
@@ -136,10 +136,6 @@ class DiscreteSACLoss(FunctionalCallMixin, _trl.DiscreteSACLoss):
     critics twice). As TorchRL, ``forward`` clamps a bounded ``log_alpha`` in place and
     writes the priority ``td_error`` into the input TensorDict.
     """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        check_discrete_action_space("DiscreteSACLoss", self.action_space)
 
     def _q(self, td: TensorDictBase, params) -> torch.Tensor:
         return self._vmap_qnetworkN0(td, params).get(self.tensor_keys.action_value)

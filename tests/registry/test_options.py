@@ -1,0 +1,79 @@
+"""The keyword options shared by a family of losses (``**options: Unpack[OffPolicyOptions]``,
+``Unpack[PPOOptions]`` ...) behave as keywords: a misspelt one is a ``TypeError`` naming the
+loss, an option a loss's TypedDict does not declare is refused, and a declared one is read."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+
+import pytest
+import torch
+
+from tests.specs import SPECS
+from torchrl_functional.functional import (
+    A2COptions,
+    OffPolicyOptions,
+    OnPolicyOptions,
+    PPOOptions,
+    PrioritizedOffPolicyOptions,
+)
+
+OPTIONS = (OffPolicyOptions, PrioritizedOffPolicyOptions, OnPolicyOptions, A2COptions, PPOOptions)
+
+
+def _options_type(fn):
+    kw = [p for p in inspect.signature(fn).parameters.values() if p.kind is p.VAR_KEYWORD]
+    if not kw:
+        return None
+    (fields,) = typing.get_args(eval(kw[0].annotation, fn.__globals__))
+    return fields
+
+
+WITH_OPTIONS = [pytest.param(s, id=s.name) for s in SPECS if _options_type(s.function) is not None]
+OFF_POLICY = [p for p in WITH_OPTIONS if _options_type(p.values[0].function) in (OffPolicyOptions, PrioritizedOffPolicyOptions)]
+
+
+def test_the_families_declare_their_options():
+    assert len(WITH_OPTIONS) >= 20 and len(OFF_POLICY) >= 13
+    for param in WITH_OPTIONS:
+        assert _options_type(param.values[0].function) in OPTIONS
+
+
+def test_the_declarations_nest():
+    keys = [set(t.__optional_keys__) for t in (OnPolicyOptions, A2COptions, PPOOptions)]
+    assert keys[0] < keys[1] < keys[2]
+    assert set(OffPolicyOptions.__optional_keys__) | {"use_prioritized_weights"} == set(
+        PrioritizedOffPolicyOptions.__optional_keys__)
+
+
+@pytest.mark.parametrize("spec", WITH_OPTIONS)
+def test_a_misspelt_option_is_a_type_error(spec):
+    layout = spec.layouts[0]
+    td = layout.make_td(0, torch.float32)
+    with pytest.raises(TypeError, match=rf"{spec.name}\(\) got an unexpected keyword argument 'gama'"):
+        spec.call(td, layout, gama=0.5)
+    if _options_type(spec.function) is OffPolicyOptions:
+        with pytest.raises(TypeError, match="use_prioritized_weights"):
+            spec.call(td, layout, use_prioritized_weights=True)
+    if _options_type(spec.function) in (OnPolicyOptions, A2COptions):
+        with pytest.raises(TypeError, match="max_importance_ratio"):
+            spec.call(td, layout, max_importance_ratio=2.0)
+
+
+@pytest.mark.parametrize("spec", OFF_POLICY)
+def test_gamma_and_reduction_are_read(spec):
+    layout = spec.layouts[0]
+    td = layout.make_td(0, torch.float32)
+    torch.manual_seed(0)
+    ref = spec.call(td, layout, gamma=0.99)
+    torch.manual_seed(0)
+    other = spec.call(td, layout, gamma=0.5)
+    assert any(not torch.equal(ref[k], other[k]) for k in ref.keys() if k.startswith("loss"))
+    torch.manual_seed(0)
+    summed = spec.call(td, layout, reduction="sum")
+    torch.manual_seed(0)
+    per_sample = spec.call(td, layout, reduction="none")
+    for key in summed.keys():
+        if key.startswith("loss") and per_sample[key].ndim:
+            torch.testing.assert_close(summed[key], per_sample[key].sum(), rtol=1e-5, atol=1e-5)
