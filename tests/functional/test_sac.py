@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from tensordict import TensorDict
 
 import torchrl_functional.functional.sac as sac_module
 from torchrl_functional.errors import EntryShapeError, HyperparameterError, MissingEntryError
@@ -18,6 +19,7 @@ from .offpolicy_common import (
     assert_pure,
     assert_stateless,
     randn,
+    replay_td,
     transition,
 )
 
@@ -140,3 +142,23 @@ def test_bad_inputs():
     bad["next", "logits"] = bad["next", "logits"][..., :2]
     assert_bad(discrete_sac_loss, bad, EntryShapeError, "discrete_sac_loss", ("next", "logits"))
     assert_bad(discrete_sac_loss, d, HyperparameterError, "discrete_sac_loss", "action_space", action_space="binary")
+
+
+# ----------------------------------------------------------------------------- composite actions
+
+
+def test_auto_target_entropy_counts_every_head_of_a_composite_action():
+    """``target_entropy="auto"`` is minus the action dimensions per sample (TorchRL's rule): with a
+    composite action (a sub-TensorDict), summed over its heads; a head of the wrong batch raises."""
+    td = replay_td("sac")
+    b = td["next", "reward"].shape[0]
+    a = sac_loss(td, log_alpha=0.3)["loss_alpha"]
+    composite = td.clone()
+    composite["action"] = TensorDict({"a1": torch.zeros(b, 2), "a2": torch.zeros(b, 3, 2)}, [b])
+    lp = td["log_prob"]
+    expected = (-torch.tensor(0.3, dtype=torch.float64) * (lp + (-8.0))).mean()
+    torch.testing.assert_close(sac_loss(composite, log_alpha=0.3)["loss_alpha"], expected)
+    assert not torch.allclose(a, expected)
+    bad = composite.clone()
+    bad["action"] = TensorDict({"a1": torch.zeros(b, 2), "a2": torch.zeros(1, b, 2)}, [])
+    assert_bad(sac_loss, bad, EntryShapeError, "sac_loss", ("action", "a2"))
