@@ -29,6 +29,16 @@ def replay_td(kind: str, **options) -> TensorDict:
     return off_policy_td(0, torch.float64, kind=kind, **options)
 
 
+def base_loss(name: str):
+    """The registry's replay loss whose keys class the keys class of ``name`` directly extends:
+    the loss it is built on (CrossQ on SAC, TD3+BC on TD3)."""
+    from tests.specs import by_name, tagged
+
+    base = by_name(name).keys.__bases__[0]
+    (spec,) = [s for s in tagged("replay") if s.keys is base]
+    return spec.function
+
+
 def assert_same(a: TensorDict, b: TensorDict) -> None:
     """Same output keys, values equal to float64 rounding."""
     assert set(a.keys()) == set(b.keys())

@@ -162,3 +162,35 @@ def test_auto_target_entropy_counts_every_head_of_a_composite_action():
     bad = composite.clone()
     bad["action"] = TensorDict({"a1": torch.zeros(b, 2), "a2": torch.zeros(1, b, 2)}, [])
     assert_bad(sac_loss, bad, EntryShapeError, "sac_loss", ("action", "a2"))
+
+
+def test_discrete_skip_done_states_matches_python_reference():
+    """With ``skip_done_states`` a done transition bootstraps from 0 (truncated ones too: TorchRL's
+    option), and its next-state entries are not read (NaN there changes nothing)."""
+    td = _discrete()
+    done = td["next", "done"][:, 0]
+    assert done.any() and (done & ~td["next", "terminated"][:, 0]).any()
+    nan = td.clone()
+    nan["next", "logits"][done] = float("nan")
+    nan["next", "action_value"][:, done] = float("nan")
+    out = discrete_sac_loss(nan, log_alpha=math.log(0.5), gamma=0.9, loss_function="l2", skip_done_states=True,
+                            reduction="none")
+    d = td.detach()
+    for i in range(B):
+        v = 0.0
+        if not done[i]:
+            z = [math.exp(x) for x in d["next", "logits"][i].tolist()]
+            p = [x / sum(z) for x in z]
+            v = sum(p[a] * (min(d["next", "action_value"][e, i, a].item() for e in range(E)) - 0.5 * math.log(p[a]))
+                    for a in range(N))
+        y = d["next", "reward"][i, 0].item() + 0.9 * (not d["next", "terminated"][i, 0]) * v
+        act = int(d["action"][i])
+        q = sum((d["action_value"][e, i, act].item() - y) ** 2 for e in range(E))
+        assert out["loss_qvalue"][i].item() == pytest.approx(q, rel=1e-10)
+    # without done transitions the option only changes log pi's rounding
+    never_done = td.clone()
+    never_done["next", "done"].zero_()
+    never_done["next", "terminated"].zero_()
+    a = discrete_sac_loss(never_done, skip_done_states=True)
+    b = discrete_sac_loss(never_done)
+    torch.testing.assert_close(a["loss_qvalue"], b["loss_qvalue"], rtol=1e-12, atol=1e-12)
