@@ -8,7 +8,16 @@ import torch
 from tensordict import TensorDict
 from torch.distributions import Categorical
 
+from tests.builders import make_data, make_nets
 from torchrl_functional.errors import LossInputError
+
+
+def clipped_ratio_spec():
+    """The registry's on-policy loss clipping the importance ratio (its ``clip_epsilon``)."""
+    from tests.specs import tagged
+
+    (spec,) = [s for s in tagged("on_policy", "importance_ratio") if any(h.name == "clip_epsilon" for h in s.hypers)]
+    return spec
 
 
 def fd(fn, x, eps=1e-6):
@@ -97,3 +106,12 @@ def check(fn, td, exc, entry, match=None, **kwargs):
     if match:
         assert match in text, text
     assert (td == snapshot).all()
+
+
+def given_batch(seed=0, B=8):
+    """A categorical batch of TorchRL networks' outputs, given advantage, old critic values."""
+    nets = make_nets("categorical", seed=seed)
+    data = make_data("categorical", (B,), seed=seed, nets=nets)
+    data["actor_output"] = nets.actor.get_dist_params(data.select("observation")).select("logits")
+    data["old_state_value"] = data["state_value"] + 0.3 * torch.randn(B, 1, generator=torch.Generator().manual_seed(1))
+    return nets, data

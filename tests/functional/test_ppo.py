@@ -23,7 +23,7 @@ from torchrl_functional.functional import (
     ppo_loss,
 )
 
-from .onpolicy_common import batch, check, fd, logits_batch, trajectory_batch
+from .onpolicy_common import batch, check, fd, given_batch, logits_batch, trajectory_batch
 
 # ----------------------------------------------------------------------------- hand-computed
 
@@ -95,6 +95,34 @@ def test_functional_called_by_hand_matches_torchrl(name, dist):
     if fn is klpen_ppo_loss:
         del got["beta"]
     assert_td_close(got, expected)
+
+
+def test_clip_value_true_uses_the_clip_epsilon_entry():
+    """A constant ``clip_epsilon`` entry equals TorchRL with that ``clip_epsilon`` (clip_value=True)."""
+    nets, data = given_batch()
+    with_entry = data.clone()
+    with_entry["clip_epsilon"] = torch.full((8,), 0.05)
+    with_entry["old_state_value"] = data["state_value"]  # TorchRL's old values: the data's entry
+    with_entry["state_value"] = nets.critic(data.select("observation"))["state_value"]
+    got = clip_ppo_loss(with_entry, Categorical, clip_epsilon=0.3, clip_value=True, entropy_bonus=False)
+    ref = by_name("clip_ppo_loss").torchrl(nets.actor, nets.critic, clip_epsilon=0.05, clip_value=True,
+                                           entropy_bonus=False)
+    want = ref(data.clone())
+    for key in ("loss_objective", "loss_critic", "value_clip_fraction"):
+        torch.testing.assert_close(got[key], want[key])
+
+
+def test_clip_value_true_per_sample_radius_float64_loop():
+    _, data = given_batch()
+    data = data.apply(lambda x: x.double() if x.is_floating_point() else x)
+    eps = torch.linspace(0.01, 0.4, 8, dtype=torch.float64)
+    data["clip_epsilon"] = eps
+    out = clip_ppo_loss(data, Categorical, clip_value=True, loss_critic_type="l2", reduction="none",
+                        entropy_bonus=False)
+    for i in range(8):
+        v, old, tgt = (data[k][i, 0].item() for k in ("state_value", "old_state_value", "value_target"))
+        clipped = old + max(-eps[i].item(), min(eps[i].item(), v - old))
+        assert out["loss_critic"][i].item() == pytest.approx(max((tgt - v) ** 2, (tgt - clipped) ** 2))
 
 
 # ----------------------------------------------------------------------------- tensor hyperparameters
