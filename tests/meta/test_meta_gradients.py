@@ -186,13 +186,15 @@ def test_torchrl_td_estimator_classes_cut_a_tensor_gamma():
 
 def test_meta_gradient_compiles_fullgraph_and_matches_finite_differences():
     """The whole MGRL meta-step as one torch.func function -- ``grad`` w.r.t. ``gamma``/``lmbda``
-    of the example's meta objective of fast weights made by an inner ``grad`` of the example's
+    of a policy-gradient objective of fast weights made by an inner ``grad`` of the example's
     inner loss (its default functional loss, GAE inside) -- compiles with ``fullgraph=True`` and
     gives the finite-difference meta-gradient."""
-    from torch.func import grad
+    from torch.distributions import Categorical
+    from torch.func import functional_call, grad
 
     cfg = mgrl.MGRLConfig(n_envs=4, horizon=8)
     agent, params, batch, next_batch = _mgrl_setup(cfg)
+    advantage, mask = mgrl.reference_advantage(next_batch, cfg.reference_gamma, cfg.meta_tail)
 
     def inner(p, gamma, lmbda):
         return mgrl.inner_loss(agent, p, batch, gamma, lmbda, cfg)
@@ -200,7 +202,9 @@ def test_meta_gradient_compiles_fullgraph_and_matches_finite_differences():
     def outer(gamma, lmbda):
         g = grad(inner)(params, gamma, lmbda)
         fast = {k: v - 0.3 * g[k] for k, v in params.items()}
-        return mgrl.meta_objective(agent, fast, next_batch, cfg)
+        logits, _ = functional_call(agent, fast, (next_batch["observation"],))
+        log_prob = Categorical(logits=logits).log_prob(next_batch["action"])
+        return torch.where(mask, -log_prob * advantage.squeeze(-1), 0.0).sum() / mask.sum()
 
     torch._dynamo.reset()
     compiled = torch.compile(grad(outer, argnums=(0, 1)), fullgraph=True, backend="aot_eager")
