@@ -142,3 +142,12 @@ def test_nested_agent_keys(kind):
     for key in ref.keys():
         torch.testing.assert_close(out[key].reshape(ref[key].shape), ref[key], rtol=1e-12, atol=1e-12,
                                    msg=lambda m, k=key: f"{k}: {m}")
+
+
+def test_replay_specs_read_the_replay_builder():
+    """What the ``"replay"`` tag promises: the first layout is ``off_policy_td`` of one kind each."""
+    from tests.specs._inputs import off_policy_td
+
+    for spec in SPECS.values():
+        assert spec.layouts[0].make_td.func is off_policy_td, spec.name
+    assert len(SPECS) == len(tagged("replay"))  # one kind per loss

@@ -4,6 +4,8 @@ keyword, and the input is left untouched with no state kept."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from torch.distributions import Categorical
@@ -76,3 +78,13 @@ def test_input_unchanged_and_no_state(spec):
         assert_td_close(first, second, atol=0, rtol=0)
     assert not isinstance(fn, torch.nn.Module)
     assert not hasattr(fn, "__self__")
+
+
+@pytest.mark.parametrize("spec", ON_POLICY, ids=lambda s: s.name)
+def test_the_tag_promises_the_options(spec):
+    """What the ``"on_policy"`` tag (``tests.specs.TAGS``) promises, and the KL penalty's beta."""
+    params = inspect.signature(spec.function).parameters
+    for name in ("dist_class", "reduction", "loss_critic_type", "clip_value", "value_estimator", "gamma", "lmbda",
+                 "loss_mask_key", "diagnostics", "keys"):
+        assert name in params, name
+    assert ("beta" in params) == ("kl_penalty" in spec.tags)
