@@ -45,21 +45,35 @@ def test_api_reference_builds_strict(tmp_path):
                    torchrl_functional.pai):
         for name in module.__all__:
             assert site.count(f'id="{module.__name__}.{name}"') == 1, name
-    # a page per family
-    for name in ("ppo_loss", "a2c_loss", "reinforce_loss", "PPOKeys"):
-        assert f'id="torchrl_functional.functional.{name}"' in pages["onpolicy"], name
-    for name in ("dqn_loss", "sac_loss", "cql_loss", "discrete_iql_loss", "td3_target_action", "SACKeys"):
+    # a page per family: each loss of the registry renders on a loss page beside its keys class
+    # (the on-policy and replay losses on theirs), its drop-in class on the modules page
+    from tests.specs import SPECS, tagged
+
+    reference = {"index", "value", "kernels", "modules", "comparison", "errors", "pai"}
+    for spec in SPECS:
+        (page,) = [p for p in PAGES if f'id="torchrl_functional.functional.{spec.name}"' in pages[p]]
+        assert page not in reference, (spec.name, page)
+        assert f'id="torchrl_functional.functional.{spec.keys.__name__}"' in pages[page], spec.name
+        if spec.module is not None:
+            assert f'id="torchrl_functional.modules.{spec.module.__name__}"' in pages["modules"], spec.name
+    for tag, page in (("on_policy", "onpolicy"), ("replay", "offpolicy")):
+        for spec in tagged(tag):
+            assert f'id="torchrl_functional.functional.{spec.name}"' in pages[page], spec.name
+    for name in ("td3_target_action", "SACKeys"):
         assert f'id="torchrl_functional.functional.{name}"' in pages["offpolicy"], name
-    for name in ("grpo_loss", "sft_loss", "distillation_loss", "group_relative_advantage", "GRPOKeys"):
+    for name in ("group_relative_advantage", "GRPOKeys"):
         assert f'id="torchrl_functional.functional.{name}"' in pages["llm"], name
-    for name in ("bc_loss", "dt_loss", "online_dt_loss", "act_loss", "diffusion_bc_loss", "BCKeys"):
-        assert f'id="torchrl_functional.functional.{name}"' in pages["imitation"], name
     for name in ("generalized_advantage_estimate", "td_lambda_advantage_estimate", "vtrace_advantage_estimate"):
         assert f'id="torchrl_functional.functional.{name}"' in pages["value"], name
     for name in ("clipped_surrogate_loss", "distance_loss", "entropy", "kl_divergence", "check_finite"):
         assert f'id="torchrl_functional.functional.{name}"' in pages["kernels"], name
-    # every argument of clip_ppo_loss is documented in its source and rendered
-    assert "samples_mc_entropy" in pages["onpolicy"].split('id="torchrl_functional.functional.clip_ppo_loss"')[1]
+    # every argument of the on-policy losses is documented in their source and rendered (in the
+    # parameter list after the signature)
+    for spec in tagged("on_policy"):
+        section = pages["onpolicy"].split(f'id="torchrl_functional.functional.{spec.name}"')[1]
+        described = section.split('<div class="doc doc-object')[0].split("</code></pre></div>", 1)[1]
+        for arg in inspect.signature(spec.function).parameters:
+            assert f"<code>{arg}</code>" in described, (spec.name, arg)
     import torchrl_functional.functional.ppo as ppo_module
     assert "__doc__" not in inspect.getsource(ppo_module)  # no docstring glued on at import
     # drop-in classes render with TorchRL's constructor signature, not (*args, **kwargs)
@@ -72,18 +86,23 @@ def test_api_reference_builds_strict(tmp_path):
         assert first in signature, (name, first)
         assert ">args</span>" not in signature, name  # (*args, **kwargs) would render as "args"
         assert f"<code>{name}</code>" in pages["comparison"], name
-    # our own keyword-only arguments join TorchRL's signature, inherited ones too
-    for name, arg in (("GRPOLoss", "advantage_padding_side"), ("DAPO", "advantage_padding_side"),
-                      ("CISPOLoss", "detach_clipped_weight"), ("CISPOLoss", "kl_to_ref_coeff"),
-                      ("DreamerActorLoss", "returns_over_horizon")):
+    # our own arguments join TorchRL's signature, inherited ones too; TorchRL's are all there
+    for spec in SPECS:
+        if spec.module is None:
+            continue
+        name = spec.module.__name__
         signature = pages["modules"].split(f'id="torchrl_functional.modules.{name}"')[1].split("Bases:")[0]
-        assert arg in signature, (name, arg)
-    assert "delay_value" in pages["modules"].split('id="torchrl_functional.modules.DQNLoss"')[1].split("Bases:")[0]
+        theirs = [a for a in inspect.signature(spec.torchrl).parameters if a not in ("args", "kwargs")]
+        ours = [a for a in inspect.signature(spec.module).parameters if a not in ("args", "kwargs")]
+        for arg in dict.fromkeys(theirs + ours):
+            assert arg in signature, (name, arg)
     # reStructuredText literal blocks become code blocks, not "rest::" followed by loose text
     assert "keep the rest::" not in pages["modules"]
-    assert "from torchrl_functional.modules import ClipPPOLoss" in pages["modules"].split("<code")[1] or \
-        any("torchrl_functional.modules" in block and "ClipPPOLoss" in block
-            for block in pages["modules"].split("<pre")[1:4])
+    # the modules page opens with the import of a drop-in class
+    classes = [s.module.__name__ for s in SPECS if s.module is not None]
+    assert any(f"from torchrl_functional.modules import {c}" in pages["modules"].split("<code")[1] for c in classes) \
+        or any("torchrl_functional.modules" in block and any(c in block for c in classes)
+               for block in pages["modules"].split("<pre")[1:4])
 
 
 @pytest.mark.parametrize("entry,warning", [
@@ -130,7 +149,7 @@ def test_combined_entries_are_split_one_name_each():
         "        numbers or tensors.\n"
         "\n"
         "    loss_function, value_estimator,\n"
-        "    keys: as :func:`~pkg.mod.dqn_loss`.\n"
+        "    keys: as :func:`~pkg.mod.other_loss`.\n"
         "\n"
         "Returns:\n"
         "    a, b: not a parameter list.\n"
@@ -144,9 +163,9 @@ def test_combined_entries_are_split_one_name_each():
         "    lmbda (float): discount and trace decay,\n"
         "        numbers or tensors.\n"
         "\n"
-        "    loss_function: as :func:`~pkg.mod.dqn_loss`.\n"
-        "    value_estimator: as :func:`~pkg.mod.dqn_loss`.\n"
-        "    keys: as :func:`~pkg.mod.dqn_loss`.\n"
+        "    loss_function: as :func:`~pkg.mod.other_loss`.\n"
+        "    value_estimator: as :func:`~pkg.mod.other_loss`.\n"
+        "    keys: as :func:`~pkg.mod.other_loss`.\n"
         "\n"
         "Returns:\n"
         "    a, b: not a parameter list.\n"
@@ -167,7 +186,7 @@ def test_literal_blocks_become_fenced_code():
 
 def test_sphinx_roles_become_inline_code():
     style = _style()
-    assert style.roles_to_code("see :func:`~a.b.clip_ppo_loss` and :class:`PPOKeys`") == (
-        "see `clip_ppo_loss` and `PPOKeys`"
+    assert style.roles_to_code("see :func:`~a.b.some_loss` and :class:`PPOKeys`") == (
+        "see `some_loss` and `PPOKeys`"
     )
     assert style.roles_to_code(":py:mod:`torchrl_functional.functional`") == "`torchrl_functional.functional`"

@@ -89,7 +89,7 @@ def module_problems(name: str, cls, sections: dict[str, str]) -> list[str]:
     elif functional.group(1) not in torchrl_functional.functional.__all__:
         problems.append(f"{path}: names {functional.group(1)}, not a public function")
     owner = STYLE.torchrl_signature_owner(cls)
-    # the TorchRL class replaced, or the TorchRL base whose constructor it inherits (DAPO's is GRPOLoss's)
+    # the TorchRL class replaced, or the TorchRL base whose constructor it inherits (a variant's is its base's)
     replaced = next((c for c in cls.__mro__[1:] if c.__module__.startswith("torchrl.") and c.__name__ == name), None)
     if owner is None or f"{owner.__module__}.{owner.__name__}".split(".")[:2] != ["torchrl", "objectives"] \
             or replaced is None or not issubclass(replaced, owner):

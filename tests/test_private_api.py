@@ -5,13 +5,13 @@ numbers. Public API is used everywhere else."""
 from __future__ import annotations
 
 import inspect
+import sys
 
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictParams
 from torch import distributions as D
 from torchrl.objectives import LossModule
-from torchrl.objectives.llm import DistillationLoss, SFTLoss
 
 
 def test_tensordict_params_keeps_its_tree_in_param_td():
@@ -47,6 +47,12 @@ def test_nn_module_registries():
 def test_torchrl_loss_module_private_hooks():
     # modules/_onpolicy.py, modules/_offpolicy.py: the masks TorchRL's LossModule applies
     assert inspect.isfunction(LossModule._loss_mask_keys)
-    # modules/llm/_inputs.py: the device TorchRL's SFT/distillation losses fall back to
-    for cls in (SFTLoss, DistillationLoss):
-        assert "_device_fallback" in inspect.getsource(cls.__init__), cls.__name__
+    # modules/llm/_inputs.py (run_log_probs): the device TorchRL's losses fall back to, for
+    # every drop-in of the registry that runs its policy through it
+    from tests.specs import SPECS
+
+    runs = [s for s in SPECS if s.module is not None
+            and "run_log_probs(" in inspect.getsource(sys.modules[s.module.__module__])]
+    assert runs
+    for spec in runs:
+        assert "_device_fallback" in inspect.getsource(spec.torchrl.__init__), spec.torchrl.__name__

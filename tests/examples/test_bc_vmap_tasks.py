@@ -1,5 +1,5 @@
 """The behaviour-cloning-over-tasks example: the vmapped loss and gradients equal a loop of
-TorchRL's BCLoss (one module per task), training lowers every task's loss, flags are checked."""
+TorchRL's behaviour-cloning loss module (one per task), training lowers every task's loss, flags are checked."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 - The command line, end to end, for a few thousand frames: the greedy return after
   training beats the untrained policy's, and the CSV log and PNG curve are written.
-- The three learners on the same seed: the drop-in module reproduces TorchRL's
-  ``ClipPPOLoss`` run exactly (same losses, same returns, iteration after iteration); the
+- The three learners on the same seed: the drop-in module reproduces TorchRL's clipped
+  PPO loss module's run exactly (same losses, same returns, iteration after iteration); the
   hand-written functional loop matches it to float tolerance.
 """
 
@@ -75,10 +75,11 @@ def test_same_seed_same_curve(tmp_path, torch_state):
 
 
 def test_functional_losses_match_torchrl_on_collected_batch(torch_state):
-    """``ppo_losses`` (the hand-written style) vs ``torchrl.objectives.ClipPPOLoss`` on one real batch."""
+    """``ppo_losses`` (the hand-written style) vs TorchRL's clipped PPO class on one real batch."""
     from torchrl.collectors import Collector
-    from torchrl.objectives import ClipPPOLoss
     from torchrl.objectives.value import GAE
+
+    from tests.functional.onpolicy_common import clipped_ratio_spec
 
     torch.manual_seed(0)
     cfg = ppo_cartpole.PPOConfig()
@@ -95,9 +96,9 @@ def test_functional_losses_match_torchrl_on_collected_batch(torch_state):
     torch.testing.assert_close(ours_td["value_target"], theirs_td["value_target"], rtol=1e-5, atol=1e-5)
 
     batch = theirs_td.reshape(-1)
-    loss_module = ClipPPOLoss(actor, critic, clip_epsilon=cfg.clip_epsilon, entropy_coeff=cfg.entropy_coeff,
-                              critic_coeff=cfg.critic_coeff, loss_critic_type=cfg.loss_critic_type,
-                              normalize_advantage=cfg.normalize_advantage)
+    loss_module = clipped_ratio_spec().torchrl(
+        actor, critic, clip_epsilon=cfg.clip_epsilon, entropy_coeff=cfg.entropy_coeff, critic_coeff=cfg.critic_coeff,
+        loss_critic_type=cfg.loss_critic_type, normalize_advantage=cfg.normalize_advantage)
     params = [*policy_net.parameters(), *value_net.parameters()]
     results = []
     for compute in (lambda: ppo_cartpole.ppo_losses(policy_net, value_net, batch, cfg), lambda: loss_module(batch)):

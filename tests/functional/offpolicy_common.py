@@ -22,6 +22,30 @@ def transition(batch=(6,), seed=0, dtype=torch.float64) -> tuple[TensorDict, tor
     return td, g
 
 
+def replay_td(kind: str, **options) -> TensorDict:
+    """The registry's float64 replayed transition of ``kind`` (``tests.specs._inputs.off_policy_td``)."""
+    from tests.specs._inputs import off_policy_td
+
+    return off_policy_td(0, torch.float64, kind=kind, **options)
+
+
+def base_loss(name: str):
+    """The registry's replay loss whose keys class the keys class of ``name`` directly extends:
+    the loss it is built on (CrossQ on SAC, TD3+BC on TD3)."""
+    from tests.specs import by_name, tagged
+
+    base = by_name(name).keys.__bases__[0]
+    (spec,) = [s for s in tagged("replay") if s.keys is base]
+    return spec.function
+
+
+def assert_same(a: TensorDict, b: TensorDict) -> None:
+    """Same output keys, values equal to float64 rounding."""
+    assert set(a.keys()) == set(b.keys())
+    for key in a.keys():
+        torch.testing.assert_close(a[key], b[key], rtol=1e-12, atol=1e-12, msg=lambda m, k=key: f"{k}: {m}")
+
+
 def randn(g, *shape, dtype=torch.float64, grad=False):
     x = torch.randn(*shape, generator=g, dtype=dtype)
     return x.requires_grad_(grad)

@@ -11,12 +11,16 @@ from tensordict import TensorDict
 from tensordict.nn import CompositeDistribution
 from torch import distributions as D
 from torchrl.modules import MaskedCategorical
-from torchrl.objectives import A2CLoss as TorchRLA2C
 from torchrl.objectives import ValueEstimators
+from torchrl.objectives.value import GAE
 
 from tests.builders import assert_td_close, make_data, make_nets
+from tests.specs import by_name
 from torchrl_functional.errors import EntryDtypeError, HyperparameterError, MissingEntryError
 from torchrl_functional.functional import A2CKeys, a2c_loss, value_target
+
+from .onpolicy_common import batch, check, fd, logits_batch
+from .test_estimators import B, T, _signals, _torchrl
 
 
 def test_a2c_hand_computed():
@@ -39,7 +43,7 @@ def test_a2c_hand_computed():
 def test_a2c_called_by_hand_matches_torchrl(dist):
     nets = make_nets(dist, seed=1)
     data = make_data(dist, (16,), seed=1, nets=nets)
-    ref = TorchRLA2C(nets.actor, nets.critic, entropy_coeff=0.05)
+    ref = by_name("a2c_loss").torchrl(nets.actor, nets.critic, entropy_coeff=0.05)
     torch.manual_seed(0)
     want = ref(data.clone())
     params = nets.actor.get_dist_params(data.select("observation"))
@@ -145,3 +149,47 @@ def test_vtrace_scores_the_stored_action_with_the_current_policy(estimator):
     given = data.clone()
     given["advantage"], given["value_target"] = adv, target
     assert_td_close(out, a2c_loss(given, D.Categorical, entropy_bonus=False))
+
+
+def test_entropy_coeff_gradient_matches_finite_differences():
+    td = logits_batch(dtype=torch.float64, requires_grad=False, B=16)
+
+    def total(h):
+        out = a2c_loss(td, D.Categorical, entropy_coeff=h)
+        return sum(v for k, v in out.items() if k.startswith("loss_"))
+
+    x = torch.tensor(0.1, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(total(x), x)
+    want = fd(lambda h: total(torch.tensor(h, dtype=torch.float64)).item(), 0.1)
+    assert grad.item() == pytest.approx(want, rel=1e-4, abs=1e-8)
+
+
+def test_multi_agent_entries_keep_time_at_the_tensordict_time_dim():
+    """``[B, T]`` TensorDict, ``[B, T, N, 1]`` entries: the estimate runs along T for each agent
+    (a float64 per-agent loop with TorchRL's GAE), not along the agent axis (the entries' dim -2)."""
+    n_agents = 4
+    s = _signals(seed=7, shape=(B, T, n_agents), dtype=torch.float64)
+    g = torch.Generator().manual_seed(2)
+    td = TensorDict({
+        "log_prob": torch.randn(B, T, n_agents, generator=g, dtype=torch.float64),
+        "action_log_prob": torch.randn(B, T, n_agents, generator=g, dtype=torch.float64),
+        "entropy": torch.rand(B, T, n_agents, generator=g, dtype=torch.float64),
+        "state_value": s["state_value"],
+        "next": {"state_value": s["next_state_value"], "reward": s["reward"], "done": s["done"],
+                 "terminated": s["terminated"]},
+    }, [B, T])
+    # gamma and lmbda exact in float32 (TorchRL's estimator stores them as float32 buffers)
+    out = a2c_loss(td, gamma=0.5, lmbda=0.75, reduction="none", loss_critic_type="l2", entropy_bonus=False)
+    want_adv = torch.empty_like(s["state_value"])
+    want_target = torch.empty_like(s["state_value"])
+    for agent in range(n_agents):
+        per_agent = TensorDict({k: v[:, :, agent] for k, v in td.items(True, True) if k != "log_prob"
+                                and k != "action_log_prob" and k != "entropy"}, [B, T])
+        adv, target = _torchrl(GAE, per_agent, gamma=0.5, lmbda=0.75)
+        want_adv[:, :, agent], want_target[:, :, agent] = adv, target
+    torch.testing.assert_close(out["loss_objective"], -(td["log_prob"].unsqueeze(-1) * want_adv).squeeze(-1))
+    torch.testing.assert_close(out["loss_critic"], ((want_target - s["state_value"]) ** 2).squeeze(-1))
+
+
+def test_fractional_samples_mc_entropy_is_refused():
+    check(a2c_loss, batch(), HyperparameterError, "samples_mc_entropy", samples_mc_entropy=1.5)

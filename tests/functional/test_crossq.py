@@ -9,13 +9,14 @@ import torch
 
 import torchrl_functional.functional.crossq as crossq_module
 from torchrl_functional.errors import EntryShapeError, MissingEntryError
-from torchrl_functional.functional import crossq_loss, sac_loss
+from torchrl_functional.functional import crossq_loss
 
 from .offpolicy_common import (
     assert_bad,
     assert_fd,
     assert_pure,
     assert_stateless,
+    base_loss,
     randn,
     transition,
 )
@@ -55,7 +56,7 @@ def test_matches_python_reference():
 def test_is_sac_without_priority_weights_and_next_half_detached():
     td = make()
     td["priority_weight"] = torch.rand(B, dtype=torch.float64)
-    ours, sac = crossq_loss(td), sac_loss(td.exclude("priority_weight"))
+    ours, sac = crossq_loss(td), base_loss("crossq_loss")(td.exclude("priority_weight"))
     for key in ("loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy", "td_error"):
         torch.testing.assert_close(ours[key], sac[key], rtol=0, atol=0)
     ours["loss_qvalue"].backward()

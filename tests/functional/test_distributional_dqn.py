@@ -1,5 +1,5 @@
 """distributional_dqn_loss and categorical_projection: a float64 loop, hand-computed numbers,
-TorchRL's DistributionalDQNLoss on n-step data, bad input."""
+TorchRL's class on n-step data, bad input."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ import warnings
 import pytest
 import torch
 from tensordict import TensorDict
-from torchrl import objectives as torchrl_objectives
 
+from tests.specs import by_name
 from tests.specs.distributional_dqn import ATOMS, SUPPORT, distributional_actor, inputs
-from torchrl_functional import modules
 from torchrl_functional.errors import EntryShapeError, HyperparameterError, MissingEntryError
 from torchrl_functional.functional import categorical_projection, distributional_dqn_loss
 
@@ -89,8 +88,9 @@ def test_module_matches_torchrl_on_nstep_data():
     """n-step data (``steps_to_next_obs`` ``[B, 1]``): TorchRL discounts by ``gamma ** steps``."""
     warnings.simplefilter("ignore")
     actor = distributional_actor()
-    ref = torchrl_objectives.DistributionalDQNLoss(actor, gamma=0.9)
-    mine = modules.DistributionalDQNLoss(copy.deepcopy(actor), gamma=0.9)
+    spec = by_name("distributional_dqn_loss")
+    ref = spec.torchrl(actor, gamma=0.9)
+    mine = spec.module(copy.deepcopy(actor), gamma=0.9)
     mine.load_state_dict(ref.state_dict())
     g = torch.Generator().manual_seed(3)
     B = 8

@@ -1,5 +1,5 @@
-"""Bad input to the on-policy losses: each case raises the library's exception naming the
-loss and the entry, and leaves the input untouched."""
+"""Bad input to the on-policy losses (the registry's ``"on_policy"`` specs): each case raises
+the library's exception naming the loss and the entry, and leaves the input untouched."""
 
 from __future__ import annotations
 
@@ -8,69 +8,26 @@ import torch
 from tensordict import TensorDict
 from torch.distributions import Categorical
 
+from tests.specs import tagged
 from torchrl_functional.errors import (
     EntryDtypeError,
     EntryRequiresGradError,
     EntryShapeError,
     HyperparameterError,
-    LossInputError,
     MissingEntryError,
 )
-from torchrl_functional.functional import (
-    a2c_loss,
-    clip_ppo_loss,
-    klpen_ppo_loss,
-    ppo_loss,
-    reinforce_loss,
-)
 
-LOSSES = {
-    "ppo_loss": ppo_loss,
-    "clip_ppo_loss": clip_ppo_loss,
-    "klpen_ppo_loss": klpen_ppo_loss,
-    "a2c_loss": a2c_loss,
-    "reinforce_loss": reinforce_loss,
-}
-USES_BEHAVIOUR_LOG_PROB = ("ppo_loss", "clip_ppo_loss", "klpen_ppo_loss")
+from .onpolicy_common import batch
+from .onpolicy_common import check as check_fn
 
-
-def batch(B=6, N=3):
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(B, N, generator=g, requires_grad=True)
-    return TensorDict(
-        {
-            "actor_output": {"logits": logits},
-            "old_actor_output": {"logits": logits.detach() + 0.1},
-            "action": torch.randint(N, (B,), generator=g),
-            "action_log_prob": torch.randn(B, generator=g),
-            "advantage": torch.randn(B, 1, generator=g),
-            "value_target": torch.randn(B, 1, generator=g),
-            "state_value": torch.randn(B, 1, generator=g, requires_grad=True),
-            "old_state_value": torch.randn(B, 1, generator=g),
-            "next": {
-                "reward": torch.randn(B, 1, generator=g),
-                "done": torch.zeros(B, 1, dtype=torch.bool),
-                "terminated": torch.zeros(B, 1, dtype=torch.bool),
-                "state_value": torch.randn(B, 1, generator=g),
-            },
-        },
-        [B],
-    )
+LOSSES = {s.name: s.function for s in tagged("on_policy")}
+USES_BEHAVIOUR_LOG_PROB = [s.name for s in tagged("importance_ratio")]
+#: hyperparameters read whatever the layout (an estimator's are read only when it estimates)
+ENTRY_HYPERS = [(s.name, h.name) for s in tagged("on_policy") for h in s.hypers if h.entry and h.layouts is None]
 
 
 def check(name, td, exc, entry, match=None, **kwargs):
-    snapshot = td.clone()
-    with pytest.raises(exc) as info:
-        LOSSES[name](td, Categorical, **kwargs)
-    err = info.value
-    assert isinstance(err, LossInputError)
-    assert err.loss == name
-    assert err.entry == entry, (err.entry, entry)
-    text = str(err)
-    assert name in text and (entry is None or str(entry if isinstance(entry, str) else entry[-1]) in text)
-    if match:
-        assert match in text, text
-    assert (td == snapshot).all()
+    check_fn(LOSSES[name], td, exc, entry, match, **kwargs)
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
@@ -189,68 +146,52 @@ def test_bad_reduction_and_critic_type(name):
     check(name, td, HyperparameterError, "value_estimator", value_estimator="mc")
 
 
-@pytest.mark.parametrize(
-    "name, kwargs, entry",
-    [
-        ("clip_ppo_loss", {"clip_epsilon": 1.5}, "clip_epsilon"),
-        ("clip_ppo_loss", {"clip_epsilon": -0.1}, "clip_epsilon"),
-        ("clip_ppo_loss", {"clip_epsilon": torch.tensor(2.0)}, "clip_epsilon"),
-        ("clip_ppo_loss", {"clip_epsilon": (0.1, 0.2, 0.3)}, "clip_epsilon"),
-        ("clip_ppo_loss", {"clip_epsilon": (0.1, 0.2), "clip_value": True}, "clip_value"),
-        ("ppo_loss", {"critic_coeff": -1.0}, "critic_coeff"),
-        ("ppo_loss", {"samples_mc_entropy": 0}, "samples_mc_entropy"),
-        ("ppo_loss", {"max_importance_ratio": 0.0}, "max_importance_ratio"),
-        ("klpen_ppo_loss", {"beta": -1.0}, "beta"),
-        ("klpen_ppo_loss", {"dtarg": 0.0}, "dtarg"),
-        ("klpen_ppo_loss", {"increment": 0.5}, "increment"),
-        ("klpen_ppo_loss", {"decrement": 1.5}, "decrement"),
-        ("klpen_ppo_loss", {"samples_mc_kl": 0}, "samples_mc_kl"),
-        ("a2c_loss", {"samples_mc_entropy": 1.5}, "samples_mc_entropy"),
-    ],
-)
-def test_out_of_range_hyperparameters(name, kwargs, entry):
-    check(name, batch(), HyperparameterError, entry, **kwargs)
-
-
-def test_hyperparameter_entry_shape_and_dtype():
+@pytest.mark.parametrize("name, hyper", ENTRY_HYPERS, ids=[f"{n}-{h}" for n, h in ENTRY_HYPERS])
+def test_hyperparameter_entry_shape_and_dtype(name, hyper):
     td = batch()
-    td["clip_epsilon"] = torch.full((6, 2), 0.2)
-    check("clip_ppo_loss", td, EntryShapeError, "clip_epsilon")
+    td[hyper] = torch.full((6, 2), 0.2)
+    check(name, td, EntryShapeError, hyper)
     td = batch()
-    td["entropy_coeff"] = torch.ones(6, dtype=torch.bool)
-    check("clip_ppo_loss", td, EntryDtypeError, "entropy_coeff")
+    td[hyper] = torch.ones(6, dtype=torch.bool)
+    check(name, td, EntryDtypeError, hyper)
 
 
-def test_klpen_needs_old_distribution():
-    check("klpen_ppo_loss", batch().exclude("old_actor_output"), MissingEntryError, "old_actor_output", "behaviour")
+@pytest.mark.parametrize("name", [s.name for s in tagged("kl_penalty")])
+def test_kl_penalty_needs_old_distribution(name):
+    check(name, batch().exclude("old_actor_output"), MissingEntryError, "old_actor_output", "behaviour")
 
 
-def test_dist_class_problems():
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_dist_class_problems(name):
+    fn = LOSSES[name]
     td = batch()
-    with pytest.raises(HyperparameterError, match="clip_ppo_loss.*dist_class"):
-        clip_ppo_loss(td)
-    with pytest.raises(HyperparameterError, match="clip_ppo_loss.*actor_output.*Normal"):
-        clip_ppo_loss(td, torch.distributions.Normal)
+    with pytest.raises(HyperparameterError, match=f"{name}.*dist_class"):
+        fn(td)
+    with pytest.raises(HyperparameterError, match=f"{name}.*actor_output.*Normal"):
+        fn(td, torch.distributions.Normal)
     td2 = batch()
     td2["actor_output"] = td2["actor_output", "logits"]
     with pytest.raises(EntryShapeError, match="sub-TensorDict"):
-        clip_ppo_loss(td2, Categorical)
+        fn(td2, Categorical)
     td3 = batch()
     td3["action"] = torch.zeros(6, 3, dtype=torch.long)  # one-hot-shaped action for a Categorical
-    with pytest.raises(EntryShapeError, match="clip_ppo_loss.*action"):
-        clip_ppo_loss(td3, Categorical)
+    with pytest.raises(EntryShapeError, match=f"{name}.*action"):
+        fn(td3, Categorical)
 
 
-def test_not_a_tensordict_and_bad_keys():
-    with pytest.raises(TypeError, match="clip_ppo_loss.*TensorDict"):
-        clip_ppo_loss({"action": torch.zeros(3)}, Categorical)
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_not_a_tensordict_and_bad_keys(name):
+    fn = LOSSES[name]
+    with pytest.raises(TypeError, match=f"{name}.*TensorDict"):
+        fn({"action": torch.zeros(3)}, Categorical)
     with pytest.raises(TypeError, match="keys"):
-        clip_ppo_loss(batch(), Categorical, keys={"no_such_entry": "x"})
+        fn(batch(), Categorical, keys={"no_such_entry": "x"})
     with pytest.raises(TypeError, match="keys"):
-        clip_ppo_loss(batch(), Categorical, keys=3)
+        fn(batch(), Categorical, keys=3)
 
 
-def test_missing_entry_error_is_a_key_error_with_readable_text():
+@pytest.mark.parametrize("name", USES_BEHAVIOUR_LOG_PROB)
+def test_missing_entry_error_is_a_key_error_with_readable_text(name):
     with pytest.raises(KeyError) as info:
-        clip_ppo_loss(batch().exclude("action_log_prob"), Categorical)
-    assert str(info.value).startswith("clip_ppo_loss: 'action_log_prob': not found")
+        LOSSES[name](batch().exclude("action_log_prob"), Categorical)
+    assert str(info.value).startswith(f"{name}: 'action_log_prob': not found")

@@ -14,11 +14,10 @@ from torchrl.objectives.utils import ValueEstimators
 from torchrl.objectives.value import GAE, TD0Estimator, TD1Estimator, TDLambdaEstimator
 from torchrl.objectives.value.advantages import MultiAgentGAE, _standardize_by_group
 
+from tests.specs import tagged
 from torchrl_functional.errors import EntryShapeError, HyperparameterError
 from torchrl_functional.functional import (
     EstimatorOptions,
-    a2c_loss,
-    clip_ppo_loss,
     estimate_advantage,
     estimator_name,
     standardize,
@@ -193,38 +192,13 @@ def test_time_dim_rule():
         time_dim_of(TensorDict({}, []))
 
 
-def test_multi_agent_entries_keep_time_at_the_tensordict_time_dim():
-    """``[B, T]`` TensorDict, ``[B, T, N, 1]`` entries: the estimate runs along T for each agent
-    (a float64 per-agent loop with TorchRL's GAE), not along the agent axis (the entries' dim -2)."""
-    n_agents = 4
-    s = _signals(seed=7, shape=(B, T, n_agents), dtype=torch.float64)
-    g = torch.Generator().manual_seed(2)
-    td = TensorDict({
-        "log_prob": torch.randn(B, T, n_agents, generator=g, dtype=torch.float64),
-        "action_log_prob": torch.randn(B, T, n_agents, generator=g, dtype=torch.float64),
-        "entropy": torch.rand(B, T, n_agents, generator=g, dtype=torch.float64),
-        "state_value": s["state_value"],
-        "next": {"state_value": s["next_state_value"], "reward": s["reward"], "done": s["done"],
-                 "terminated": s["terminated"]},
-    }, [B, T])
-    # gamma and lmbda exact in float32 (TorchRL's estimator stores them as float32 buffers)
-    out = a2c_loss(td, gamma=0.5, lmbda=0.75, reduction="none", loss_critic_type="l2", entropy_bonus=False)
-    want_adv = torch.empty_like(s["state_value"])
-    want_target = torch.empty_like(s["state_value"])
-    for agent in range(n_agents):
-        per_agent = TensorDict({k: v[:, :, agent] for k, v in td.items(True, True) if k != "log_prob"
-                                and k != "action_log_prob" and k != "entropy"}, [B, T])
-        adv, target = _torchrl(GAE, per_agent, gamma=0.5, lmbda=0.75)
-        want_adv[:, :, agent], want_target[:, :, agent] = adv, target
-    torch.testing.assert_close(out["loss_objective"], -(td["log_prob"].unsqueeze(-1) * want_adv).squeeze(-1))
-    torch.testing.assert_close(out["loss_critic"], ((want_target - s["state_value"]) ** 2).squeeze(-1))
-
-
-def test_estimation_needs_a_batched_tensordict():
+@pytest.mark.parametrize("spec", tagged("on_policy"), ids=lambda s: s.name)
+def test_estimation_needs_a_batched_tensordict(spec):
     s = _signals(seed=8)
     td = _td(s).clone()
     td.batch_size = []
     td["log_prob"] = torch.randn(B, T)
     td["action_log_prob"] = torch.randn(B, T)
+    td["entropy"] = torch.rand(B, T)
     with pytest.raises(EntryShapeError, match="no batch dimension"):
-        clip_ppo_loss(td, entropy_bonus=False)
+        spec.function(td)

@@ -9,11 +9,10 @@ import math
 
 import pytest
 import torch
-import torchrl.objectives.gail as trl_gail
 from tensordict import TensorDict
 
+from tests.specs import by_name
 from tests.specs.gail import _discriminator
-from torchrl_functional import modules
 from torchrl_functional.errors import EntryShapeError, HyperparameterError, MissingEntryError
 from torchrl_functional.functional import gail_loss, gradient_penalty
 
@@ -75,8 +74,9 @@ def test_bad_inputs():
 
 def test_module_renamed_keys_and_no_torchrl_forward(monkeypatch):
     disc = _discriminator()
-    theirs = trl_gail.GAILLoss(disc, use_grad_penalty=True, gp_lambda=0.3)
-    ours = modules.GAILLoss(copy.deepcopy(disc), use_grad_penalty=True, gp_lambda=0.3)
+    spec = by_name("gail_loss")
+    theirs = spec.torchrl(disc, use_grad_penalty=True, gp_lambda=0.3)
+    ours = spec.module(copy.deepcopy(disc), use_grad_penalty=True, gp_lambda=0.3)
     renamed = {"collector_observation": "c_obs", "collector_action": "c_act"}
     for loss in (theirs, ours):
         loss.set_keys(**renamed)
@@ -85,7 +85,7 @@ def test_module_renamed_keys_and_no_torchrl_forward(monkeypatch):
                      "c_obs": torch.randn(5, 3, generator=g), "c_act": torch.randn(5, 2, generator=g)}, [5])
     torch.manual_seed(0)
     ref = theirs(td.clone())
-    monkeypatch.setattr(trl_gail.GAILLoss, "forward", lambda *a, **k: (_ for _ in ()).throw(AssertionError("reached")))
+    monkeypatch.setattr(spec.torchrl, "forward", lambda *a, **k: (_ for _ in ()).throw(AssertionError("reached")))
     torch.manual_seed(0)
     out = ours(td.clone())
     for k in ("loss", "gp_loss"):

@@ -89,7 +89,7 @@ def test_stop_gradients_and_finite_differences():
 
 
 def test_expectile_bounds_are_allowed():
-    """``expectile=1`` (TorchRL's IQLLoss accepts it) weighs only ``Q > V``; ``0`` only ``Q <= V``."""
+    """``expectile=1`` (TorchRL's class accepts it) weighs only ``Q > V``; ``0`` only ``Q <= V``."""
     td = make()
     q = td["target_state_action_value"].detach().min(0)[0]
     u = q - td["state_value"].detach()

@@ -13,7 +13,6 @@ from tests.specs.mappo import marl_td
 from torchrl_functional.errors import EntryShapeError, HyperparameterError, MissingEntryError
 from torchrl_functional.functional import (
     ValueNormalizer,
-    clip_ppo_loss,
     ippo_loss,
     mappo_loss,
     percentile_update,
@@ -22,6 +21,8 @@ from torchrl_functional.functional import (
     running_normalize,
     running_update,
 )
+
+from .onpolicy_common import clipped_ratio_spec
 
 
 def _batches(seed=0, n=4):
@@ -107,8 +108,9 @@ def test_mappo_critic_on_normalised_entries_and_returned_statistics():
 def test_mappo_without_value_norm_is_clip_ppo_with_mappo_defaults():
     td = marl_td(1)
     out = mappo_loss(td, categorical, gamma=0.9, lmbda=0.8)
-    ref = clip_ppo_loss(td, categorical, gamma=0.9, lmbda=0.8, value_estimator="magae", normalize_advantage=True,
-                        normalize_advantage_exclude_dims=(-2,))
+    clip_ppo = clipped_ratio_spec().function
+    ref = clip_ppo(td, categorical, gamma=0.9, lmbda=0.8, value_estimator="magae", normalize_advantage=True,
+                   normalize_advantage_exclude_dims=(-2,))
     for k in ref.keys():
         torch.testing.assert_close(out[k], ref[k], rtol=0, atol=0)
     assert "value_norm" not in out.keys()

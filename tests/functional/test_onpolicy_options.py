@@ -1,6 +1,6 @@
-"""On-policy functional losses: options a TorchRL user reaches for. ``clip_value=True`` with a
-per-sample ``clip_epsilon`` entry, ``ValueEstimators`` members, the kernels at the package top
-level, explicit randomness under ``vmap``, ``torch.compile`` with the finite-check switch."""
+"""On-policy functional losses (the registry's ``"on_policy"`` specs): options a TorchRL user
+reaches for. ``ValueEstimators`` members, the kernels at the package top level, explicit
+randomness under ``vmap``, ``torch.compile`` with the finite-check switch."""
 
 from __future__ import annotations
 
@@ -11,66 +11,41 @@ import torch
 from tensordict import TensorDict
 from torch import distributions as D
 from torchrl.modules import TanhNormal
-from torchrl.objectives import ClipPPOLoss as TorchRLClip
 from torchrl.objectives import ValueEstimators
 
 import torchrl_functional
 from tests.builders import assert_td_close, make_data, make_nets
+from tests.specs import tagged
 from torchrl_functional.errors import EntryShapeError
-from torchrl_functional.functional import _validation, a2c_loss, clip_ppo_loss, ppo_loss
+from torchrl_functional.functional import _validation
+
+from .onpolicy_common import given_batch
+
+ON_POLICY = tagged("on_policy")
+#: the losses that need no behaviour distribution (a KL penalty does)
+NO_OLD_POLICY = [s for s in ON_POLICY if "kl_penalty" not in s.tags]
+#: ... and draw Monte-Carlo entropy samples from an explicit generator
+WITH_GENERATOR = [s for s in NO_OLD_POLICY if "generator" in s.random]
 
 
-def _given(seed=0, B=8):
-    nets = make_nets("categorical", seed=seed)
-    data = make_data("categorical", (B,), seed=seed, nets=nets)
-    data["actor_output"] = nets.actor.get_dist_params(data.select("observation")).select("logits")
-    data["old_state_value"] = data["state_value"] + 0.3 * torch.randn(B, 1, generator=torch.Generator().manual_seed(1))
-    return nets, data
-
-
-def test_clip_value_true_uses_the_clip_epsilon_entry():
-    """A constant ``clip_epsilon`` entry equals TorchRL with that ``clip_epsilon`` (clip_value=True)."""
-    nets, data = _given()
-    with_entry = data.clone()
-    with_entry["clip_epsilon"] = torch.full((8,), 0.05)
-    with_entry["old_state_value"] = data["state_value"]  # TorchRL's old values: the data's entry
-    with_entry["state_value"] = nets.critic(data.select("observation"))["state_value"]
-    got = clip_ppo_loss(with_entry, D.Categorical, clip_epsilon=0.3, clip_value=True, entropy_bonus=False)
-    ref = TorchRLClip(nets.actor, nets.critic, clip_epsilon=0.05, clip_value=True, entropy_bonus=False)
-    want = ref(data.clone())
-    for key in ("loss_objective", "loss_critic", "value_clip_fraction"):
-        torch.testing.assert_close(got[key], want[key])
-
-
-def test_clip_value_true_per_sample_radius_float64_loop():
-    _, data = _given()
-    data = data.apply(lambda x: x.double() if x.is_floating_point() else x)
-    eps = torch.linspace(0.01, 0.4, 8, dtype=torch.float64)
-    data["clip_epsilon"] = eps
-    out = clip_ppo_loss(data, D.Categorical, clip_value=True, loss_critic_type="l2", reduction="none",
-                        entropy_bonus=False)
-    for i in range(8):
-        v, old, tgt = (data[k][i, 0].item() for k in ("state_value", "old_state_value", "value_target"))
-        clipped = old + max(-eps[i].item(), min(eps[i].item(), v - old))
-        assert out["loss_critic"][i].item() == pytest.approx(max((tgt - v) ** 2, (tgt - clipped) ** 2))
-
-
+@pytest.mark.parametrize("spec", NO_OLD_POLICY, ids=lambda s: s.name)
 @pytest.mark.parametrize("member, name", [(ValueEstimators.TDLambda, "td_lambda"), (ValueEstimators.TD0, "td0"),
                                           (ValueEstimators.TD1, "td1"), (ValueEstimators.GAE, "gae"),
                                           (ValueEstimators.VTrace, "vtrace")])
-def test_value_estimator_accepts_torchrl_members(member, name):
+def test_value_estimator_accepts_torchrl_members(spec, member, name):
     nets = make_nets("categorical", seed=2)
     data = make_data("categorical", (2, 6), seed=2, with_advantage=False, nets=nets)
     data["actor_output"] = nets.actor.get_dist_params(data.select("observation")).select("logits")
-    assert_td_close(ppo_loss(data, D.Categorical, value_estimator=member, gamma=0.9, lmbda=0.7),
-                    ppo_loss(data, D.Categorical, value_estimator=name, gamma=0.9, lmbda=0.7))
+    assert_td_close(spec.function(data, D.Categorical, value_estimator=member, gamma=0.9, lmbda=0.7),
+                    spec.function(data, D.Categorical, value_estimator=name, gamma=0.9, lmbda=0.7))
 
 
-def test_flat_advantage_names_the_outer_product():
-    _, data = _given()
+@pytest.mark.parametrize("spec", NO_OLD_POLICY, ids=lambda s: s.name)
+def test_flat_advantage_names_the_outer_product(spec):
+    _, data = given_batch()
     data["advantage"] = data["advantage"].squeeze(-1)
     with pytest.raises(EntryShapeError, match="outer product"):
-        clip_ppo_loss(data, D.Categorical)
+        spec.function(data, D.Categorical)
 
 
 def test_kernels_are_importable_from_the_top_level():
@@ -95,38 +70,47 @@ def _tasks(n=3, B=5):
     }, [n, B])
 
 
-def _entropy_loss(td, generator):
-    return clip_ppo_loss(td, TanhNormal, generator=generator)["loss_entropy"]
+def _entropy_loss(spec):
+    def loss(td, generator):
+        return spec.function(td, TanhNormal, generator=generator)["loss_entropy"]
+
+    return loss
 
 
-def test_vmap_tanh_normal_entropy_with_a_generator_different_randomness():
+@pytest.mark.parametrize("spec", WITH_GENERATOR, ids=lambda s: s.name)
+def test_vmap_tanh_normal_entropy_with_a_generator_different_randomness(spec):
     """``randomness="different"`` with ``generator=``: one independent draw per task, from the
     generator (reproducible: same generator state, same numbers)."""
     tasks = _tasks()
-    out = torch.vmap(_entropy_loss, in_dims=(0, None), randomness="different")(tasks, torch.Generator().manual_seed(0))
-    again = torch.vmap(_entropy_loss, in_dims=(0, None), randomness="different")(tasks, torch.Generator().manual_seed(0))
+    entropy_loss = _entropy_loss(spec)
+    out = torch.vmap(entropy_loss, in_dims=(0, None), randomness="different")(tasks, torch.Generator().manual_seed(0))
+    again = torch.vmap(entropy_loss, in_dims=(0, None), randomness="different")(tasks, torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, again)
     # a task whose inputs are copied gets another draw: the tasks' noises are independent
     same_inputs = torch.stack([tasks[0], tasks[0]])
-    twin = torch.vmap(_entropy_loss, in_dims=(0, None), randomness="different")(same_inputs, torch.Generator().manual_seed(0))
+    twin = torch.vmap(entropy_loss, in_dims=(0, None), randomness="different")(same_inputs, torch.Generator().manual_seed(0))
     assert not torch.allclose(twin[0], twin[1])
 
 
-def test_vmap_tanh_normal_entropy_same_randomness_equals_a_loop_with_one_draw():
+@pytest.mark.parametrize("spec", WITH_GENERATOR, ids=lambda s: s.name)
+def test_vmap_tanh_normal_entropy_same_randomness_equals_a_loop_with_one_draw(spec):
     """``randomness="same"``: every task uses the same noise, as a loop that replays the generator."""
     tasks = _tasks()
-    out = torch.vmap(_entropy_loss, in_dims=(0, None), randomness="same")(tasks, torch.Generator().manual_seed(0))
-    loop = torch.stack([_entropy_loss(tasks[i], torch.Generator().manual_seed(0)) for i in range(3)])
+    entropy_loss = _entropy_loss(spec)
+    out = torch.vmap(entropy_loss, in_dims=(0, None), randomness="same")(tasks, torch.Generator().manual_seed(0))
+    loop = torch.stack([entropy_loss(tasks[i], torch.Generator().manual_seed(0)) for i in range(3)])
     torch.testing.assert_close(out, loop)
 
 
-def test_vmap_global_rng_needs_same_randomness():
+@pytest.mark.parametrize("spec", WITH_GENERATOR, ids=lambda s: s.name)
+def test_vmap_global_rng_needs_same_randomness(spec):
     """With ``generator=None`` TorchRL's sampler draws in place: ``vmap`` refuses "different"
     randomness; "same" works (documented modes)."""
     tasks = _tasks()
+    entropy_loss = _entropy_loss(spec)
     with pytest.raises(RuntimeError, match="randomness"):
-        torch.vmap(lambda td: _entropy_loss(td, None), randomness="different")(tasks)
-    torch.vmap(lambda td: _entropy_loss(td, None), randomness="same")(tasks)
+        torch.vmap(lambda td: entropy_loss(td, None), randomness="different")(tasks)
+    torch.vmap(lambda td: entropy_loss(td, None), randomness="same")(tasks)
 
 
 # ----------------------------------------------------------------------------- compile
@@ -149,8 +133,9 @@ def test_compile_fullgraph_never_reads_the_finite_check_switch(monkeypatch):
     versions whose Dynamo cannot read a ``ContextVar`` (checked on 2.13.0 when this was written)."""
     monkeypatch.setattr(_validation, "_CHECK_FINITE", _UntraceableSwitch())
     torch._dynamo.reset()
-    _, data = _given()
-    eager = a2c_loss(data, D.Categorical)["loss_objective"]
-    compiled = torch.compile(lambda td: a2c_loss(td, D.Categorical)["loss_objective"], fullgraph=True)
+    _, data = given_batch()
+    fn = ON_POLICY[0].function  # any on-policy loss
+    eager = fn(data, D.Categorical)["loss_objective"]
+    compiled = torch.compile(lambda td: fn(td, D.Categorical)["loss_objective"], fullgraph=True)
     torch.testing.assert_close(compiled(data), eager)
     assert not math.isnan(eager.item())

@@ -10,7 +10,6 @@ import torch
 from tensordict import TensorDict
 from torch import distributions as D
 from torch import nn
-from torchrl.objectives import ClipPPOLoss as TorchRLClip
 
 from torchrl_functional.functional import (
     adapt_kl_beta,
@@ -20,7 +19,10 @@ from torchrl_functional.functional import (
     policy_gradient_loss,
 )
 
+from .onpolicy_common import clipped_ratio_spec
+
 EPS = 0.2
+TORCHRL_CLIPPED = clipped_ratio_spec().torchrl  # TorchRL's class of the clipped PPO loss
 
 
 class _Direct(D.Distribution):
@@ -47,9 +49,9 @@ class _Actor(nn.Module):
 
 
 def _torchrl_grad(log_weight: torch.Tensor, advantage: torch.Tensor) -> torch.Tensor:
-    """d loss_objective / d log r from TorchRL's ClipPPOLoss (behaviour log-prob 0)."""
+    """d loss_objective / d log r from TorchRL's clipped PPO loss (behaviour log-prob 0)."""
     actor = _Actor(log_weight)
-    loss = TorchRLClip(actor, critic_network=None, entropy_bonus=False, clip_epsilon=EPS)
+    loss = TORCHRL_CLIPPED(actor, critic_network=None, entropy_bonus=False, clip_epsilon=EPS)
     loss.set_keys(sample_log_prob="sample_log_prob")
     n = log_weight.shape[0]
     td = TensorDict({"action": torch.zeros(n), "sample_log_prob": torch.zeros(n, dtype=log_weight.dtype),

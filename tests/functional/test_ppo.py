@@ -11,65 +11,19 @@ import torch
 from tensordict import TensorDict
 from torch.distributions import Categorical
 from torchrl.modules import IndependentNormal, TanhNormal
-from torchrl.objectives import ClipPPOLoss as TorchRLClip
-from torchrl.objectives import KLPENPPOLoss as TorchRLKLPEN
-from torchrl.objectives import PPOLoss as TorchRLPPO
 
 from tests.builders import assert_td_close, make_data, make_nets
+from tests.specs import by_name
+from torchrl_functional.errors import HyperparameterError
 from torchrl_functional.functional import (
     PPOKeys,
-    a2c_loss,
     clip_ppo_loss,
     generalized_advantage_estimate,
     klpen_ppo_loss,
     ppo_loss,
-    reinforce_loss,
-    td0_return_estimate,
-    td_lambda_return_estimate,
 )
 
-ALL_LOSSES = (ppo_loss, clip_ppo_loss, klpen_ppo_loss, a2c_loss, reinforce_loss)
-
-
-def logits_batch(B=6, N=4, seed=0, dtype=torch.float32, requires_grad=True):
-    g = torch.Generator().manual_seed(seed)
-    logits = torch.randn(B, N, generator=g, dtype=dtype).requires_grad_(requires_grad)
-    action = torch.randint(N, (B,), generator=g)
-    with torch.no_grad():
-        behaviour = Categorical(logits=logits + 0.3 * torch.randn(B, N, generator=g, dtype=dtype))
-    return TensorDict(
-        {
-            "actor_output": {"logits": logits},
-            "old_actor_output": {"logits": behaviour.logits},
-            "action": action,
-            "action_log_prob": behaviour.log_prob(action),
-            "advantage": torch.randn(B, 1, generator=g, dtype=dtype),
-            "value_target": torch.randn(B, 1, generator=g, dtype=dtype),
-            "state_value": torch.randn(B, 1, generator=g, dtype=dtype).requires_grad_(requires_grad),
-        },
-        [B],
-    )
-
-
-def trajectory_batch(B=2, T=8, seed=0, dtype=torch.float64):
-    g = torch.Generator().manual_seed(seed)
-    done = torch.rand(B, T, 1, generator=g) < 0.2
-    return TensorDict(
-        {
-            "log_prob": torch.randn(B, T, generator=g, dtype=dtype).requires_grad_(),
-            "action_log_prob": torch.randn(B, T, generator=g, dtype=dtype),
-            "entropy": torch.rand(B, T, generator=g, dtype=dtype),
-            "state_value": torch.randn(B, T, 1, generator=g, dtype=dtype).requires_grad_(),
-            "next": {
-                "state_value": torch.randn(B, T, 1, generator=g, dtype=dtype),
-                "reward": torch.randn(B, T, 1, generator=g, dtype=dtype),
-                "done": done,
-                "terminated": done & (torch.rand(B, T, 1, generator=g) < 0.5),
-            },
-        },
-        [B, T],
-    )
-
+from .onpolicy_common import batch, check, fd, given_batch, logits_batch, trajectory_batch
 
 # ----------------------------------------------------------------------------- hand-computed
 
@@ -115,16 +69,13 @@ def test_ratio_one_gives_minus_mean_advantage_and_critic_hand_computed():
 
 
 @pytest.mark.parametrize(
-    "torchrl_cls, fn, dist",
-    [
-        (TorchRLClip, clip_ppo_loss, "normal"),
-        (TorchRLClip, clip_ppo_loss, "tanh_normal"),
-        (TorchRLPPO, ppo_loss, "categorical"),
-        (TorchRLKLPEN, klpen_ppo_loss, "one_hot"),
-    ],
+    "name, dist",
+    [("clip_ppo_loss", "normal"), ("clip_ppo_loss", "tanh_normal"), ("ppo_loss", "categorical"),
+     ("klpen_ppo_loss", "one_hot")],
 )
-def test_functional_called_by_hand_matches_torchrl(torchrl_cls, fn, dist):
+def test_functional_called_by_hand_matches_torchrl(name, dist):
     """The intended user path: run the networks yourself, call the function."""
+    torchrl_cls, fn = by_name(name).torchrl, by_name(name).function
     nets = make_nets(dist, seed=1)
     data = make_data(dist, (10,), seed=2, nets=nets)
     ref = torchrl_cls(nets.actor, nets.critic)
@@ -146,11 +97,35 @@ def test_functional_called_by_hand_matches_torchrl(torchrl_cls, fn, dist):
     assert_td_close(got, expected)
 
 
+def test_clip_value_true_uses_the_clip_epsilon_entry():
+    """A constant ``clip_epsilon`` entry equals TorchRL with that ``clip_epsilon`` (clip_value=True)."""
+    nets, data = given_batch()
+    with_entry = data.clone()
+    with_entry["clip_epsilon"] = torch.full((8,), 0.05)
+    with_entry["old_state_value"] = data["state_value"]  # TorchRL's old values: the data's entry
+    with_entry["state_value"] = nets.critic(data.select("observation"))["state_value"]
+    got = clip_ppo_loss(with_entry, Categorical, clip_epsilon=0.3, clip_value=True, entropy_bonus=False)
+    ref = by_name("clip_ppo_loss").torchrl(nets.actor, nets.critic, clip_epsilon=0.05, clip_value=True,
+                                           entropy_bonus=False)
+    want = ref(data.clone())
+    for key in ("loss_objective", "loss_critic", "value_clip_fraction"):
+        torch.testing.assert_close(got[key], want[key])
+
+
+def test_clip_value_true_per_sample_radius_float64_loop():
+    _, data = given_batch()
+    data = data.apply(lambda x: x.double() if x.is_floating_point() else x)
+    eps = torch.linspace(0.01, 0.4, 8, dtype=torch.float64)
+    data["clip_epsilon"] = eps
+    out = clip_ppo_loss(data, Categorical, clip_value=True, loss_critic_type="l2", reduction="none",
+                        entropy_bonus=False)
+    for i in range(8):
+        v, old, tgt = (data[k][i, 0].item() for k in ("state_value", "old_state_value", "value_target"))
+        clipped = old + max(-eps[i].item(), min(eps[i].item(), v - old))
+        assert out["loss_critic"][i].item() == pytest.approx(max((tgt - v) ** 2, (tgt - clipped) ** 2))
+
+
 # ----------------------------------------------------------------------------- tensor hyperparameters
-
-
-def _fd(fn, x, eps=1e-6):
-    return (fn(x + eps) - fn(x - eps)) / (2 * eps)
 
 
 @pytest.mark.parametrize(
@@ -160,7 +135,6 @@ def _fd(fn, x, eps=1e-6):
         ("entropy_coeff", clip_ppo_loss, 0.05),
         ("critic_coeff", ppo_loss, 0.7),
         ("beta", klpen_ppo_loss, 0.5),
-        ("entropy_coeff", a2c_loss, 0.1),
         ("clip_value", clip_ppo_loss, 0.3),
     ],
 )
@@ -176,8 +150,8 @@ def test_hyperparameter_gradient_matches_finite_differences(name, fn, value):
 
     x = torch.tensor(value, dtype=torch.float64, requires_grad=True)
     (grad,) = torch.autograd.grad(total(x), x)
-    fd = _fd(lambda h: total(torch.tensor(h, dtype=torch.float64)).item(), value)
-    assert grad.item() == pytest.approx(fd, rel=1e-4, abs=1e-8)
+    want = fd(lambda h: total(torch.tensor(h, dtype=torch.float64)).item(), value)
+    assert grad.item() == pytest.approx(want, rel=1e-4, abs=1e-8)
 
 
 @pytest.mark.parametrize("estimator", ["gae", "td_lambda", "td1", "td0"])
@@ -191,10 +165,10 @@ def test_internal_estimate_gradient_wrt_gamma_lmbda_finite_differences(estimator
     g = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
     lam = torch.tensor(0.8, dtype=torch.float64, requires_grad=True)
     dg, dl = torch.autograd.grad(total(g, lam), (g, lam), allow_unused=True)
-    fd_g = _fd(lambda x: total(torch.tensor(x, dtype=torch.float64), 0.8).item(), 0.9)
+    fd_g = fd(lambda x: total(torch.tensor(x, dtype=torch.float64), 0.8).item(), 0.9)
     assert dg.item() == pytest.approx(fd_g, rel=1e-4)
     if estimator in ("gae", "td_lambda"):
-        fd_l = _fd(lambda x: total(0.9, torch.tensor(x, dtype=torch.float64)).item(), 0.8)
+        fd_l = fd(lambda x: total(0.9, torch.tensor(x, dtype=torch.float64)).item(), 0.8)
         assert dl.item() == pytest.approx(fd_l, rel=1e-4)
 
 
@@ -214,30 +188,6 @@ def test_internal_gae_equals_precomputed_and_detaches_values():
     assert g_obj is None or torch.count_nonzero(g_obj) == 0
     (g_crit,) = torch.autograd.grad(out["loss_critic"], td["state_value"])
     assert torch.count_nonzero(g_crit) > 0
-
-
-@pytest.mark.parametrize("estimator, kernel", [("td0", "td0"), ("td_lambda", "tdl")])
-def test_value_estimator_choice(estimator, kernel):
-    td = trajectory_batch(dtype=torch.float32)
-    v, nv = td["state_value"].detach(), td["next", "state_value"]
-    r, d, t = td["next", "reward"], td["next", "done"], td["next", "terminated"]
-    target = td0_return_estimate(0.9, nv, r, t) if kernel == "td0" else td_lambda_return_estimate(0.9, 0.7, nv, r, d, t)
-    given = td.clone()
-    given["advantage"], given["value_target"] = target - v, target
-    assert_td_close(a2c_loss(td, value_estimator=estimator, gamma=0.9, lmbda=0.7), a2c_loss(given))
-
-
-def test_time_named_dimension_is_used_for_estimation():
-    td = trajectory_batch(dtype=torch.float32, B=3, T=5)
-    swapped = td.transpose(0, 1)  # [T, B]
-    swapped.names = ["time", None]
-    got = reinforce_loss(swapped, reduction="none")
-    ref = reinforce_loss(td, reduction="none")
-    torch.testing.assert_close(got["loss_actor"], ref["loss_actor"].transpose(0, 1))
-    # same with an explicit time_dim
-    plain = td.transpose(0, 1)
-    torch.testing.assert_close(reinforce_loss(plain, reduction="none", time_dim=0)["loss_value"],
-                               ref["loss_value"].transpose(0, 1))
 
 
 # ----------------------------------------------------------------------------- entries and keys
@@ -376,33 +326,6 @@ def test_klpen_returns_adapted_beta_and_mutates_nothing():
 # ----------------------------------------------------------------------------- purity
 
 
-@pytest.mark.parametrize("fn", ALL_LOSSES)
-def test_input_unchanged_and_no_state(fn):
-    td = logits_batch()
-    td_traj = trajectory_batch(dtype=torch.float32)
-    kwargs = {"clip_value": 0.2} if fn is not reinforce_loss else {}
-    td["old_state_value"] = td["state_value"].detach() + 0.1
-    for data, dist in ((td, Categorical), (td_traj.exclude("log_prob"), None)):
-        if dist is None:
-            data = data.clone()
-            data["log_prob"] = td_traj["log_prob"]
-            if fn is klpen_ppo_loss:
-                continue
-            extra = {}
-        else:
-            extra = kwargs
-        snapshot = data.clone()
-        ids = {k: id(v) for k, v in data.items(True, True)}
-        first = fn(data, dist, **extra)
-        second = fn(data, dist, **extra)
-        assert (data == snapshot).all()
-        assert set(data.keys(True, True)) == set(snapshot.keys(True, True))
-        assert ids == {k: id(v) for k, v in data.items(True, True)}
-        assert_td_close(first, second, atol=0, rtol=0)
-    assert not isinstance(fn, torch.nn.Module)
-    assert not hasattr(fn, "__self__")
-
-
 def test_masked_entries_change_neither_values_nor_gradients():
     """Masked positions are selected away: any finite garbage there changes neither the
     values nor the gradients; non-finite garbage leaves the values intact (its gradient
@@ -435,3 +358,29 @@ def test_diagnostics_false_returns_the_same_losses_only(fn):
     assert set(lean.keys()) == expected
     for key in expected:
         assert torch.equal(lean[key], full[key]), key
+
+
+# ----------------------------------------------------------------------------- bad hyperparameters
+
+
+@pytest.mark.parametrize(
+    "fn, kwargs, entry",
+    [
+        (clip_ppo_loss, {"clip_epsilon": 1.5}, "clip_epsilon"),
+        (clip_ppo_loss, {"clip_epsilon": -0.1}, "clip_epsilon"),
+        (clip_ppo_loss, {"clip_epsilon": torch.tensor(2.0)}, "clip_epsilon"),
+        (clip_ppo_loss, {"clip_epsilon": (0.1, 0.2, 0.3)}, "clip_epsilon"),
+        (clip_ppo_loss, {"clip_epsilon": (0.1, 0.2), "clip_value": True}, "clip_value"),
+        (ppo_loss, {"critic_coeff": -1.0}, "critic_coeff"),
+        (ppo_loss, {"samples_mc_entropy": 0}, "samples_mc_entropy"),
+        (ppo_loss, {"max_importance_ratio": 0.0}, "max_importance_ratio"),
+        (klpen_ppo_loss, {"beta": -1.0}, "beta"),
+        (klpen_ppo_loss, {"dtarg": 0.0}, "dtarg"),
+        (klpen_ppo_loss, {"increment": 0.5}, "increment"),
+        (klpen_ppo_loss, {"decrement": 1.5}, "decrement"),
+        (klpen_ppo_loss, {"samples_mc_kl": 0}, "samples_mc_kl"),
+    ],
+    ids=lambda v: v.__name__ if callable(v) else None,
+)
+def test_out_of_range_hyperparameters(fn, kwargs, entry):
+    check(fn, batch(), HyperparameterError, entry, **kwargs)

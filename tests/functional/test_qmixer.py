@@ -8,10 +8,9 @@ import warnings
 import pytest
 import torch
 from tensordict.nn import TensorDictModule
-from torchrl import objectives as torchrl_objectives
 
+from tests.specs import by_name
 from tests.specs.qmixer import data, inputs, nets
-from torchrl_functional import modules
 from torchrl_functional.errors import EntryShapeError, MissingEntryError
 from torchrl_functional.functional import qmixer_loss
 
@@ -61,8 +60,9 @@ def test_module_renamed_global_value_matches_torchrl():
     warnings.simplefilter("ignore")
     actor, mixer = nets()
     mixer = TensorDictModule(mixer.module, in_keys=mixer.in_keys, out_keys=[("mixed", "q_tot")])
-    ref = torchrl_objectives.QMixerLoss(actor, mixer, delay_value=True)
-    mine = modules.QMixerLoss(copy.deepcopy(actor), copy.deepcopy(mixer), delay_value=True)
+    spec = by_name("qmixer_loss")
+    ref = spec.torchrl(actor, mixer, delay_value=True)
+    mine = spec.module(copy.deepcopy(actor), copy.deepcopy(mixer), delay_value=True)
     for loss in (ref, mine):
         loss.set_keys(global_value=("mixed", "q_tot"))
     mine.load_state_dict(ref.state_dict())

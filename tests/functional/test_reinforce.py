@@ -9,9 +9,9 @@ import pytest
 import torch
 from tensordict import TensorDict
 from torch import distributions as D
-from torchrl.objectives import ReinforceLoss as TorchRLReinforce
 
 from tests.builders import assert_td_close, make_data, make_nets
+from tests.specs import by_name
 from torchrl_functional.functional import ReinforceKeys, reinforce_loss
 
 
@@ -31,7 +31,7 @@ def test_reinforce_hand_computed_and_advantage_detached():
 def test_reinforce_called_by_hand_matches_torchrl(with_advantage):
     nets = make_nets("normal", seed=1)
     data = make_data("normal", (3, 5), seed=1, with_advantage=with_advantage, nets=nets)
-    ref = TorchRLReinforce(nets.actor, nets.critic)
+    ref = by_name("reinforce_loss").torchrl(nets.actor, nets.critic)
     ref.make_value_estimator(gamma=0.9, lmbda=0.7)
     want = ref(data.clone())
     td = data.clone()

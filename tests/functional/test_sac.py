@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from tensordict import TensorDict
 
 import torchrl_functional.functional.sac as sac_module
 from torchrl_functional.errors import EntryShapeError, HyperparameterError, MissingEntryError
@@ -18,6 +19,7 @@ from .offpolicy_common import (
     assert_pure,
     assert_stateless,
     randn,
+    replay_td,
     transition,
 )
 
@@ -140,3 +142,55 @@ def test_bad_inputs():
     bad["next", "logits"] = bad["next", "logits"][..., :2]
     assert_bad(discrete_sac_loss, bad, EntryShapeError, "discrete_sac_loss", ("next", "logits"))
     assert_bad(discrete_sac_loss, d, HyperparameterError, "discrete_sac_loss", "action_space", action_space="binary")
+
+
+# ----------------------------------------------------------------------------- composite actions
+
+
+def test_auto_target_entropy_counts_every_head_of_a_composite_action():
+    """``target_entropy="auto"`` is minus the action dimensions per sample (TorchRL's rule): with a
+    composite action (a sub-TensorDict), summed over its heads; a head of the wrong batch raises."""
+    td = replay_td("sac")
+    b = td["next", "reward"].shape[0]
+    a = sac_loss(td, log_alpha=0.3)["loss_alpha"]
+    composite = td.clone()
+    composite["action"] = TensorDict({"a1": torch.zeros(b, 2), "a2": torch.zeros(b, 3, 2)}, [b])
+    lp = td["log_prob"]
+    expected = (-torch.tensor(0.3, dtype=torch.float64) * (lp + (-8.0))).mean()
+    torch.testing.assert_close(sac_loss(composite, log_alpha=0.3)["loss_alpha"], expected)
+    assert not torch.allclose(a, expected)
+    bad = composite.clone()
+    bad["action"] = TensorDict({"a1": torch.zeros(b, 2), "a2": torch.zeros(1, b, 2)}, [])
+    assert_bad(sac_loss, bad, EntryShapeError, "sac_loss", ("action", "a2"))
+
+
+def test_discrete_skip_done_states_matches_python_reference():
+    """With ``skip_done_states`` a done transition bootstraps from 0 (truncated ones too: TorchRL's
+    option), and its next-state entries are not read (NaN there changes nothing)."""
+    td = _discrete()
+    done = td["next", "done"][:, 0]
+    assert done.any() and (done & ~td["next", "terminated"][:, 0]).any()
+    nan = td.clone()
+    nan["next", "logits"][done] = float("nan")
+    nan["next", "action_value"][:, done] = float("nan")
+    out = discrete_sac_loss(nan, log_alpha=math.log(0.5), gamma=0.9, loss_function="l2", skip_done_states=True,
+                            reduction="none")
+    d = td.detach()
+    for i in range(B):
+        v = 0.0
+        if not done[i]:
+            z = [math.exp(x) for x in d["next", "logits"][i].tolist()]
+            p = [x / sum(z) for x in z]
+            v = sum(p[a] * (min(d["next", "action_value"][e, i, a].item() for e in range(E)) - 0.5 * math.log(p[a]))
+                    for a in range(N))
+        y = d["next", "reward"][i, 0].item() + 0.9 * (not d["next", "terminated"][i, 0]) * v
+        act = int(d["action"][i])
+        q = sum((d["action_value"][e, i, act].item() - y) ** 2 for e in range(E))
+        assert out["loss_qvalue"][i].item() == pytest.approx(q, rel=1e-10)
+    # without done transitions the option only changes log pi's rounding
+    never_done = td.clone()
+    never_done["next", "done"].zero_()
+    never_done["next", "terminated"].zero_()
+    a = discrete_sac_loss(never_done, skip_done_states=True)
+    b = discrete_sac_loss(never_done)
+    torch.testing.assert_close(a["loss_qvalue"], b["loss_qvalue"], rtol=1e-12, atol=1e-12)

@@ -1,5 +1,5 @@
-"""sac_v1_loss (SAC with a value network) and discrete_sac_loss(skip_done_states=True)
-against plain-Python computations, finite differences, stop-gradients, purity and bad inputs."""
+"""sac_v1_loss (SAC with a value network) against plain-Python computations, finite differences,
+stop-gradients, purity and bad inputs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from torchrl_functional.errors import EntryShapeError, MissingEntryError
-from torchrl_functional.functional import discrete_sac_loss, sac_v1_loss
+from torchrl_functional.functional import sac_v1_loss
 
 from .offpolicy_common import assert_bad, assert_fd, assert_pure, randn, transition
 
@@ -80,45 +80,3 @@ def test_sac_v1_pure_and_bad_inputs():
     bad = td.clone()
     bad["state_action_value_actor"] = bad["state_action_value_actor"][:1]
     assert_bad(sac_v1_loss, bad, EntryShapeError, "sac_v1_loss", "state_action_value_actor")
-
-
-def _discrete():
-    td, g = transition((B,))
-    td["action_value"] = randn(g, E, B, N, grad=True)
-    td["next", "action_value"] = randn(g, E, B, N)
-    td["logits"] = randn(g, B, N, grad=True)
-    td["next", "logits"] = randn(g, B, N)
-    td["action"] = torch.randint(N, (B,), generator=g)
-    return td
-
-
-def test_discrete_skip_done_states_matches_python_reference():
-    """With ``skip_done_states`` a done transition bootstraps from 0 (truncated ones too: TorchRL's
-    option), and its next-state entries are not read (NaN there changes nothing)."""
-    td = _discrete()
-    done = td["next", "done"][:, 0]
-    assert done.any() and (done & ~td["next", "terminated"][:, 0]).any()
-    nan = td.clone()
-    nan["next", "logits"][done] = float("nan")
-    nan["next", "action_value"][:, done] = float("nan")
-    out = discrete_sac_loss(nan, log_alpha=math.log(0.5), gamma=0.9, loss_function="l2", skip_done_states=True,
-                            reduction="none")
-    d = td.detach()
-    for i in range(B):
-        v = 0.0
-        if not done[i]:
-            z = [math.exp(x) for x in d["next", "logits"][i].tolist()]
-            p = [x / sum(z) for x in z]
-            v = sum(p[a] * (min(d["next", "action_value"][e, i, a].item() for e in range(E)) - 0.5 * math.log(p[a]))
-                    for a in range(N))
-        y = d["next", "reward"][i, 0].item() + 0.9 * (not d["next", "terminated"][i, 0]) * v
-        act = int(d["action"][i])
-        q = sum((d["action_value"][e, i, act].item() - y) ** 2 for e in range(E))
-        assert out["loss_qvalue"][i].item() == pytest.approx(q, rel=1e-10)
-    # without done transitions the option only changes log pi's rounding
-    never_done = td.clone()
-    never_done["next", "done"].zero_()
-    never_done["next", "terminated"].zero_()
-    a = discrete_sac_loss(never_done, skip_done_states=True)
-    b = discrete_sac_loss(never_done)
-    torch.testing.assert_close(a["loss_qvalue"], b["loss_qvalue"], rtol=1e-12, atol=1e-12)

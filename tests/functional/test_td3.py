@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torchrl.objectives.utils import ValueEstimators
 
 import torchrl_functional.functional.td3 as td3_module
-from torchrl_functional.errors import EntryDtypeError, EntryShapeError, MissingEntryError
+from torchrl_functional.errors import (
+    EntryDtypeError,
+    EntryShapeError,
+    HyperparameterError,
+    MissingEntryError,
+)
 from torchrl_functional.functional import td3_loss, td3_target_action
 
 from .offpolicy_common import (
     assert_bad,
     assert_fd,
     assert_pure,
+    assert_same,
     assert_stateless,
     randn,
+    replay_td,
     transition,
 )
 
@@ -86,3 +94,20 @@ def test_bad_inputs():
     bad = td.clone()
     del bad["next", "reward"]
     assert_bad(td3_loss, bad, MissingEntryError, "td3_loss", ("next", "reward"))
+
+
+# ----------------------------------------------------------------------------- value estimators
+
+
+@pytest.mark.parametrize("member, name", [(ValueEstimators.TD0, "td0"), (ValueEstimators.TD1, "td1"),
+                                          (ValueEstimators.TDLambda, "td_lambda")])
+def test_value_estimator_accepts_torchrl_members(member, name):
+    td = replay_td("td3")
+    kw = {"gamma": 0.9, "time_dim": 0}
+    assert_same(td3_loss(td, value_estimator=member, **kw), td3_loss(td, value_estimator=name, **kw))
+
+
+def test_value_estimator_refuses_other_members():
+    td = replay_td("td3")
+    assert_bad(td3_loss, td, HyperparameterError, "td3_loss", "value_estimator", value_estimator=ValueEstimators.GAE)
+    assert_bad(td3_loss, td, HyperparameterError, "td3_loss", "value_estimator", value_estimator=3)

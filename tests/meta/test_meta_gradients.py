@@ -186,36 +186,25 @@ def test_torchrl_td_estimator_classes_cut_a_tensor_gamma():
 
 def test_meta_gradient_compiles_fullgraph_and_matches_finite_differences():
     """The whole MGRL meta-step as one torch.func function -- ``grad`` w.r.t. ``gamma``/``lmbda``
-    of the outer objective of fast weights made by an inner ``grad`` of ``a2c_loss`` (GAE
-    inside) -- compiles with ``fullgraph=True`` and gives the finite-difference meta-gradient."""
-    from tensordict import TensorDict
+    of a policy-gradient objective of fast weights made by an inner ``grad`` of the example's
+    inner loss (its default functional loss, GAE inside) -- compiles with ``fullgraph=True`` and
+    gives the finite-difference meta-gradient."""
     from torch.distributions import Categorical
     from torch.func import functional_call, grad
-
-    from torchrl_functional.functional import a2c_loss
 
     cfg = mgrl.MGRLConfig(n_envs=4, horizon=8)
     agent, params, batch, next_batch = _mgrl_setup(cfg)
     advantage, mask = mgrl.reference_advantage(next_batch, cfg.reference_gamma, cfg.meta_tail)
 
     def inner(p, gamma, lmbda):
-        logits, value = functional_call(agent, p, (batch["observation"],))
-        _, next_value = functional_call(agent, p, (batch["next", "observation"],))
-        td = TensorDict({"actor_output": {"logits": logits}, "action": batch["action"],
-                         "action_log_prob": batch["action_log_prob"], "state_value": value,
-                         "next": {"reward": batch["next", "reward"], "done": batch["next", "done"],
-                                  "terminated": batch["next", "terminated"], "state_value": next_value}},
-                        batch_size=batch.batch_size)
-        out = a2c_loss(td, Categorical, gamma=gamma, lmbda=lmbda, loss_critic_type="l2")
-        return out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]
+        return mgrl.inner_loss(agent, p, batch, gamma, lmbda, cfg)
 
     def outer(gamma, lmbda):
         g = grad(inner)(params, gamma, lmbda)
         fast = {k: v - 0.3 * g[k] for k, v in params.items()}
         logits, _ = functional_call(agent, fast, (next_batch["observation"],))
-        td = TensorDict({"actor_output": {"logits": logits}, "action": next_batch["action"], "advantage": advantage,
-                         ("collector", "mask"): mask}, batch_size=next_batch.batch_size)
-        return a2c_loss(td, Categorical, entropy_bonus=False, critic_coeff=None)["loss_objective"]
+        log_prob = Categorical(logits=logits).log_prob(next_batch["action"])
+        return torch.where(mask, -log_prob * advantage.squeeze(-1), 0.0).sum() / mask.sum()
 
     torch._dynamo.reset()
     compiled = torch.compile(grad(outer, argnums=(0, 1)), fullgraph=True, backend="aot_eager")

@@ -8,7 +8,10 @@ import torch
 from tensordict import TensorDict
 from torchrl.modules import TanhNormal
 
-from torchrl_functional.functional import a2c_loss, clip_ppo_loss, klpen_ppo_loss, ppo_loss
+from tests.specs import tagged
+
+#: the on-policy losses (registry) drawing Monte-Carlo samples from an explicit generator
+RANDOM = [s for s in tagged("on_policy") if "generator" in s.random]
 
 
 def _td(seed=0):
@@ -29,11 +32,12 @@ def _td(seed=0):
     )
 
 
-@pytest.mark.parametrize("fn", [ppo_loss, clip_ppo_loss, klpen_ppo_loss, a2c_loss])
+@pytest.mark.parametrize("spec", RANDOM, ids=lambda s: s.name)
 @pytest.mark.parametrize("samples", [1, 4])
-def test_same_generator_state_is_bit_identical(fn, samples):
+def test_same_generator_state_is_bit_identical(spec, samples):
+    fn = spec.function
     kwargs = {"samples_mc_entropy": samples}
-    if fn is klpen_ppo_loss:
+    if "kl_penalty" in spec.tags:
         kwargs["samples_mc_kl"] = samples
     runs = []
     for _ in range(2):
@@ -53,8 +57,9 @@ def test_same_generator_state_is_bit_identical(fn, samples):
     assert not torch.equal(other["loss_entropy"], a["loss_entropy"])
 
 
-@pytest.mark.parametrize("fn", [clip_ppo_loss, klpen_ppo_loss])
-def test_global_rng_path_is_deterministic_under_a_seed(fn):
+@pytest.mark.parametrize("spec", RANDOM, ids=lambda s: s.name)
+def test_global_rng_path_is_deterministic_under_a_seed(spec):
+    fn = spec.function
     outs = []
     for _ in range(2):
         torch.manual_seed(5)

@@ -10,17 +10,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensordict import TensorDict
 
+from tests.functional.onpolicy_common import clipped_ratio_spec
+from tests.specs import tagged
 from torchrl_functional.functional import (
-    a2c_loss,
-    clip_ppo_loss,
     generalized_advantage_estimate,
-    ppo_loss,
-    reinforce_loss,
     reverse_discounted_scan,
     td0_return_estimate,
     td1_return_estimate,
     td_lambda_return_estimate,
 )
+
+#: the on-policy losses (registry) that need no behaviour distribution, and among them the
+#: clipped and the plain importance-weighted PPO objectives
+ON_POLICY = [s.function for s in tagged("on_policy") if "kl_penalty" not in s.tags]
+clipped_ppo = clipped_ratio_spec().function
+(plain_ppo,) = [s.function for s in tagged("importance_ratio")
+               if "kl_penalty" not in s.tags and s.function is not clipped_ppo]
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -61,10 +66,10 @@ def _policy_td(shape, seed, *, same_policy=False, dtype=torch.float64):
 @given(shape=batch_shapes, seed=seeds, eps=st.floats(0.01, 0.9))
 def test_ratio_one_gives_minus_mean_advantage(shape, seed, eps):
     td = _policy_td(shape, seed, same_policy=True)
-    out = clip_ppo_loss(td, clip_epsilon=eps, entropy_bonus=False, critic_coeff=None)
+    out = clipped_ppo(td, clip_epsilon=eps, entropy_bonus=False, critic_coeff=None)
     torch.testing.assert_close(out["loss_objective"], -td["advantage"].mean())
     assert out["clip_fraction"].item() == 0.0
-    torch.testing.assert_close(ppo_loss(td, entropy_bonus=False, critic_coeff=None)["loss_objective"],
+    torch.testing.assert_close(plain_ppo(td, entropy_bonus=False, critic_coeff=None)["loss_objective"],
                                -td["advantage"].mean())
 
 
@@ -73,8 +78,8 @@ def test_ratio_one_gives_minus_mean_advantage(shape, seed, eps):
 def test_clipped_objective_is_a_pessimistic_bound(shape, seed, eps):
     """Per sample, min(rA, clip(r)A) <= rA: the clipped loss is never below the unclipped one."""
     td = _policy_td(shape, seed)
-    clipped = clip_ppo_loss(td, clip_epsilon=eps, reduction="none", entropy_bonus=False, critic_coeff=None)
-    plain = ppo_loss(td, reduction="none", entropy_bonus=False, critic_coeff=None)
+    clipped = clipped_ppo(td, clip_epsilon=eps, reduction="none", entropy_bonus=False, critic_coeff=None)
+    plain = plain_ppo(td, reduction="none", entropy_bonus=False, critic_coeff=None)
     assert (clipped["loss_objective"] >= plain["loss_objective"] - 1e-12).all()
     # and equal where the ratio is inside the trust region
     lw = (td["log_prob"] - td["action_log_prob"]).detach()
@@ -83,7 +88,7 @@ def test_clipped_objective_is_a_pessimistic_bound(shape, seed, eps):
 
 
 @SETTINGS
-@given(shape=batch_shapes, seed=seeds, fn=st.sampled_from([clip_ppo_loss, ppo_loss, a2c_loss, reinforce_loss]))
+@given(shape=batch_shapes, seed=seeds, fn=st.sampled_from(ON_POLICY))
 def test_sum_is_mean_times_count(shape, seed, fn):
     td = _policy_td(shape, seed)
     mean = fn(td, reduction="mean")
@@ -98,7 +103,7 @@ def test_sum_is_mean_times_count(shape, seed, fn):
 
 
 @SETTINGS
-@given(shape=batch_shapes, seed=seeds, fn=st.sampled_from([clip_ppo_loss, ppo_loss, a2c_loss, reinforce_loss]))
+@given(shape=batch_shapes, seed=seeds, fn=st.sampled_from(ON_POLICY))
 def test_masked_entries_change_neither_values_nor_gradients(shape, seed, fn):
     td = _policy_td(shape, seed)
     g = _gen(seed + 1)

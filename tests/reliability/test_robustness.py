@@ -10,14 +10,18 @@ import torch
 from tensordict import TensorDict
 from tensordict.nn import NormalParamExtractor
 from torch.distributions import Categorical
-from torchrl.objectives import ClipPPOLoss as TorchRLClip
-from torchrl.objectives import PPOLoss as TorchRLPPO
 
 from tests.builders import clone_nets, loss_sum, make_data, make_nets
-from torchrl_functional import check_finite, clip_ppo_loss
-from torchrl_functional import modules as ours
+from tests.functional.onpolicy_common import clipped_ratio_spec
+from tests.specs import tagged
+from torchrl_functional import check_finite
 from torchrl_functional.errors import NonFiniteEntryError
 from torchrl_functional.functional import generalized_advantage_estimate
+
+#: the clipped PPO loss (the class pair of most checks here) and every importance-ratio loss
+#: that needs no behaviour distribution (the extreme-ratio check)
+CLIPPED = clipped_ratio_spec()
+RATIO = [s for s in tagged("on_policy", "importance_ratio") if "kl_penalty" not in s.tags]
 
 
 def _pair(torchrl_cls, our_cls, dist, data_fn, seed=0, dtype=None, **kwargs):
@@ -44,14 +48,14 @@ def _same_or_both_nonfinite(a, b, **tol):
 
 @pytest.mark.parametrize("shift", [-50.0, -20.0, 20.0, 50.0])
 @pytest.mark.parametrize("dist", ["normal", "categorical", "tanh_normal"])
-@pytest.mark.parametrize("classes", [(TorchRLClip, ours.ClipPPOLoss), (TorchRLPPO, ours.PPOLoss)])
-def test_extreme_log_ratios_match_torchrl(shift, dist, classes):
+@pytest.mark.parametrize("spec", RATIO, ids=lambda s: s.name)
+def test_extreme_log_ratios_match_torchrl(shift, dist, spec):
     def data_fn(nets):
         data = make_data(dist, (16,), seed=1, nets=nets)
         data["action_log_prob"] = data["action_log_prob"] + shift  # log-ratio ~ -shift
         return data
 
-    ref, mine, out_ref, out_ours = _pair(*classes, dist, data_fn)
+    ref, mine, out_ref, out_ours = _pair(spec.torchrl, spec.module, dist, data_fn)
     for key in out_ref.keys():
         _same_or_both_nonfinite(out_ours[key], out_ref[key], rtol=1e-5, atol=1e-6)
     if torch.isfinite(loss_sum(out_ref)):
@@ -71,7 +75,7 @@ def test_tiny_and_huge_advantages_match_torchrl(scale):
         data["value_target"] = data["value_target"] * min(scale, 1e3)
         return data
 
-    ref, mine, out_ref, out_ours = _pair(TorchRLClip, ours.ClipPPOLoss, "normal", data_fn)
+    ref, mine, out_ref, out_ours = _pair(CLIPPED.torchrl, CLIPPED.module, "normal", data_fn)
     for key in out_ref.keys():
         _same_or_both_nonfinite(out_ours[key], out_ref[key], rtol=1e-5, atol=0)
         assert torch.isfinite(out_ours[key]).all() == torch.isfinite(out_ref[key]).all()
@@ -89,7 +93,7 @@ def test_scale_near_zero_matches_torchrl(target_scale, dist):
     nets = make_nets(dist, seed=4)
     data = make_data(dist, (12,), seed=3, nets=nets)
     outs = []
-    for cls in (TorchRLClip, ours.ClipPPOLoss):
+    for cls in (CLIPPED.torchrl, CLIPPED.module):
         n = clone_nets(nets)
         n.actor.module[0].module[3] = NormalParamExtractor(scale_mapping="exp", scale_lb=1e-12)
         with torch.no_grad():  # the scale half of the last layer's output: log(target_scale)
@@ -119,7 +123,7 @@ def test_float64_stays_float64_end_to_end(dist):
             lambda x: x.double() if x.is_floating_point() else x
         )
 
-    ref, mine, out_ref, out_ours = _pair(TorchRLClip, ours.ClipPPOLoss, dist, data_fn, dtype=torch.float64)
+    ref, mine, out_ref, out_ours = _pair(CLIPPED.torchrl, CLIPPED.module, dist, data_fn, dtype=torch.float64)
     assert all(v.dtype == torch.float64 for v in out_ours.values())
     for key in out_ref.keys():
         torch.testing.assert_close(out_ours[key], out_ref[key], rtol=1e-10, atol=1e-12)
@@ -135,9 +139,9 @@ def test_bfloat16_works_where_torchrl_does(dist):
         )
 
     try:
-        ref, mine, out_ref, out_ours = _pair(TorchRLClip, ours.ClipPPOLoss, dist, data_fn, dtype=torch.bfloat16)
+        ref, mine, out_ref, out_ours = _pair(CLIPPED.torchrl, CLIPPED.module, dist, data_fn, dtype=torch.bfloat16)
     except RuntimeError as err:  # pragma: no cover - only if TorchRL itself cannot run bf16
-        pytest.skip(f"TorchRL's ClipPPOLoss fails in bfloat16 too: {err}")
+        pytest.skip(f"TorchRL's {CLIPPED.torchrl.__name__} fails in bfloat16 too: {err}")
     for key in out_ref.keys():
         assert out_ours[key].dtype == out_ref[key].dtype
         torch.testing.assert_close(out_ours[key].float(), out_ref[key].float(), rtol=2e-2, atol=2e-2)
@@ -179,15 +183,15 @@ def test_check_finite_names_the_entry(entry, bad):
     td = _logits_td()
     td[entry].view(-1)[1] = bad
     if entry != ("actor_output", "logits"):  # (torch's Categorical itself rejects NaN logits)
-        clip_ppo_loss(td, Categorical)  # off by default: computes (a non-finite number)
+        CLIPPED.function(td, Categorical)  # off by default: computes (a non-finite number)
     with check_finite(), pytest.raises(NonFiniteEntryError) as info:
-        clip_ppo_loss(td, Categorical)
-    assert info.value.loss == "clip_ppo_loss"
+        CLIPPED.function(td, Categorical)
+    assert info.value.loss == CLIPPED.name
     assert info.value.entry == entry
     assert ("NaN" if bad != bad else "infinite") in str(info.value)
     # the context is scoped
     if entry != ("actor_output", "logits"):
-        clip_ppo_loss(td, Categorical)
+        CLIPPED.function(td, Categorical)
 
 
 def test_check_finite_covers_estimation_inputs_and_kernels():
@@ -204,8 +208,8 @@ def test_check_finite_covers_estimation_inputs_and_kernels():
     )
     td["next", "reward"][0, 2] = float("nan")
     with check_finite():
-        with pytest.raises(NonFiniteEntryError, match=r"clip_ppo_loss: \('next', 'reward'\)"):
-            clip_ppo_loss(td, entropy_bonus=False)
+        with pytest.raises(NonFiniteEntryError, match=rf"{CLIPPED.name}: \('next', 'reward'\)"):
+            CLIPPED.function(td, entropy_bonus=False)
         with pytest.raises(NonFiniteEntryError, match="generalized_advantage_estimate: 'reward'"):
             generalized_advantage_estimate(0.9, 0.9, td["state_value"], td["next", "state_value"],
                                            td["next", "reward"], td["next", "done"])

@@ -11,9 +11,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from ._spec import Hyper, Layout, LossSpec, ModuleCase
+from ._spec import TAGS, Hyper, Layout, LossSpec, ModuleCase
 
-__all__ = ["SPECS", "Hyper", "Layout", "LossSpec", "ModuleCase", "by_name"]
+__all__ = ["SPECS", "TAGS", "Hyper", "Layout", "LossSpec", "ModuleCase", "by_name", "tagged"]
 
 
 def _collect() -> list[LossSpec]:
@@ -34,3 +34,11 @@ SPECS: list[LossSpec] = _collect()
 
 def by_name(name: str) -> LossSpec:
     return next(s for s in SPECS if s.name == name)
+
+
+def tagged(*tags: str) -> list[LossSpec]:
+    """The specs carrying every one of ``tags`` (see :data:`TAGS`), in registry order."""
+    unknown = set(tags) - TAGS.keys()
+    if unknown:
+        raise KeyError(f"unknown tags {sorted(unknown)}")
+    return [s for s in SPECS if set(tags) <= s.tags]

@@ -18,6 +18,17 @@ from tensordict import TensorDict
 
 MakeTD = Callable[[int, torch.dtype], TensorDict]
 
+#: the tags a :class:`LossSpec` may carry, and what each promises about the function
+TAGS = {
+    "on_policy": "reads the policy-gradient batch (actor_output or log_prob, action, advantage or the "
+                 "estimator's next entries, value_target, state_value) and takes reduction, loss_critic_type, "
+                 "clip_value, value_estimator, gamma, lmbda, loss_mask_key, diagnostics, keys",
+    "importance_ratio": "weighs by the ratio to the behaviour policy's action_log_prob",
+    "kl_penalty": "penalises the KL to the behaviour distribution (old_actor_output) and returns the adapted beta",
+    "replay": "reads a replayed transition (tests.specs._inputs.off_policy_td, its first layout) in TorchRL's "
+              "replay conventions: n-step steps_to_next_obs, [*B]-batched ensembles, nested agent keys",
+}
+
 
 @dataclass(frozen=True)
 class Hyper:
@@ -101,7 +112,7 @@ class LossSpec:
     """Everything the cross-cutting tests need to know about one loss.
 
     Attributes:
-        name: the functional loss's name (``"clip_ppo_loss"``).
+        name: the functional loss's ``__name__``.
         function: the functional loss.
         keys: its keys class.
         layouts: valid inputs; the first is the default.
@@ -114,6 +125,8 @@ class LossSpec:
         grad_outputs: the outputs that carry gradients; every other output is detached.
         objective: outputs summed into the differentiated objective (default: ``loss*``).
         bench_batch: batch shape of the registry benchmark's row (its first module case).
+        tags: properties the cross-cutting tests select specs by (see :data:`TAGS`), so that
+            no test outside the loss's own file writes its name.
     """
 
     name: str
@@ -128,8 +141,11 @@ class LossSpec:
     grad_outputs: tuple[str, ...] = ()
     objective: tuple[str, ...] | None = None
     bench_batch: tuple[int, ...] = (256,)
+    tags: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        if not self.tags <= TAGS.keys():
+            raise ValueError(f"{self.name}: unknown tags {sorted(self.tags - TAGS.keys())}")
         if sum(layout.compile for layout in self.layouts) != 1:
             raise ValueError(f"{self.name}: exactly one layout must be marked compile=True")
         if self.module is not None and (self.torchrl is None or not issubclass(self.module, self.torchrl)):

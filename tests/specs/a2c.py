@@ -15,6 +15,6 @@ SPECS = [
         "a2c_loss", a2c_loss, A2CKeys, layouts(False, MULTI_AGENT), common_hypers(),
         modules.A2CLoss, torchrl_objectives.A2CLoss, module_cases(torchrl_objectives.A2CLoss, modules.A2CLoss),
         random=("generator",), grad_outputs=("loss_objective", "loss_critic", "loss_entropy"),
-        bench_batch=ON_POLICY_BENCH,
+        bench_batch=ON_POLICY_BENCH, tags=frozenset({"on_policy"}),
     ),
 ]

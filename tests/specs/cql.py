@@ -46,6 +46,7 @@ SPECS = [
         ),
         modules.CQLLoss, torchrl_objectives.CQLLoss, _cql_cases,
         grad_outputs=("loss_actor", "loss_actor_bc", "loss_qvalue", "loss_cql", "loss_alpha"),
+        tags=frozenset({"replay"}),
     ),
     LossSpec(
         "discrete_cql_loss", discrete_cql_loss, DiscreteCQLKeys,
@@ -53,5 +54,6 @@ SPECS = [
         (Hyper("gamma", 0.9, invalid=DISCOUNT, entry=True),),
         modules.DiscreteCQLLoss, torchrl_objectives.DiscreteCQLLoss, _discrete_cql_cases,
         grad_outputs=("loss_qvalue", "loss_cql"),
+        tags=frozenset({"replay"}),
     ),
 ]

@@ -29,5 +29,6 @@ SPECS = [
         (Hyper("gamma", 0.9, invalid=DISCOUNT, entry=True),),
         modules.DDPGLoss, torchrl_objectives.DDPGLoss, _cases,
         grad_outputs=("loss_actor", "loss_value"),
+        tags=frozenset({"replay"}),
     ),
 ]

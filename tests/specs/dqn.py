@@ -41,5 +41,6 @@ SPECS = [
         ),
         modules.DQNLoss, torchrl_objectives.DQNLoss, _cases,
         grad_outputs=("loss",),
+        tags=frozenset({"replay"}),
     ),
 ]

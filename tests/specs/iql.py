@@ -44,11 +44,13 @@ SPECS = [
         "iql_loss", iql_loss, IQLKeys, (Layout("td0", off_policy("iql"), {}, GRAD, compile=True),), HYPERS,
         modules.IQLLoss, torchrl_objectives.IQLLoss, _iql_cases,
         grad_outputs=("loss_actor", "loss_qvalue", "loss_value"),
+        tags=frozenset({"replay"}),
     ),
     LossSpec(
         "discrete_iql_loss", discrete_iql_loss, IQLKeys,
         (Layout("td0", off_policy("discrete_iql"), {}, GRAD, compile=True),), HYPERS,
         modules.DiscreteIQLLoss, torchrl_objectives.DiscreteIQLLoss, _discrete_iql_cases,
         grad_outputs=("loss_actor", "loss_qvalue", "loss_value"),
+        tags=frozenset({"replay"}),
     ),
 ]

@@ -72,20 +72,21 @@ def module_cases(torchrl_cls: type, our_cls: type):
 
 
 GRAD_OUTPUTS = ("loss_objective", "loss_critic", "loss_entropy")
+PPO_TAGS = frozenset({"on_policy", "importance_ratio"})
 ON_POLICY_BENCH = (16, 64)  # trajectories x time
 
 SPECS = [
     LossSpec(
         "ppo_loss", ppo_loss, PPOKeys, layouts(False, COMPOSITE), common_hypers(),
         modules.PPOLoss, torchrl_objectives.PPOLoss, module_cases(torchrl_objectives.PPOLoss, modules.PPOLoss),
-        random=("generator",), grad_outputs=GRAD_OUTPUTS, bench_batch=ON_POLICY_BENCH,
+        random=("generator",), grad_outputs=GRAD_OUTPUTS, bench_batch=ON_POLICY_BENCH, tags=PPO_TAGS,
     ),
     LossSpec(
         "clip_ppo_loss", clip_ppo_loss, PPOKeys, layouts(False, VTRACE, MASKED),
         common_hypers() + (Hyper("clip_epsilon", 0.2, invalid=(-0.1, 1.5), entry=True),),
         modules.ClipPPOLoss, torchrl_objectives.ClipPPOLoss,
         module_cases(torchrl_objectives.ClipPPOLoss, modules.ClipPPOLoss),
-        random=("generator",), grad_outputs=GRAD_OUTPUTS, bench_batch=ON_POLICY_BENCH,
+        random=("generator",), grad_outputs=GRAD_OUTPUTS, bench_batch=ON_POLICY_BENCH, tags=PPO_TAGS,
     ),
     LossSpec(
         "klpen_ppo_loss", klpen_ppo_loss, PPOKeys, layouts(old_actor=True),
@@ -98,5 +99,6 @@ SPECS = [
         modules.KLPENPPOLoss, torchrl_objectives.KLPENPPOLoss,
         module_cases(torchrl_objectives.KLPENPPOLoss, modules.KLPENPPOLoss),
         random=("generator",), grad_outputs=GRAD_OUTPUTS, bench_batch=ON_POLICY_BENCH,
+        tags=PPO_TAGS | {"kl_penalty"},
     ),
 ]

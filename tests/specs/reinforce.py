@@ -21,6 +21,6 @@ SPECS = [
         ),
         modules.ReinforceLoss, torchrl_objectives.ReinforceLoss,
         module_cases(torchrl_objectives.ReinforceLoss, modules.ReinforceLoss),
-        grad_outputs=("loss_actor", "loss_value"), bench_batch=ON_POLICY_BENCH,
+        grad_outputs=("loss_actor", "loss_value"), bench_batch=ON_POLICY_BENCH, tags=frozenset({"on_policy"}),
     ),
 ]

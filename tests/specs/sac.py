@@ -52,6 +52,7 @@ SPECS = [
         (Hyper("gamma", 0.9, invalid=DISCOUNT, entry=True), LOG_ALPHA),
         modules.SACLoss, torchrl_objectives.SACLoss, _sac_cases,
         grad_outputs=("loss_actor", "loss_qvalue", "loss_alpha"),
+        tags=frozenset({"replay"}),
     ),
     LossSpec(
         "discrete_sac_loss", discrete_sac_loss, DiscreteSACKeys,
@@ -59,6 +60,7 @@ SPECS = [
         (Hyper("gamma", 0.9, invalid=DISCOUNT, entry=True), LOG_ALPHA),
         modules.DiscreteSACLoss, torchrl_objectives.DiscreteSACLoss, _discrete_sac_cases,
         grad_outputs=("loss_actor", "loss_qvalue", "loss_alpha"),
+        tags=frozenset({"replay"}),
     ),
 ]
 

@@ -31,5 +31,6 @@ SPECS = [
         (Hyper("gamma", 0.9, invalid=DISCOUNT, entry=True),),
         modules.TD3Loss, torchrl_objectives.TD3Loss, _cases,
         grad_outputs=("loss_actor", "loss_qvalue"),
+        tags=frozenset({"replay"}),
     ),
 ]
