@@ -72,8 +72,17 @@ def test_api_reference_builds_strict(tmp_path):
     for spec in tagged("on_policy"):
         section = pages["onpolicy"].split(f'id="torchrl_functional.functional.{spec.name}"')[1]
         described = section.split('<div class="doc doc-object')[0].split("</code></pre></div>", 1)[1]
-        for arg in inspect.signature(spec.function).parameters:
-            assert f"<code>{arg}</code>" in described, (spec.name, arg)
+        for arg in inspect.signature(spec.function).parameters.values():
+            name = f"**{arg.name}" if arg.kind is arg.VAR_KEYWORD else arg.name
+            assert f"<code>{name}</code>" in described, (spec.name, name)
+    # the options declared once for a family (``**options: Unpack[...]``): every field is
+    # described in the Attributes of the class declaring it
+    F = torchrl_functional.functional
+    for page, family in (("onpolicy", (F.OnPolicyOptions, F.A2COptions, F.PPOOptions)),
+                         ("offpolicy", (F.OffPolicyOptions, F.PrioritizedOffPolicyOptions))):
+        for field in family[-1].__annotations__:
+            assert any(f'title="torchrl_functional.functional.{c.__name__}.{field}"' in pages[page]
+                       for c in family), (page, field)
     import torchrl_functional.functional.ppo as ppo_module
     assert "__doc__" not in inspect.getsource(ppo_module)  # no docstring glued on at import
     # drop-in classes render with TorchRL's constructor signature, not (*args, **kwargs)

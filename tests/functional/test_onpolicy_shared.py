@@ -4,8 +4,6 @@ keyword, and the input is left untouched with no state kept."""
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
 from torch.distributions import Categorical
@@ -13,6 +11,7 @@ from torch.distributions import Categorical
 from tests.builders import assert_td_close
 from tests.specs import tagged
 from torchrl_functional.functional import td0_return_estimate, td_lambda_return_estimate
+from torchrl_functional.functional._offpolicy import option_names
 
 from .onpolicy_common import logits_batch, trajectory_batch
 
@@ -83,7 +82,7 @@ def test_input_unchanged_and_no_state(spec):
 @pytest.mark.parametrize("spec", ON_POLICY, ids=lambda s: s.name)
 def test_the_tag_promises_the_options(spec):
     """What the ``"on_policy"`` tag (``tests.specs.TAGS``) promises, and the KL penalty's beta."""
-    params = inspect.signature(spec.function).parameters
+    params = option_names(spec.function)
     for name in ("dist_class", "reduction", "loss_critic_type", "clip_value", "value_estimator", "gamma", "lmbda",
                  "loss_mask_key", "diagnostics", "keys"):
         assert name in params, name
