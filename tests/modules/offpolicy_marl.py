@@ -3,7 +3,7 @@ replay batch whose per-agent entries live under ``"agents"`` (batch ``[B, N_AGEN
 networks reading and writing nested ``("agents", ...)`` keys, the losses told so with
 ``set_keys``. Values, every parameter gradient and the written priority (see
 ``offpolicy_parity_common.compare``). Each family's test file runs :func:`marl_parity` over
-:data:`MODES` for its classes (SAC with a value network and ``CQLLoss`` are left out: TorchRL
+:data:`MODES` for its classes (SAC with a value network and continuous CQL are left out: TorchRL
 0.14.1's own classes fail on per-agent entries, reshaping the per-sample critic loss to the root
 batch, and dropping nested observations from the penalty's repeated states)."""
 

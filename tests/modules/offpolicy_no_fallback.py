@@ -1,6 +1,6 @@
 """The no-fallback harness of the off-policy drop-in modules: TorchRL's ``forward``, every loss
-helper of the replaced classes (``actor_loss``, ``qvalue_v2_loss``, ``_compute_target_v2``,
-``cql_loss``, ...), its value estimators' math and its ``distance_loss`` patched to raise. The
+helper of the replaced classes (``actor_loss``, ``qvalue_v2_loss``, ``_compute_target_v2``, ...),
+its value estimators' math and the critic distance of its loss modules patched to raise. The
 classes are the registry's off-policy drop-ins (``tests.modules.by_spec``); each family's test
 file runs its module's configurations under :func:`forbid_torchrl_math` with :func:`run_ours`."""
 

@@ -1,9 +1,12 @@
-"""The ``CQLLoss`` drop-ins (``CQLLoss``, ``DiscreteCQLLoss``): parity with TorchRL 0.14.1 (values, every parameter gradient, the
-written priority; see ``offpolicy_parity_common``), no TorchRL math reached (see
-``offpolicy_no_fallback``), ``functional_call``, multi-agent layouts and a training pipeline (see
-``offpolicy_checks``, ``offpolicy_marl``). The cross-cutting guarantees find them through the registry."""
+"""The CQL drop-ins (``CQLLoss``, ``DiscreteCQLLoss``): parity with TorchRL 0.14.1 (values, every parameter
+gradient, the written priority; see ``offpolicy_parity_common``), no TorchRL math reached (see
+``offpolicy_no_fallback``), ``functional_call``, multi-agent layouts and a training pipeline
+(see ``offpolicy_checks``, ``offpolicy_marl``). The cross-cutting guarantees find them through
+the registry."""
 
 from __future__ import annotations
+
+import inspect
 
 import pytest
 import torch
@@ -14,7 +17,7 @@ from tests.modules import offpolicy_checks as C
 from tests.modules import offpolicy_marl as M
 from tests.modules.offpolicy_checks import check_functional_call
 from tests.modules.offpolicy_marl import MODE_PARAMS, marl_parity
-from tests.modules.offpolicy_no_fallback import FORBIDDEN_NAMES, run_ours
+from tests.modules.offpolicy_no_fallback import ALLOWED, FORBIDDEN_NAMES, run_ours
 from tests.modules.offpolicy_parity_common import (
     COMMON,
     build,
@@ -39,7 +42,7 @@ CQL_CASES = CQL_COMMON + [
     ("alpha_bounds", {"alpha_init": 5.0, "min_alpha": 0.1, "max_alpha": 2.0}, {}),
     ("fixed_alpha", {"fixed_alpha": True, "alpha_init": 0.4}, {}),
     ("delay_actor", {"delay_actor": True}, {}),
-    # per-sample loss_cql differs by design (see cql_loss); its total and all else match
+    # per-sample loss_cql differs by design (see the functional CQL loss); its total and all else match
     ("none", {"reduction": "none", "scalar_output_mode": "exclude"}, {"sum_only": ("loss_cql",)}),
     ("none_BT", {"reduction": "none", "scalar_output_mode": "exclude"}, {"batch": (2, 3), "sum_only": ("loss_cql",)}),
 ]
@@ -90,7 +93,10 @@ def test_discrete_cql_never_reaches_torchrl_math(case_id, kwargs, opts):
 
 
 def test_the_forbidden_list_covers_the_loss_helpers():
-    assert {"CQLLoss._get_policy_actions", "CQLLoss._get_value_v", "DiscreteCQLLoss.cql_loss", "CQLLoss._alpha"} <= FORBIDDEN_NAMES
+    assert {"CQLLoss._get_policy_actions", "CQLLoss._get_value_v", "CQLLoss._alpha"} <= FORBIDDEN_NAMES
+    # every method the discrete class defines (its penalty helper included) but configuration
+    assert {f"DiscreteCQLLoss.{name}" for name, attr in vars(TDCQL).items()
+            if inspect.isfunction(attr) and name not in ALLOWED} <= FORBIDDEN_NAMES
 
 
 FUNCTIONAL_CALL = {
@@ -107,7 +113,8 @@ def test_functional_call_equals_loading_the_parameters(name):
 @MODE_PARAMS
 def test_discrete_cql_multiagent_parity(mode, kwargs, estimator):
     marl_parity(TDCQL, ours.DiscreteCQLLoss, lambda: (M.dqn_actor(),), {"action_space": "categorical"},
-                {**M.ACTION, "action_value": M._k("action_value"), "value": M._k("chosen_action_value")}, True, mode, kwargs, estimator)
+                {**M.ACTION, "action_value": M._k("action_value"), "value": M._k("chosen_action_value")},
+                True, mode, kwargs, estimator)
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
@@ -115,7 +122,7 @@ def test_cql_trains_in_a_torchrl_pipeline():
     def make(env):
         qnet, _, actor = C.qnet(env), C.vnet(env), C.stoch_actor(env)
         return ours.CQLLoss(actor, qnet, num_random=3), actor
-    C.train_in_pipeline('Pendulum-v1', make)
+    C.train_in_pipeline("Pendulum-v1", make)
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
@@ -123,4 +130,4 @@ def test_discrete_cql_trains_in_a_torchrl_pipeline():
     def make(env):
         qactor = C.qvalue_actor(env)
         return ours.DiscreteCQLLoss(qactor, action_space=env.action_spec), qactor
-    C.train_in_pipeline('CartPole-v1', make, hard_update=True)
+    C.train_in_pipeline("CartPole-v1", make, hard_update=True)

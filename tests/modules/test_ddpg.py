@@ -67,4 +67,4 @@ def test_ddpg_trains_in_a_torchrl_pipeline():
     def make(env):
         qnet, _, actor = C.qnet(env), C.vnet(env), C.det_actor(env)
         return ours.DDPGLoss(actor, qnet), actor
-    C.train_in_pipeline('Pendulum-v1', make)
+    C.train_in_pipeline("Pendulum-v1", make)

@@ -77,7 +77,8 @@ def test_functional_call_equals_loading_the_parameters(name):
 @MODE_PARAMS
 def test_dqn_multiagent_parity(mode, kwargs, estimator):
     marl_parity(TDQN, ours.DQNLoss, lambda: (M.dqn_actor(),), {"action_space": "categorical"},
-                {**M.ACTION, "action_value": M._k("action_value"), "value": M._k("chosen_action_value")}, True, mode, kwargs, estimator)
+                {**M.ACTION, "action_value": M._k("action_value"), "value": M._k("chosen_action_value")},
+                True, mode, kwargs, estimator)
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
@@ -85,4 +86,4 @@ def test_dqn_trains_in_a_torchrl_pipeline():
     def make(env):
         qactor = C.qvalue_actor(env)
         return ours.DQNLoss(qactor, action_space=env.action_spec), qactor
-    C.train_in_pipeline('CartPole-v1', make, hard_update=True)
+    C.train_in_pipeline("CartPole-v1", make, hard_update=True)

@@ -1,7 +1,8 @@
-"""The ``IQLLoss`` drop-ins (``IQLLoss``, ``DiscreteIQLLoss``): parity with TorchRL 0.14.1 (values, every parameter gradient, the
-written priority; see ``offpolicy_parity_common``), no TorchRL math reached (see
-``offpolicy_no_fallback``), ``functional_call``, multi-agent layouts and a training pipeline (see
-``offpolicy_checks``, ``offpolicy_marl``). The cross-cutting guarantees find them through the registry."""
+"""The IQL drop-ins (``IQLLoss``, ``DiscreteIQLLoss``): parity with TorchRL 0.14.1 (values, every parameter
+gradient, the written priority; see ``offpolicy_parity_common``), no TorchRL math reached (see
+``offpolicy_no_fallback``), ``functional_call``, multi-agent layouts and a training pipeline
+(see ``offpolicy_checks``, ``offpolicy_marl``). The cross-cutting guarantees find them through
+the registry."""
 
 from __future__ import annotations
 
@@ -191,14 +192,17 @@ def test_functional_call_equals_loading_the_parameters(name):
 def test_iql_multiagent_parity(mode, kwargs, estimator):
     marl_parity(TIQL, ours.IQLLoss, lambda: (M.stoch_actor(), M.qvalue(), M.vvalue()), {},
                 {**M.ACTION, "state_action_value": M._k("state_action_value"), "value": M._k("state_value"),
-                 "log_prob": M._k("action_log_prob")}, False, mode, kwargs, estimator, scalar_output_mode=True)
+                 "log_prob": M._k("action_log_prob")},
+                False, mode, kwargs, estimator, scalar_output_mode=True)
 
 
 @MODE_PARAMS
 def test_discrete_iql_multiagent_parity(mode, kwargs, estimator):
-    marl_parity(TDIQL, ours.DiscreteIQLLoss, lambda: (M.discrete_actor(), M.discrete_q("state_action_value"), M.vvalue()), {"action_space": "categorical"},
+    marl_parity(TDIQL, ours.DiscreteIQLLoss, lambda: (M.discrete_actor(), M.discrete_q("state_action_value"), M.vvalue()),
+                {"action_space": "categorical"},
                 {**M.ACTION, "state_action_value": M._k("state_action_value"), "value": M._k("state_value"),
-                 "log_prob": M._k("action_log_prob")}, True, mode, kwargs, estimator, scalar_output_mode=True)
+                 "log_prob": M._k("action_log_prob")},
+                True, mode, kwargs, estimator, scalar_output_mode=True)
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
@@ -206,7 +210,7 @@ def test_iql_trains_in_a_torchrl_pipeline():
     def make(env):
         qnet, vnet, actor = C.qnet(env), C.vnet(env), C.stoch_actor(env)
         return ours.IQLLoss(actor, qnet, vnet), actor
-    C.train_in_pipeline('Pendulum-v1', make)
+    C.train_in_pipeline("Pendulum-v1", make)
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
@@ -215,4 +219,4 @@ def test_discrete_iql_trains_in_a_torchrl_pipeline():
         actor = C.discrete_actor(env)
         qnet, vnet = C.discrete_qnet(env, "state_action_value"), C.vnet(env)
         return ours.DiscreteIQLLoss(actor, qnet, vnet, action_space=env.action_spec), actor
-    C.train_in_pipeline('CartPole-v1', make)
+    C.train_in_pipeline("CartPole-v1", make)

@@ -1,7 +1,7 @@
 """No fallback: the off-policy drop-in modules compute every number with
 ``torchrl_functional.functional``. Under :func:`~tests.modules.offpolicy_no_fallback.forbid_torchrl_math`
 (TorchRL's ``forward``, every loss helper of the replaced classes, its value estimators' math and
-its ``distance_loss`` raise), every module case of every registered off-policy loss runs forward
+its critic distance raise), every module case of every registered off-policy loss runs forward
 and backward, while TorchRL's own class on the same case is caught. Each family's test file runs
 the rest of its module's configurations under the same guard."""
 

@@ -1,7 +1,8 @@
-"""The ``SACLoss`` drop-ins (``SACLoss`` with and without a value network, ``DiscreteSACLoss``): parity with TorchRL 0.14.1 (values, every parameter gradient, the
-written priority; see ``offpolicy_parity_common``), no TorchRL math reached (see
-``offpolicy_no_fallback``), ``functional_call``, multi-agent layouts and a training pipeline (see
-``offpolicy_checks``, ``offpolicy_marl``). The cross-cutting guarantees find them through the registry."""
+"""The SAC drop-ins (``SACLoss`` with and without a value network, ``DiscreteSACLoss``): parity
+with TorchRL 0.14.1 (values, every parameter gradient, the written priority; see
+``offpolicy_parity_common``), no TorchRL math reached (see ``offpolicy_no_fallback``), ``functional_call``, multi-agent layouts and a training pipeline
+(see ``offpolicy_checks``, ``offpolicy_marl``). The cross-cutting guarantees find them through
+the registry."""
 
 from __future__ import annotations
 
@@ -211,12 +212,14 @@ def test_discrete_sac_never_reaches_torchrl_math(case_id, kwargs, opts):
 
 
 def test_the_forbidden_list_covers_the_loss_helpers():
-    assert {"SACLoss.forward", 'SACLoss._compute_target_v2', 'SACLoss.qvalue_v1_loss', "SACLoss.value_loss", "DiscreteSACLoss._compute_target", "SACLoss._alpha", "SACLoss._cached_detached_qvalue_params"} <= FORBIDDEN_NAMES
+    assert {"SACLoss.forward", "SACLoss._compute_target_v2", "SACLoss.qvalue_v1_loss", "SACLoss.value_loss",
+            "DiscreteSACLoss._compute_target", "SACLoss._alpha",
+            "SACLoss._cached_detached_qvalue_params"} <= FORBIDDEN_NAMES
 
 
 FUNCTIONAL_CALL = {
     "SACLoss": (lambda: ours.SACLoss(stoch_actor(), qvalue(), num_qvalue_nets=3), None),
-    'SACLoss-v1': (lambda: ours.SACLoss(stoch_actor(), qvalue(), vvalue(), delay_actor=True), None),
+    "SACLoss-v1": (lambda: ours.SACLoss(stoch_actor(), qvalue(), vvalue(), delay_actor=True), None),
     "SACLoss-skip_done": (lambda: ours.SACLoss(stoch_actor(), qvalue(), skip_done_states=True), None),
     "DiscreteSACLoss": (lambda: ours.DiscreteSACLoss(discrete_actor(), discrete_q(), action_space="categorical",
                                                       num_actions=NACT), "categorical"),
@@ -231,13 +234,16 @@ def test_functional_call_equals_loading_the_parameters(name):
 @MODE_PARAMS
 def test_sac_multiagent_parity(mode, kwargs, estimator):
     marl_parity(TSAC, ours.SACLoss, lambda: (M.stoch_actor(), M.qvalue()), {},
-                {**M.ACTION, "state_action_value": M._k("state_action_value"), "log_prob": M._k("action_log_prob")}, False, mode, kwargs, estimator, scalar_output_mode=True)
+                {**M.ACTION, "state_action_value": M._k("state_action_value"), "log_prob": M._k("action_log_prob")},
+                False, mode, kwargs, estimator, scalar_output_mode=True)
 
 
 @MODE_PARAMS
 def test_discrete_sac_multiagent_parity(mode, kwargs, estimator):
-    marl_parity(TDSAC, ours.DiscreteSACLoss, lambda: (M.discrete_actor(), M.discrete_q()), {"action_space": "categorical", "num_actions": NACT},
-                {**M.ACTION, "action_value": M._k("action_value")}, True, mode, kwargs, estimator, scalar_output_mode=True)
+    marl_parity(TDSAC, ours.DiscreteSACLoss, lambda: (M.discrete_actor(), M.discrete_q()),
+                {"action_space": "categorical", "num_actions": NACT},
+                {**M.ACTION, "action_value": M._k("action_value")},
+                True, mode, kwargs, estimator, scalar_output_mode=True)
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
@@ -245,7 +251,7 @@ def test_sac_trains_in_a_torchrl_pipeline():
     def make(env):
         qnet, _, actor = C.qnet(env), C.vnet(env), C.stoch_actor(env)
         return ours.SACLoss(actor, qnet), actor
-    C.train_in_pipeline('Pendulum-v1', make)
+    C.train_in_pipeline("Pendulum-v1", make)
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
@@ -253,5 +259,6 @@ def test_discrete_sac_trains_in_a_torchrl_pipeline():
     def make(env):
         actor = C.discrete_actor(env)
         qnet = C.discrete_qnet(env, "action_value")
-        return ours.DiscreteSACLoss(actor, qnet, action_space=env.action_spec, num_actions=env.action_spec.space.n), actor
-    C.train_in_pipeline('CartPole-v1', make)
+        n = env.action_spec.space.n
+        return ours.DiscreteSACLoss(actor, qnet, action_space=env.action_spec, num_actions=n), actor
+    C.train_in_pipeline("CartPole-v1", make)

@@ -53,7 +53,7 @@ def test_td3_never_reaches_torchrl_math(case_id, kwargs, opts):
 
 
 def test_the_forbidden_list_covers_the_loss_helpers():
-    assert {'TD3Loss.actor_loss'} <= FORBIDDEN_NAMES
+    assert {"TD3Loss.actor_loss"} <= FORBIDDEN_NAMES
 
 
 def _td3():
@@ -62,7 +62,7 @@ def _td3():
 
 
 FUNCTIONAL_CALL = {
-    'TD3Loss': (_td3, None),
+    "TD3Loss": (_td3, None),
 }
 
 
@@ -74,7 +74,8 @@ def test_functional_call_equals_loading_the_parameters(name):
 @MODE_PARAMS
 def test_td3_multiagent_parity(mode, kwargs, estimator):
     marl_parity(TTD3, ours.TD3Loss, lambda: (M.det_actor(), M.qvalue()), {"bounds": (-1.0, 1.0)},
-                {**M.ACTION, "state_action_value": M._k("state_action_value")}, False, mode, kwargs, estimator)
+                {**M.ACTION, "state_action_value": M._k("state_action_value")},
+                False, mode, kwargs, estimator)
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
@@ -82,4 +83,4 @@ def test_td3_trains_in_a_torchrl_pipeline():
     def make(env):
         qnet, _, actor = C.qnet(env), C.vnet(env), C.det_actor(env)
         return ours.TD3Loss(actor, qnet, action_spec=env.action_spec), actor
-    C.train_in_pipeline('Pendulum-v1', make)
+    C.train_in_pipeline("Pendulum-v1", make)
