@@ -1,4 +1,4 @@
-"""Builders and the comparison behind the off-policy parity tests (``test_offpolicy_parity*.py``):
+"""Builders and the comparison behind the off-policy module parity tests (``test_<family>.py``):
 drop-in modules against TorchRL 0.14.1's classes, same networks, same data, same seed.
 
 Each case builds TorchRL's class and ours on the same networks, copies TorchRL's

@@ -12,12 +12,11 @@ import copy
 import pytest
 import torch
 from tensordict import TensorDict
-from torchrl.objectives import ClipPPOLoss as TorchRLClipPPOLoss
 from torchrl.objectives import ValueEstimators
 from torchrl.objectives.value.functional import generalized_advantage_estimate as torchrl_loop_gae
 
 from tests.builders import clone_nets, make_data, make_nets
-from torchrl_functional import modules as ours
+from tests.modules.by_spec import adapts_in_forward, on_policy_specs, pairs, with_option
 
 
 def _outputs(out: TensorDict) -> dict[str, torch.Tensor]:
@@ -25,13 +24,14 @@ def _outputs(out: TensorDict) -> dict[str, torch.Tensor]:
 
 # --------------------------------------------------------------------------- functional_call
 
-MODULES = {
-    "PPOLoss": ours.PPOLoss,
-    "ClipPPOLoss": ours.ClipPPOLoss,
-    "KLPENPPOLoss": ours.KLPENPPOLoss,
-    "A2CLoss": ours.A2CLoss,
-    "ReinforceLoss": ours.ReinforceLoss,
-}
+PAIRS = pairs(on_policy_specs())
+MODULES = {name: ours for name, (_, ours) in PAIRS.items()}
+#: the classes that hold a hyperparameter as a buffer (``clip_epsilon``)
+CLIPPED = [s.module.__name__ for s in with_option(on_policy_specs(), "clip_epsilon")]
+#: actor-critic classes (``loss_objective``, ``loss_critic``)
+ACTOR_CRITIC = [s.module.__name__ for s in with_option(on_policy_specs(), "critic_coeff")]
+#: ... whose forward updates no state (``torch.func.grad`` refuses the KL-penalty's in-place update)
+STATELESS = [name for name in ACTOR_CRITIC if not adapts_in_forward(PAIRS[name][0])]
 
 
 def _module_setup(cls, dist: str, seed: int = 0):
@@ -92,11 +92,12 @@ def test_functional_call_equals_loading_the_parameters(name: str, dist: str):
     assert all(p.grad is None for p in loss.parameters())
 
 
-def test_functional_call_with_a_shared_trunk():
+@pytest.mark.parametrize("name", ACTOR_CRITIC)
+def test_functional_call_with_a_shared_trunk(name: str):
     """Actor and critic share a layer (one tensor under two TorchRL names, tied): swapping it
     through either name swaps it for both networks, as loading it would."""
     nets = make_nets("categorical", seed=4, shared=True)
-    loss = ours.A2CLoss(nets.actor, nets.critic)
+    loss = MODULES[name](nets.actor, nets.critic)
     loss.make_value_estimator(ValueEstimators.GAE, gamma=0.9, lmbda=0.8)
     data = make_data("categorical", (2, 6), seed=4, with_advantage=False, nets=nets)
     del data["state_value"], data["next", "state_value"]
@@ -106,7 +107,7 @@ def test_functional_call_with_a_shared_trunk():
     got = torch.func.functional_call(loss, new, (data.clone(),))
     # the reference is built afresh (a deepcopy would untie the shared layer)
     fresh = make_nets("categorical", seed=4, shared=True)
-    loaded = ours.A2CLoss(fresh.actor, fresh.critic)
+    loaded = MODULES[name](fresh.actor, fresh.critic)
     loaded.make_value_estimator(ValueEstimators.GAE, gamma=0.9, lmbda=0.8)
     with torch.no_grad():
         for n, p in loaded.named_parameters():
@@ -117,7 +118,7 @@ def test_functional_call_with_a_shared_trunk():
     assert not torch.allclose(got["loss_critic"], loss(data.clone())["loss_critic"])
 
 
-@pytest.mark.parametrize("name", ["ClipPPOLoss", "A2CLoss"])
+@pytest.mark.parametrize("name", STATELESS)
 def test_func_grad_through_functional_call_on_module(name: str):
     """``torch.func.grad`` of ``functional_call(loss, params, ...)`` w.r.t. the parameters
     equals the gradient of the module with those parameters loaded."""
@@ -130,9 +131,10 @@ def test_func_grad_through_functional_call_on_module(name: str):
         torch.testing.assert_close(grads[pname], p.grad, rtol=1e-5, atol=1e-6)
 
 
-def test_functional_call_swaps_buffer_hyperparameters():
+@pytest.mark.parametrize("name", CLIPPED)
+def test_functional_call_swaps_buffer_hyperparameters(name: str):
     """Hyperparameters stored as buffers (``clip_epsilon``) swap too, with gradients."""
-    loss, data, _ = _module_setup(ours.ClipPPOLoss, "categorical", seed=1)
+    loss, data, _ = _module_setup(MODULES[name], "categorical", seed=1)
     loss = loss.double()
     data = data.apply(lambda x: x.double() if x.is_floating_point() else x)
 
@@ -156,11 +158,12 @@ def _alias(name: str) -> str:
 
 @pytest.mark.parametrize("names", ["torchrl", "alias"])
 @pytest.mark.parametrize("tie_weights", [True, False])
-def test_functional_call_names_work_with_and_without_tie_weights(names: str, tie_weights: bool):
+@pytest.mark.parametrize("name", STATELESS)
+def test_functional_call_names_work_with_and_without_tie_weights(name: str, names: str, tie_weights: bool):
     """TorchRL's dotted names (and the dot-free aliases) are honoured whatever ``tie_weights``:
     the result equals loading the parameters, gradients reach the swapped tensors, and the
     module is left as it was."""
-    loss, data, new = _module_setup(ours.ClipPPOLoss, "normal", seed=2)
+    loss, data, new = _module_setup(MODULES[name], "normal", seed=2)
     before = {k: loss._modules[k]._param_td for k in ("actor_network_params", "critic_network_params")}
     renamed = {(_alias(n) if names == "alias" else n): v for n, v in new.items()}
     got = torch.func.functional_call(loss, renamed, (data.clone(),), tie_weights=tie_weights)
@@ -177,9 +180,10 @@ def test_functional_call_names_work_with_and_without_tie_weights(names: str, tie
 # --------------------------------------------------------------------------- TorchRL 0.14.1 pins
 
 
-def test_torchrl_loss_module_rejects_functional_call():
+@pytest.mark.parametrize("name", list(PAIRS))
+def test_torchrl_loss_module_rejects_functional_call(name: str):
     nets = make_nets("categorical")
-    loss = TorchRLClipPPOLoss(nets.actor, nets.critic)
+    loss = PAIRS[name][0](nets.actor, nets.critic)
     data = make_data("categorical", (8,), nets=nets)
     params = dict(loss.named_parameters())
     with pytest.raises(TypeError, match="remove_duplicate"):
@@ -192,12 +196,14 @@ def _values(critic, obs: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("impl, swap", [("torchrl", "to_module"), ("ours", "to_module"), ("ours", "functional_call")])
-def test_internal_gae_under_swapped_critic(impl: str, swap: str):
+@pytest.mark.parametrize("name", STATELESS)
+def test_internal_gae_under_swapped_critic(name: str, impl: str, swap: str):
     """Swap in new critic weights after a first ``forward``. TorchRL's internal GAE then takes
     ``V(s)`` from its cached detached *old* critic and ``V(s')`` from the *new* one (pinned
     here); ours uses the new critic for both. The reference losses are TorchRL's own class
     given the advantage computed by TorchRL's loop GAE from directly evaluated critics."""
-    cls = TorchRLClipPPOLoss if impl == "torchrl" else ours.ClipPPOLoss
+    torchrl_cls, our_cls = PAIRS[name]
+    cls = torchrl_cls if impl == "torchrl" else our_cls
     nets = make_nets("categorical", seed=5)
     loss = cls(clone_nets(nets).actor, clone_nets(nets).critic)
     loss.make_value_estimator(ValueEstimators.GAE, gamma=0.9, lmbda=0.8)
@@ -226,7 +232,7 @@ def test_internal_gae_under_swapped_critic(impl: str, swap: str):
 
     def objective_given(state_value):
         adv, target = torchrl_loop_gae(0.9, 0.8, state_value, next_v_new, reward, done, term)
-        ref = TorchRLClipPPOLoss(clone_nets(nets).actor, new_critic)
+        ref = torchrl_cls(clone_nets(nets).actor, new_critic)
         given = data.clone()
         given["advantage"], given["value_target"] = adv, target
         return ref(given)["loss_objective"]
@@ -263,10 +269,11 @@ def test_categorical_kl_is_torchs_and_vmaps():
         torch.vmap(lambda a, b: D.kl.kl_divergence(D.Categorical(logits=a), D.Categorical(logits=b)))(p_logits, finite_q)
 
 
-def test_functional_call_aliases_live_outside_the_module():
+@pytest.mark.parametrize("name", STATELESS)
+def test_functional_call_aliases_live_outside_the_module(name: str):
     """The aliases are not attributes of the loss module (TorchRL walks its ``__dict__``, e.g. in
     ``reset_parameters_recursive``): after a call through them, the module deep-copies and resets."""
-    loss, data, new = _module_setup(ours.ClipPPOLoss, "normal", seed=2)
+    loss, data, new = _module_setup(MODULES[name], "normal", seed=2)
     renamed = {_alias(n): v for n, v in new.items()}
     torch.func.functional_call(loss, renamed, (data.clone(),), tie_weights=False)
     assert not any(k.startswith("_fc_") for k in loss.__dict__)

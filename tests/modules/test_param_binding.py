@@ -9,10 +9,14 @@ import torch
 from tensordict import TensorDict
 
 from tests.builders import clone_nets, loss_sum, make_data, make_nets
-from torchrl_functional import modules as ours
+from tests.modules.by_spec import adapts_in_forward, on_policy_specs, with_option
+
+#: the on-policy classes whose forward updates no state of their own
+CLASSES = [s.module for s in on_policy_specs() if not adapts_in_forward(s.torchrl)]
+CLIPPED = [s.module for s in with_option(on_policy_specs(), "clip_epsilon")]
 
 
-@pytest.mark.parametrize("cls", [ours.ClipPPOLoss, ours.A2CLoss, ours.ReinforceLoss])
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("with_advantage", [True, False])
 def test_swapped_parameters_equal_loaded_parameters(cls, with_advantage):
     nets = make_nets("normal", seed=0)
@@ -51,15 +55,16 @@ def test_swapped_parameters_equal_loaded_parameters(cls, with_advantage):
     assert (TensorDict.from_module(loss) == params).all()
 
 
-def test_parameters_updated_in_place_are_seen():
+@pytest.mark.parametrize("cls", CLIPPED, ids=lambda c: c.__name__)
+def test_parameters_updated_in_place_are_seen(cls):
     nets = make_nets("categorical", seed=0)
     data = make_data("categorical", (8,), seed=1, nets=nets)
-    loss = ours.ClipPPOLoss(nets.actor, nets.critic)
+    loss = cls(nets.actor, nets.critic)
     first = loss(data.clone())["loss_objective"]
     with torch.no_grad():
         for p in loss.actor_network_params.values(True, True):
             p.mul_(0.5)
     second = loss(data.clone())["loss_objective"]
-    ref = ours.ClipPPOLoss(clone_nets(nets).actor, clone_nets(nets).critic)(data.clone())["loss_objective"]
+    ref = cls(clone_nets(nets).actor, clone_nets(nets).critic)(data.clone())["loss_objective"]
     torch.testing.assert_close(second, ref)
     assert not torch.allclose(first, second)

@@ -7,11 +7,6 @@ from __future__ import annotations
 import pytest
 import torch
 from tensordict import TensorDict
-from torchrl.objectives import A2CLoss as TorchRLA2C
-from torchrl.objectives import ClipPPOLoss as TorchRLClip
-from torchrl.objectives import KLPENPPOLoss as TorchRLKLPEN
-from torchrl.objectives import PPOLoss as TorchRLPPO
-from torchrl.objectives import ReinforceLoss as TorchRLReinforce
 from torchrl.objectives import ValueEstimators
 from torchrl.objectives.value import GAE, TDLambdaEstimator
 
@@ -23,16 +18,10 @@ from tests.builders import (
     make_data,
     make_nets,
 )
+from tests.modules.by_spec import accepts, on_policy_specs, pairs
 from tests.modules.onpolicy_nets import MARL_KEYS, marl_data, marl_nets
-from torchrl_functional import modules as ours
 
-PAIRS = {
-    "PPOLoss": (TorchRLPPO, ours.PPOLoss),
-    "ClipPPOLoss": (TorchRLClip, ours.ClipPPOLoss),
-    "KLPENPPOLoss": (TorchRLKLPEN, ours.KLPENPPOLoss),
-    "A2CLoss": (TorchRLA2C, ours.A2CLoss),
-    "ReinforceLoss": (TorchRLReinforce, ours.ReinforceLoss),
-}
+PAIRS = pairs(on_policy_specs())
 
 E = ValueEstimators
 # (id, estimator, its keyword arguments, data options, constructor kwargs)
@@ -111,7 +100,8 @@ def _run_pair(loss_name: str, nets, build, data: TensorDict, *, seed: int = 11):
 @pytest.mark.parametrize("loss_name", list(PAIRS))
 @pytest.mark.parametrize("case_id, estimator, hyper, opts, ctor", CASES, ids=[c[0] for c in CASES])
 def test_estimator_parity(loss_name, case_id, estimator, hyper, opts, ctor):
-    dist = "tanh_normal" if loss_name == "KLPENPPOLoss" else "normal"
+    # the KL-penalty losses on a TanhNormal policy: their KL is a Monte-Carlo estimate drawn under the seed
+    dist = "tanh_normal" if accepts(PAIRS[loss_name][0], "samples_mc_kl") else "normal"
     nets = make_nets(dist, seed=3)
     data = _data(dist, opts, nets)
     if opts.get("float64"):
@@ -125,7 +115,7 @@ def test_estimator_parity(loss_name, case_id, estimator, hyper, opts, ctor):
     _run_pair(loss_name, nets, build, data)
 
 
-@pytest.mark.parametrize("loss_name", ["ClipPPOLoss", "A2CLoss"])
+@pytest.mark.parametrize("loss_name", list(PAIRS))
 def test_estimator_instance_with_its_own_value_network_entries(loss_name):
     """An estimator built by hand (``value_network=None``: values read from the data) and
     handed to ``make_value_estimator``."""
@@ -172,23 +162,25 @@ def test_multi_agent_gae_broadcasts_team_rewards():
         loss.make_value_estimator(E.MAGAE, gamma=0.9, lmbda=0.7, average_gae=True)
         return loss
 
-    for name in ("ClipPPOLoss", "A2CLoss"):
+    for name in PAIRS:
         _run_pair(name, nets, build, data)
 
 
-def test_torchrl_shifted_estimator_raises_in_a_functional_loss_ours_computes():
+@pytest.mark.parametrize("loss_name", list(PAIRS))
+def test_torchrl_shifted_estimator_raises_in_a_functional_loss_ours_computes(loss_name):
     """TorchRL 0.14.1: ``shifted=True`` inside a functional loss raises (it passes detached and
     cloned next parameters to a single-call path that refuses two parameter sets). Ours runs the
     single call with the current parameters and equals TorchRL's non-functional result."""
+    torchrl_cls, our_cls = PAIRS[loss_name]
     nets = make_nets("normal", seed=3)
     data = _data("normal", {}, nets)
-    ref = TorchRLClip(clone_nets(nets).actor, clone_nets(nets).critic)
+    ref = torchrl_cls(clone_nets(nets).actor, clone_nets(nets).critic)
     ref.make_value_estimator(E.GAE, gamma=0.9, lmbda=0.7, shifted=True)
     with pytest.raises(ValueError, match="single call"):
         ref(data.clone())
-    mine = ours.ClipPPOLoss(clone_nets(nets).actor, clone_nets(nets).critic)
+    mine = our_cls(clone_nets(nets).actor, clone_nets(nets).critic)
     mine.make_value_estimator(E.GAE, gamma=0.9, lmbda=0.7, shifted=True)
-    plain = TorchRLClip(clone_nets(nets).actor, clone_nets(nets).critic, functional=False)
+    plain = torchrl_cls(clone_nets(nets).actor, clone_nets(nets).critic, functional=False)
     plain.make_value_estimator(E.GAE, gamma=0.9, lmbda=0.7, shifted=True)
     torch.manual_seed(0)
     want = plain(data.clone())
@@ -196,7 +188,8 @@ def test_torchrl_shifted_estimator_raises_in_a_functional_loss_ours_computes():
     assert_td_close(mine(data.clone()), want)
 
 
-def test_user_estimator_is_called_as_is():
+@pytest.mark.parametrize("loss_name", list(PAIRS))
+def test_user_estimator_is_called_as_is(loss_name):
     """An estimator that is not one of TorchRL's classes runs its own ``forward``."""
 
     class Halved(TDLambdaEstimator):
@@ -213,4 +206,4 @@ def test_user_estimator_is_called_as_is():
         loss.make_value_estimator(Halved(gamma=0.9, lmbda=0.7, value_network=nets.critic))
         return loss
 
-    _run_pair("ClipPPOLoss", nets, build, data)
+    _run_pair(loss_name, nets, build, data)

@@ -7,10 +7,19 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torchrl.objectives.common import LossModule
 
 from tests.builders import OBS, make_data, make_nets
-from torchrl_functional.modules import ClipPPOLoss
+from tests.modules.by_spec import accepts, on_policy_specs
+from tests.specs import SPECS
+from torchrl_functional.functional import SACKeys, TD3Keys
 from torchrl_functional.pai import NetworkSpec, PAIGroup, PAISettings
+
+#: the losses the PAI tests train, from the registry: PPO with a clipped surrogate (the single-agent
+#: on-policy loss taking ``clip_epsilon``), SAC (version 2, continuous) and TD3 (by their keys)
+CLIP_PPO = next(s for s in on_policy_specs() if accepts(s.torchrl, "clip_epsilon"))
+SAC = next(s for s in SPECS if s.keys is SACKeys)
+TD3 = next(s for s in SPECS if s.keys is TD3Keys)
 
 
 def mlp(sizes: list[int], seed: int) -> nn.Sequential:
@@ -56,7 +65,7 @@ RESUME_SCORES = [0.0, 1.0, 2.0, 3.0, 2.5]  # a restructure at the 3rd score, a p
 CONTINUE_SCORES = [4.0, 5.0, 6.0]  # the 6th score restructures again (after the load)
 
 
-def resume_group(out_dir: Path, seed: int) -> tuple[PAIGroup, ClipPPOLoss]:
+def resume_group(out_dir: Path, seed: int) -> tuple[PAIGroup, LossModule]:
     """Actor + critic (shared Adam), a Case 2 SGD net with a target, a Case 3 RMSprop net."""
     nets = make_nets("normal", seed=seed)
     group = PAIGroup(
@@ -74,11 +83,11 @@ def resume_group(out_dir: Path, seed: int) -> tuple[PAIGroup, ClipPPOLoss]:
         scheduler_kwargs={"patience": 0, "factor": 0.5},
     )
     group.target("meta")
-    loss = group.track_loss(ClipPPOLoss(group["actor"], group["critic"]))
+    loss = group.track_loss(CLIP_PPO.module(group["actor"], group["critic"]))
     return group, loss
 
 
-def resume_train(group: PAIGroup, loss: ClipPPOLoss, steps: int, seed: int) -> None:
+def resume_train(group: PAIGroup, loss: LossModule, steps: int, seed: int) -> None:
     gen = torch.Generator().manual_seed(seed)
     for i in range(steps):
         data = make_data("normal", (16,), seed=1000 * seed + i)
@@ -93,7 +102,7 @@ def resume_train(group: PAIGroup, loss: ClipPPOLoss, steps: int, seed: int) -> N
         group.target("meta").update(0.1)
 
 
-def resume_prefix(group: PAIGroup, loss: ClipPPOLoss) -> None:
+def resume_prefix(group: PAIGroup, loss: LossModule) -> None:
     """Training before the checkpoint."""
     for i, score in enumerate(RESUME_SCORES):
         resume_train(group, loss, 2, seed=i)
@@ -101,7 +110,7 @@ def resume_prefix(group: PAIGroup, loss: ClipPPOLoss) -> None:
     resume_train(group, loss, 1, seed=99)
 
 
-def resume_continue(group: PAIGroup, loss: ClipPPOLoss) -> dict:
+def resume_continue(group: PAIGroup, loss: LossModule) -> dict:
     """Training after the checkpoint; returns everything to compare across processes."""
     results = []
     for i, score in enumerate(CONTINUE_SCORES):

@@ -7,15 +7,13 @@ import pytest
 import torch
 from tensordict.nn import TensorDictParams
 from torch import nn
-from torchrl.objectives import ClipPPOLoss as TorchRLClipPPOLoss
 
 from tests.builders import make_data, make_nets
-from tests.pai.helpers import fixed
-from torchrl_functional.modules import ClipPPOLoss
+from tests.pai.helpers import CLIP_PPO, fixed
 from torchrl_functional.pai import NetworkSpec, PAIGroup
 from torchrl_functional.pai.losses import refresh_loss_module
 
-LOSSES = {"ours": ClipPPOLoss, "torchrl": TorchRLClipPPOLoss}
+LOSSES = {"ours": CLIP_PPO.module, "torchrl": CLIP_PPO.torchrl}
 TIME_DIMS = [-1, -1, 0]  # [B, T, F] batches
 
 
@@ -82,8 +80,8 @@ def test_loss_built_before_a_restructure_trains_the_new_dendrites(out_dir, kind)
 
 def test_ours_matches_torchrl_on_restructured_networks_with_value_estimation(out_dir):
     group = ppo_group(out_dir, time_batches=True)
-    ours = group.track_loss(ClipPPOLoss(group["actor"], group["critic"]))
-    ref = group.track_loss(TorchRLClipPPOLoss(group["actor"], group["critic"]))
+    ours = group.track_loss(CLIP_PPO.module(group["actor"], group["critic"]))
+    ref = group.track_loss(CLIP_PPO.torchrl(group["actor"], group["critic"]))
     for loss in (ours, ref):  # the default estimator vmaps the critic; track_loss turns that off
         loss.make_value_estimator(gamma=0.9, lmbda=0.95)
     data = make_data("normal", (4, 6), seed=1, with_advantage=False)
@@ -166,7 +164,7 @@ def test_refresh_equals_a_loss_built_after_the_restructure(out_dir, kind, separa
 
 def test_refresh_keeps_target_values_and_adds_new_entries(out_dir):
     group = ppo_group(out_dir, time_batches=False)
-    loss = group.track_loss(TorchRLClipPPOLoss(group["actor"], group["critic"], delay_actor=True))
+    loss = group.track_loss(CLIP_PPO.torchrl(group["actor"], group["critic"], delay_actor=True))
     data = make_data("normal", (16,), seed=4)
     target_before = {k: v.clone() for k, v in loss.target_actor_network_params.items(True, True)}
     for key, value in target_before.items():
@@ -193,7 +191,7 @@ def test_refresh_keeps_target_values_and_adds_new_entries(out_dir):
 
 def test_refresh_is_a_no_op_for_non_functional_losses(out_dir):
     nets = make_nets("normal", seed=0)
-    loss = ClipPPOLoss(nets.actor, nets.critic, functional=False)
+    loss = CLIP_PPO.module(nets.actor, nets.critic, functional=False)
     assert refresh_loss_module(loss) == []
-    loss = ClipPPOLoss(nets.actor, nets.critic)
+    loss = CLIP_PPO.module(nets.actor, nets.critic)
     assert refresh_loss_module(loss) == ["actor_network", "critic_network"]

@@ -11,12 +11,8 @@ from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import nn
 from torchrl.data import Bounded
 from torchrl.modules import ProbabilisticActor, TanhNormal, ValueOperator
-from torchrl.objectives import SACLoss as TorchRLSACLoss
-from torchrl.objectives import TD3Loss as TorchRLTD3Loss
 
-from tests.pai.helpers import fixed, mlp
-from torchrl_functional.functional import sac_loss
-from torchrl_functional.modules import SACLoss
+from tests.pai.helpers import SAC, TD3, fixed, mlp
 from torchrl_functional.pai import NetworkSpec, PAIConfigError, PAIGroup
 
 OBS, ACT, B = 4, 2, 16
@@ -57,10 +53,10 @@ def transitions(seed: int) -> TensorDict:
 
 
 @pytest.mark.parametrize("build", [
-    lambda a, q, q2: SACLoss(a, q),
-    lambda a, q, q2: TorchRLSACLoss(a, q),
-    lambda a, q, q2: TorchRLSACLoss(a, [q, q2], num_qvalue_nets=2),
-    lambda a, q, q2: TorchRLTD3Loss(a, q, action_spec=Bounded(-1.0, 1.0, (ACT,))),
+    lambda a, q, q2: SAC.module(a, q),
+    lambda a, q, q2: SAC.torchrl(a, q),
+    lambda a, q, q2: SAC.torchrl(a, [q, q2], num_qvalue_nets=2),
+    lambda a, q, q2: TD3.torchrl(a, q, action_spec=Bounded(-1.0, 1.0, (ACT,))),
 ], ids=["ours", "torchrl", "torchrl_list", "td3"])
 def test_a_loss_stacking_a_group_network_is_refused(out_dir, build):
     group = PAIGroup(
@@ -75,7 +71,7 @@ def test_a_loss_stacking_a_group_network_is_refused(out_dir, build):
         group.track_loss(loss)
 
 
-@pytest.mark.parametrize("cls", [SACLoss, TorchRLSACLoss], ids=["ours", "torchrl"])
+@pytest.mark.parametrize("cls", [SAC.module, SAC.torchrl], ids=["ours", "torchrl"])
 def test_sac_with_dendrites_on_the_actor_only(out_dir, cls):
     """The Q networks stay the loss's (trained by their own optimizer); the loss, tracked
     after the actor's restructure, refreshes the actor only and keeps training both."""
@@ -116,7 +112,7 @@ def test_sac_with_dendrites_on_the_actor_only(out_dir, cls):
 
 
 def sac_inputs(group: PAIGroup, data: TensorDict) -> TensorDict:
-    """The entries of :func:`sac_loss` from the group's actor, twin Q and target Qs."""
+    """The entries of the functional SAC loss from the group's actor, twin Q and target Qs."""
     pi = group["actor"]
     with torch.no_grad():
         nxt = pi(data["next"].select("observation").clone())
@@ -141,7 +137,7 @@ def test_functional_sac_with_dendrites_on_actor_twin_q_and_targets(out_dir):
     alpha_opt = torch.optim.Adam([log_alpha], lr=1e-2)
 
     def step(seed: int) -> None:
-        out = sac_loss(sac_inputs(group, transitions(seed)), log_alpha=log_alpha, gamma=0.9)
+        out = SAC.function(sac_inputs(group, transitions(seed)), log_alpha=log_alpha, gamma=0.9)
         group.zero_grad()
         alpha_opt.zero_grad()
         out["loss_qvalue"].backward(inputs=group.parameters("q1", "q2"))

@@ -1,15 +1,22 @@
-"""Drop-in parity of IQL, discrete IQL and CQL with TorchRL 0.14.1 (values, every parameter
-gradient, the written priority); see ``offpolicy_parity_common``."""
+"""The IQL drop-ins (``IQLLoss``, ``DiscreteIQLLoss``): parity with TorchRL 0.14.1 (values, every parameter
+gradient, the written priority; see ``offpolicy_parity_common``), no TorchRL math reached (see
+``offpolicy_no_fallback``), ``functional_call``, multi-agent layouts and a training pipeline
+(see ``offpolicy_checks``, ``offpolicy_marl``). The cross-cutting guarantees find them through
+the registry."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from torchrl.objectives import CQLLoss as TCQL
 from torchrl.objectives import DiscreteIQLLoss as TDIQL
 from torchrl.objectives import IQLLoss as TIQL
 from torchrl.objectives import ValueEstimators
 
+from tests.modules import offpolicy_checks as C
+from tests.modules import offpolicy_marl as M
+from tests.modules.offpolicy_checks import check_functional_call
+from tests.modules.offpolicy_marl import MODE_PARAMS, marl_parity
+from tests.modules.offpolicy_no_fallback import FORBIDDEN_NAMES, keys_of, run_ours
 from tests.modules.offpolicy_parity_common import (
     COMMON,
     build,
@@ -149,39 +156,67 @@ def test_discrete_iql_parity(space, case_id, kwargs, opts):
     compare(ref, mine, _iql_data(ref, mine, opts, space))
 
 
-CQL_COMMON = [c for c in COMMON if c[0] not in ("none", "mask_BT", "none_mask", "nstep2_mask_BT")
-              and not c[2].get("shifted")]
-CQL_CASES = CQL_COMMON + [
-    ("num_random_3_BT", {"num_random": 3}, {"batch": (2, 3)}),
-    ("stochastic_backup", {"deterministic_backup": False}, {}),
-    ("max_q_backup", {"max_q_backup": True, "num_random": 4}, {}),
-    ("max_q_backup_BT", {"max_q_backup": True, "num_random": 2}, {"batch": (2, 3)}),
-    ("temperature_weight", {"temperature": 2.0, "min_q_weight": 0.5}, {}),
-    ("lagrange", {"with_lagrange": True, "lagrange_thresh": 0.3}, {}),
-    ("alpha_bounds", {"alpha_init": 5.0, "min_alpha": 0.1, "max_alpha": 2.0}, {}),
-    ("fixed_alpha", {"fixed_alpha": True, "alpha_init": 0.4}, {}),
-    ("delay_actor", {"delay_actor": True}, {}),
-    # per-sample loss_cql differs by design (see cql_loss); its total and all else match
-    ("none", {"reduction": "none", "scalar_output_mode": "exclude"}, {"sum_only": ("loss_cql",)}),
-    ("none_BT", {"reduction": "none", "scalar_output_mode": "exclude"}, {"batch": (2, 3), "sum_only": ("loss_cql",)}),
-]
+@pytest.mark.parametrize("case_id, kwargs, opts", IQL_CASES, ids=ids(IQL_CASES))
+def test_iql_never_reaches_torchrl_math(case_id, kwargs, opts):
+    k = keys_of(opts)
+    nets = (stoch_actor(), qvalue(out_key=k.get("state_action_value", "state_action_value")),
+            vvalue(out_key=k.get("value", "state_value")))
+    run_ours(ours.IQLLoss, nets, kwargs, opts)
 
 
-@pytest.mark.parametrize("case_id, kwargs, opts", CQL_CASES, ids=ids(CQL_CASES))
-def test_cql_parity(case_id, kwargs, opts):
-    ref, mine = build(TCQL, ours.CQLLoss, (stoch_actor(), qvalue()), kwargs, opts.get("keys"), opts.get("estimator"))
-    compare(ref, mine, data_for(opts), sum_only=opts.get("sum_only", ()), atol=2e-6)
-    torch.testing.assert_close(mine.log_alpha, ref.log_alpha)
+@pytest.mark.parametrize("case_id, kwargs, opts", IQL_CASES, ids=ids(IQL_CASES))
+def test_discrete_iql_never_reaches_torchrl_math(case_id, kwargs, opts):
+    k = keys_of(opts)
+    nets = (discrete_actor(), discrete_q(out_key=k.get("state_action_value", "state_action_value")),
+            vvalue(out_key=k.get("value", "state_value")))
+    run_ours(ours.DiscreteIQLLoss, nets, {"action_space": "categorical", **kwargs}, opts, "categorical")
 
 
-def test_cql_per_sample_penalty_differs_from_torchrl_only_per_sample():
-    """TorchRL broadcasts the [B] log-sum-exp against Q(s, a) [B, 1]: each sample gets the
-    batch mean of the log-sum-exp. Ours keeps each sample's own; totals agree."""
-    ref, mine = build(TCQL, ours.CQLLoss, (stoch_actor(), qvalue()), {"reduction": "none"}, None, None)
-    data = data_for({})
-    torch.manual_seed(3)
-    out_ref = ref(data.clone())
-    torch.manual_seed(3)
-    out_mine = mine(data.clone())
-    torch.testing.assert_close(out_mine["loss_cql"].sum(), out_ref["loss_cql"].sum())
-    assert not torch.allclose(out_mine["loss_cql"], out_ref["loss_cql"])
+def test_the_forbidden_list_covers_the_loss_helpers():
+    assert {"IQLLoss.loss_value_diff"} <= FORBIDDEN_NAMES
+
+
+FUNCTIONAL_CALL = {
+    "IQLLoss": (lambda: ours.IQLLoss(stoch_actor(), qvalue(), vvalue()), None),
+    "DiscreteIQLLoss": (lambda: ours.DiscreteIQLLoss(discrete_actor(), discrete_q(out_key="state_action_value"),
+                                                      vvalue(), action_space="categorical"), "categorical"),
+}
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONAL_CALL))
+def test_functional_call_equals_loading_the_parameters(name):
+    check_functional_call(*FUNCTIONAL_CALL[name])
+
+
+@MODE_PARAMS
+def test_iql_multiagent_parity(mode, kwargs, estimator):
+    marl_parity(TIQL, ours.IQLLoss, lambda: (M.stoch_actor(), M.qvalue(), M.vvalue()), {},
+                {**M.ACTION, "state_action_value": M._k("state_action_value"), "value": M._k("state_value"),
+                 "log_prob": M._k("action_log_prob")},
+                False, mode, kwargs, estimator, scalar_output_mode=True)
+
+
+@MODE_PARAMS
+def test_discrete_iql_multiagent_parity(mode, kwargs, estimator):
+    marl_parity(TDIQL, ours.DiscreteIQLLoss, lambda: (M.discrete_actor(), M.discrete_q("state_action_value"), M.vvalue()),
+                {"action_space": "categorical"},
+                {**M.ACTION, "state_action_value": M._k("state_action_value"), "value": M._k("state_value"),
+                 "log_prob": M._k("action_log_prob")},
+                True, mode, kwargs, estimator, scalar_output_mode=True)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_iql_trains_in_a_torchrl_pipeline():
+    def make(env):
+        qnet, vnet, actor = C.qnet(env), C.vnet(env), C.stoch_actor(env)
+        return ours.IQLLoss(actor, qnet, vnet), actor
+    C.train_in_pipeline("Pendulum-v1", make)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_discrete_iql_trains_in_a_torchrl_pipeline():
+    def make(env):
+        actor = C.discrete_actor(env)
+        qnet, vnet = C.discrete_qnet(env, "state_action_value"), C.vnet(env)
+        return ours.DiscreteIQLLoss(actor, qnet, vnet, action_space=env.action_spec), actor
+    C.train_in_pipeline("CartPole-v1", make)

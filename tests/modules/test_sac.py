@@ -1,5 +1,8 @@
-"""Drop-in parity of SAC and discrete SAC with TorchRL 0.14.1 (values, every parameter
-gradient, the written priority); see ``offpolicy_parity_common``."""
+"""The SAC drop-ins (``SACLoss`` with and without a value network, ``DiscreteSACLoss``): parity
+with TorchRL 0.14.1 (values, every parameter gradient, the written priority; see
+``offpolicy_parity_common``), no TorchRL math reached (see ``offpolicy_no_fallback``), ``functional_call``, multi-agent layouts and a training pipeline
+(see ``offpolicy_checks``, ``offpolicy_marl``). The cross-cutting guarantees find them through
+the registry."""
 
 from __future__ import annotations
 
@@ -14,7 +17,12 @@ from torchrl.modules import ProbabilisticActor, TanhNormal, ValueOperator
 from torchrl.objectives import DiscreteSACLoss as TDSAC
 from torchrl.objectives import SACLoss as TSAC
 
+from tests.modules import offpolicy_checks as C
+from tests.modules import offpolicy_marl as M
 from tests.modules import offpolicy_parity_common as common
+from tests.modules.offpolicy_checks import check_functional_call
+from tests.modules.offpolicy_marl import MODE_PARAMS, marl_parity
+from tests.modules.offpolicy_no_fallback import FORBIDDEN_NAMES, keys_of, run_ours
 from tests.modules.offpolicy_parity_common import (
     COMMON,
     NACT,
@@ -182,3 +190,75 @@ def test_sac_composite_action_parity(version, case_id, opts):
     data = data_for(opts)
     data["action"] = TensorDict({"action1": data.pop("action")}, data.batch_size)
     compare(ref, mine, data)
+
+
+@pytest.mark.parametrize("case_id, kwargs, opts", SAC_CASES, ids=ids(SAC_CASES))
+def test_sac_never_reaches_torchrl_math(case_id, kwargs, opts):
+    act, sav = keys_of(opts).get("action", "action"), keys_of(opts).get("state_action_value", "state_action_value")
+    run_ours(ours.SACLoss, (stoch_actor(action_key=act), qvalue(out_key=sav, action_key=act)),
+              kwargs, opts)
+
+
+@pytest.mark.parametrize("case_id, kwargs, opts", SAC_V1_CASES, ids=ids(SAC_V1_CASES))
+def test_sac_v1_never_reaches_torchrl_math(case_id, kwargs, opts):
+    nets = (stoch_actor(), qvalue(), vvalue(out_key=keys_of(opts).get("value", "state_value")))
+    run_ours(ours.SACLoss, nets, kwargs, opts)
+
+
+@pytest.mark.parametrize("case_id, kwargs, opts", DSAC_CASES, ids=ids(DSAC_CASES))
+def test_discrete_sac_never_reaches_torchrl_math(case_id, kwargs, opts):
+    run_ours(ours.DiscreteSACLoss, (discrete_actor(), discrete_q()),
+              {"action_space": "categorical", "num_actions": NACT, **kwargs}, opts, "categorical")
+
+
+def test_the_forbidden_list_covers_the_loss_helpers():
+    assert {"SACLoss.forward", "SACLoss._compute_target_v2", "SACLoss.qvalue_v1_loss", "SACLoss.value_loss",
+            "DiscreteSACLoss._compute_target", "SACLoss._alpha",
+            "SACLoss._cached_detached_qvalue_params"} <= FORBIDDEN_NAMES
+
+
+FUNCTIONAL_CALL = {
+    "SACLoss": (lambda: ours.SACLoss(stoch_actor(), qvalue(), num_qvalue_nets=3), None),
+    "SACLoss-v1": (lambda: ours.SACLoss(stoch_actor(), qvalue(), vvalue(), delay_actor=True), None),
+    "SACLoss-skip_done": (lambda: ours.SACLoss(stoch_actor(), qvalue(), skip_done_states=True), None),
+    "DiscreteSACLoss": (lambda: ours.DiscreteSACLoss(discrete_actor(), discrete_q(), action_space="categorical",
+                                                      num_actions=NACT), "categorical"),
+}
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONAL_CALL))
+def test_functional_call_equals_loading_the_parameters(name):
+    check_functional_call(*FUNCTIONAL_CALL[name])
+
+
+@MODE_PARAMS
+def test_sac_multiagent_parity(mode, kwargs, estimator):
+    marl_parity(TSAC, ours.SACLoss, lambda: (M.stoch_actor(), M.qvalue()), {},
+                {**M.ACTION, "state_action_value": M._k("state_action_value"), "log_prob": M._k("action_log_prob")},
+                False, mode, kwargs, estimator, scalar_output_mode=True)
+
+
+@MODE_PARAMS
+def test_discrete_sac_multiagent_parity(mode, kwargs, estimator):
+    marl_parity(TDSAC, ours.DiscreteSACLoss, lambda: (M.discrete_actor(), M.discrete_q()),
+                {"action_space": "categorical", "num_actions": NACT},
+                {**M.ACTION, "action_value": M._k("action_value")},
+                True, mode, kwargs, estimator, scalar_output_mode=True)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_sac_trains_in_a_torchrl_pipeline():
+    def make(env):
+        qnet, _, actor = C.qnet(env), C.vnet(env), C.stoch_actor(env)
+        return ours.SACLoss(actor, qnet), actor
+    C.train_in_pipeline("Pendulum-v1", make)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_discrete_sac_trains_in_a_torchrl_pipeline():
+    def make(env):
+        actor = C.discrete_actor(env)
+        qnet = C.discrete_qnet(env, "action_value")
+        n = env.action_spec.space.n
+        return ours.DiscreteSACLoss(actor, qnet, action_space=env.action_spec, num_actions=n), actor
+    C.train_in_pipeline("CartPole-v1", make)
