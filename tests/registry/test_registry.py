@@ -37,3 +37,25 @@ def test_spec_is_well_formed(spec):
         assert cases, "a drop-in class needs at least one parity case"
         assert sum(c.functional_call for c in cases) >= 1, "mark one case for the functional_call guarantee"
         assert len({c.id for c in cases}) == len(cases)
+
+
+def _names_in(path) -> set[str]:
+    """The identifiers a Python file uses (strings and comments left out)."""
+    import io
+    import tokenize
+
+    with open(path, "rb") as f:
+        return {t.string for t in tokenize.tokenize(io.BytesIO(f.read()).readline) if t.type == tokenize.NAME}
+
+
+def test_a_loss_is_named_in_its_own_test_file_and_its_spec_only():
+    """The cross-cutting tests find a loss through the registry: a loss function's or a drop-in
+    class's name stands in at most two test files (its family's test file and its spec)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    used = {path: _names_in(path) for path in root.rglob("*.py")}
+    names = [s.name for s in SPECS] + [s.module.__name__ for s in SPECS if s.module is not None]
+    spread = {n: sorted(str(p.relative_to(root)) for p, ids in used.items() if n in ids) for n in names}
+    assert {n: files for n, files in spread.items() if len(files) > 2} == {}
+    assert sum(map(bool, spread.values())) > 0.9 * len(names)  # the scan sees the losses (a few only by string)
