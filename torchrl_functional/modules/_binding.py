@@ -13,6 +13,8 @@ import torch
 from tensordict import TensorDictBase, TensorDictParams
 from torch import nn
 
+from ..functional._validation import _is_wrapped
+
 
 class _LeafReader:
     """The leaves of a ``TensorDictParams`` under ``keys``, read from the plain dicts inside its
@@ -169,9 +171,9 @@ _DETACHED_VIEWS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 def _detached(params: TensorDictParams, how: str) -> TensorDictBase | None:
     """The cached ``params.detach()`` (``how="detach"``) or ``params.data`` (``"data"``), rebuilt
-    when a leaf changes; ``None`` when it cannot be cached (compiling, inside a ``torch.func``
-    transform, leaves without storage)."""
-    if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None:
+    when a leaf changes; ``None`` when it cannot be cached (compiling, leaves swapped in inside
+    a ``torch.func`` transform or without storage)."""
+    if torch.compiler.is_compiling():
         return None
     views = _DETACHED.get(id(params))
     if views is None or views["owner"]() is not params:
@@ -181,10 +183,12 @@ def _detached(params: TensorDictParams, how: str) -> TensorDictBase | None:
     reader = views["reader"]
     try:
         sources = reader(params)
+        if any(_is_wrapped(x) for x in sources):  # swapped in inside a torch.func transform
+            return None
         view = views.get(how)
         if view is not None and view.matches(sources):
             return view.td
-        td = params._param_td.detach() if how == "detach" else params._param_td._data()
+        td = params._param_td.detach() if how == "detach" else params._param_td.data
         view = _DetachedView(td, [td.get(key) for key in reader.keys], sources)
     except RuntimeError:  # e.g. tensors without storage
         return None
@@ -339,7 +343,7 @@ class _WriteThroughParams(TensorDictParams):
     @property
     def data(self) -> TensorDictBase:
         td = _detached(self, "data")
-        return self._param_td._data() if td is None else td
+        return self._param_td.data if td is None else td
 
     def __getattr__(self, item: str) -> Any:
         if not item.startswith("_"):
