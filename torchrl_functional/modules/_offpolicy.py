@@ -11,7 +11,7 @@ from tensordict import TensorDict, TensorDictBase
 
 from ..functional._td import time_dim_of
 from ._binding import params_context
-from ._common import PRIVATE
+from ._common import PRIVATE, cached_keys
 from ._estimate import td_estimator
 
 
@@ -83,7 +83,7 @@ def off_policy_keys(loss_module, cls: type, **private: Any):
     if hasattr(tk, "priority_weight"):
         names["priority_weight"] = tk.priority_weight
     names.update({field: (PRIVATE, value) for field, value in private.items()})
-    return cls(**names)
+    return cached_keys(cls, **names)
 
 
 def write_priority(tensordict: TensorDictBase, key: Any, value: torch.Tensor) -> None:
