@@ -45,8 +45,8 @@ def estimator_kwargs(loss_module, tensordict: TensorDictBase | None = None) -> d
     """The loss module's value estimator (TorchRL's TD0 by default) as keyword arguments of
     the off-policy functional losses: ``value_estimator``, ``gamma``, ``lmbda``, ``time_dim``."""
     name = type(loss_module).__name__
-    kind, gamma, lmbda = td_estimator(loss_module)
     est = loss_module.value_estimator
+    kind, gamma, lmbda = td_estimator(loss_module, est)
     time_dim = getattr(est, "time_dim", None)
     if time_dim is None and tensordict is not None and tensordict.batch_dims:
         time_dim = time_dim_of(tensordict, loss=name)
