@@ -297,3 +297,16 @@ def test_bad_inputs_raise_named_errors():
     v2, nv2, r2, done2, term2 = make_traj((2, 5, 1))
     for a, b in zip((v, nv, r, done, term), (v2, nv2, r2, done2, term2)):
         assert torch.equal(a, b)
+
+
+def test_factor_broadcast_rule_matches_torch():
+    # a discount must broadcast to the values without enlarging them (torch.broadcast_shapes rule)
+    import itertools
+
+    shapes = [(), (1,), (0,), (3,), (1, 3), (2, 1), (2, 3), (3, 1), (1, 1, 1), (2, 0), (0, 3), (4, 2, 3)]
+    for a, b in itertools.product(shapes, repeat=2):
+        try:
+            want = torch.broadcast_shapes(a, b) == torch.Size(b)
+        except RuntimeError:
+            want = False
+        assert V._broadcasts_to(torch.Size(a), torch.Size(b)) == want, (a, b)

@@ -68,3 +68,63 @@ def test_parameters_updated_in_place_are_seen(cls):
     ref = cls(clone_nets(nets).actor, clone_nets(nets).critic)(data.clone())["loss_objective"]
     torch.testing.assert_close(second, ref)
     assert not torch.allclose(first, second)
+
+
+
+def test_detached_parameters_follow_every_change():
+    """``params.detach()``/``params.data`` of a drop-in module are cached (as TorchRL caches its
+    detached parameters) but follow in-place updates, ``param.data = ...`` and swapped leaves."""
+    from tensordict.nn import TensorDictModule
+    from torchrl.modules import MLP, ValueOperator
+
+    from torchrl_functional.modules._binding import params_context
+
+    torch.manual_seed(0)
+    critic = ValueOperator(MLP(in_features=5, out_features=1, num_cells=[8]), in_keys=["observation", "action"])
+    actor = TensorDictModule(torch.nn.Linear(3, 2), in_keys=["observation"], out_keys=["action"])
+    loss = ours.DDPGLoss(actor, critic)
+    params = loss.value_network_params
+    obs = TensorDict(observation=torch.randn(4, 3), action=torch.randn(4, 2), batch_size=[4])
+
+    def value(p):
+        with params_context(loss, p, loss.value_network):
+            return loss.value_network(obs.copy()).get("state_action_value")
+
+    def loaded():  # the value with the module's current parameters, bound the plain way
+        with params.detach().clone().to_module(loss.value_network):
+            return loss.value_network(obs.copy()).get("state_action_value")
+
+    for how in ("detach", "data"):
+        def view(how=how):
+            return params.data if how == "data" else params.detach()
+
+        first = view()
+        assert view() is first  # cached
+        assert not any(x.requires_grad for x in first.values(True, True))
+        torch.testing.assert_close(value(first), loaded())
+        assert not value(first).requires_grad
+        with torch.no_grad():  # in place (an optimizer step): the same view, the new numbers
+            for p in params.values(True, True):
+                p.add_(0.1)
+        assert view() is first
+        torch.testing.assert_close(value(first), loaded())
+        leaf = next(iter(params.values(True, True)))
+        leaf.data = leaf.data.clone() * 2  # new storage: rebuilt
+        assert view() is not first
+        torch.testing.assert_close(value(view()), loaded())
+    # a leaf swapped by functional_call is used inside, the module's own one afterwards
+    before = value(params.detach())
+    name, p0 = next((n, p) for n, p in loss.named_parameters() if n.startswith("value_network_params"))
+    key = tuple(name.split(".")[1:])
+
+    class Probe(torch.nn.Module):
+        def forward(self):
+            return params.detach().get(key), value(params.detach())
+
+    probe = Probe()
+    probe.loss = loss
+    inside, swapped_value = torch.func.functional_call(probe, {"loss." + name: p0.detach() + 1.0}, ())
+    torch.testing.assert_close(inside, p0.detach() + 1.0)
+    assert not torch.allclose(swapped_value, before)
+    torch.testing.assert_close(value(params.detach()), before)
+    assert params.detach().get(key) is not inside

@@ -216,6 +216,8 @@ def expand_mask(loss: str, mask: Tensor, value: Tensor, key: Any = "mask") -> Te
         raise EntryShapeError(loss, key, f"a mask of shape {tuple(mask.shape)} cannot mask a loss of shape {tuple(value.shape)}")
     if mask.ndim < value.ndim:
         mask = mask.reshape(mask.shape + (1,) * (value.ndim - mask.ndim))
+    if mask.shape == value.shape:
+        return mask
     try:
         return mask.expand_as(value)
     except RuntimeError as err:
@@ -238,7 +240,7 @@ def reduce_loss(
     """
     if mask is not None:
         mask = expand_mask(loss, mask, value)
-        value = torch.where(mask, value, torch.zeros_like(value))
+        value = torch.where(mask, value, 0.0)
     if weights is not None and weights.shape != value.shape:
         weights = expand_mask(loss, weights, value, key="priority_weight")
     if reduction == "none":

@@ -129,10 +129,12 @@ def rnd_loss(
     mask = loss_mask(name, td, loss_mask_key)
     if update_fraction < 1.0:
         batch = per_sample.shape[:-1]
-        if noise is None:
-            noise = torch.rand(batch, generator=generator, device=per_sample.device)
+        if noise is None:  # drawn as [*B, 1] (the per-sample loss's shape): the same numbers as [*B]
+            noise = torch.rand(per_sample.shape, generator=generator, device=per_sample.device)
         elif noise.shape != batch:
             raise EntryShapeError(name, "noise", f"expected shape {tuple(batch)}, got {tuple(noise.shape)}")
+        else:
+            noise = noise.unsqueeze(-1)
         selected = noise < update_fraction
         mask = selected if mask is None else _and(mask, selected)
     return TensorDict({"loss_predictor": reduce_loss(name, per_sample, reduction, mask)}, batch_size=[])

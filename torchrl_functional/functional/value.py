@@ -107,16 +107,21 @@ def _check_signals(name: str, ref_name: str, ref: Tensor, **tensors: Tensor | No
             assert_finite(name, key, tensor)
 
 
+def _broadcasts_to(shape: torch.Size, target: torch.Size) -> bool:
+    """``torch.broadcast_shapes(shape, target) == target`` (``shape`` broadcasts to ``target``
+    without enlarging it), without the cost of ``torch.broadcast_shapes``."""
+    n = len(shape)
+    if n > len(target):
+        return False
+    return all(a == 1 or a == b for a, b in zip(shape, target[len(target) - n:]))
+
+
 def _as_factor(name: str, key: str, x: Scalar, ref: Tensor, check_range: bool = True) -> Scalar:
     """Validate a discount-like factor and check it broadcasts to ``ref`` without enlarging it."""
     if isinstance(x, Tensor):
         if not (x.is_floating_point() or x.is_complex()):
             x = x.to(ref.dtype)
-        try:
-            shape = torch.broadcast_shapes(x.shape, ref.shape)
-        except RuntimeError:
-            shape = None
-        if shape != ref.shape:
+        if not _broadcasts_to(x.shape, ref.shape):
             raise EntryShapeError(
                 name,
                 key,

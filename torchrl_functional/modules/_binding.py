@@ -13,6 +13,33 @@ import torch
 from tensordict import TensorDictBase, TensorDictParams
 from torch import nn
 
+from ..functional._validation import _is_wrapped
+
+
+class _LeafReader:
+    """The leaves of a ``TensorDictParams`` under ``keys``, read from the plain dicts inside its
+    TensorDict: those dicts are cached and re-resolved only when the inner TensorDict is
+    replaced (as ``to_module`` does)."""
+
+    def __init__(self, params: TensorDictBase | None, keys: list[tuple]) -> None:
+        self.params, self.keys = params, keys
+        self.reset()
+
+    def reset(self) -> None:
+        self._root, self._leaf_dicts = None, []
+
+    def __call__(self, params: TensorDictBase | None = None) -> list:
+        params = self.params if params is None else params
+        root = getattr(params, "_param_td", None)
+        if root is None or not hasattr(root, "_tensordict"):
+            return [params.get(key) for key in self.keys]
+        if root is not self._root:
+            self._leaf_dicts = [
+                (root.get(key[:-1]) if len(key) > 1 else root)._tensordict for key in self.keys
+            ]
+            self._root = root
+        return [d[key[-1]] for d, key in zip(self._leaf_dicts, self.keys)]
+
 
 class _ParamBinder:
     """Binds the leaves of a ``TensorDictParams`` to the parameter slots of ``module``.
@@ -25,7 +52,7 @@ class _ParamBinder:
     inner TensorDict) are bound for the duration of the call and restored afterwards.
     """
 
-    def __init__(self, module: nn.Module, params: TensorDictBase) -> None:
+    def __init__(self, module: nn.Module, params: TensorDictBase, leaves: list | None = None) -> None:
         self.params = params
         self.keys: list[tuple] = []
         self.slots: list[tuple[dict, str]] = []
@@ -42,22 +69,13 @@ class _ParamBinder:
                 raise KeyError(name)
             self.keys.append(key)
             self.slots.append((store, name))
-        self._root = None
-        self._leaf_dicts: list[dict] = []
+        self._leaves = _LeafReader(params, self.keys) if leaves is None else (lambda: leaves)
         self._saved: list | None = None
 
-    def _leaves(self) -> list:
-        # the leaves live in plain dicts inside the params' TensorDict; cache those dicts and
-        # re-resolve them only when the inner TensorDict is replaced (as ``to_module`` does)
-        root = getattr(self.params, "_param_td", None)
-        if root is None or not hasattr(root, "_tensordict"):
-            return [self.params.get(key) for key in self.keys]
-        if root is not self._root:
-            self._leaf_dicts = [
-                (root.get(key[:-1]) if len(key) > 1 else root)._tensordict for key in self.keys
-            ]
-            self._root = root
-        return [d[key[-1]] for d, key in zip(self._leaf_dicts, self.keys)]
+    def reset(self) -> None:
+        """Forget the cached leaf dicts (re-read from the params on the next call)."""
+        if isinstance(self._leaves, _LeafReader):
+            self._leaves.reset()
 
     def __enter__(self) -> None:
         saved = None
@@ -75,7 +93,7 @@ class _ParamBinder:
             for store, name, value in reversed(self._saved):
                 store[name] = value
             # swapped-in leaves (possibly transform wrappers) must not outlive the call
-            self._root, self._leaf_dicts = None, []
+            self.reset()
         self._saved = None
 
 
@@ -94,7 +112,12 @@ def params_context(loss_module, params: Any, module: nn.Module):
     """
     if params is None or not getattr(loss_module, "functional", True):
         return contextlib.nullcontext()
-    if torch.compiler.is_compiling() or not isinstance(params, TensorDictParams):
+    if torch.compiler.is_compiling():
+        return params.to_module(module, preserve_module_state=False)
+    if not isinstance(params, TensorDictParams):
+        view = _DETACHED_VIEWS.get(id(params))
+        if view is not None and view.td is params:
+            return view.binder(module)
         return params.to_module(module, preserve_module_state=False)
     cache = _BINDERS.get(loss_module)
     if cache is None:
@@ -110,6 +133,71 @@ def params_context(loss_module, params: Any, module: nn.Module):
     if entry[1] is None:
         return params.to_module(module, preserve_module_state=False)
     return entry[1]
+
+
+class _DetachedView:
+    """``params.detach()`` (or ``params.data``) of a loss module's ``TensorDictParams``, kept while
+    its leaves stay the same tensors on the same storage (as TorchRL caches its detached
+    parameters, but a swap, ``functional_call`` included, or a ``param.data = ...`` is seen)."""
+
+    __slots__ = ("td", "leaves", "sources", "ptrs", "binders", "__weakref__")
+
+    def __init__(self, td: TensorDictBase, leaves: list, sources: list) -> None:
+        self.td, self.leaves = td, leaves
+        self.sources = [weakref.ref(x) for x in sources]
+        self.ptrs = [x.data_ptr() for x in sources]
+        self.binders: dict[int, _ParamBinder | None] = {}
+
+    def matches(self, sources: list) -> bool:
+        return all(ref() is x and x.data_ptr() == ptr for ref, ptr, x in zip(self.sources, self.ptrs, sources))
+
+    def binder(self, module: nn.Module):
+        key = id(module)
+        if key not in self.binders:
+            try:
+                self.binders[key] = _ParamBinder(module, self.td, self.leaves)
+            except (KeyError, TypeError, AttributeError):
+                self.binders[key] = None  # unusual module tree: use TensorDict.to_module
+        binder = self.binders[key]
+        return binder if binder is not None else self.td.to_module(module, preserve_module_state=False)
+
+
+#: the cached detached views by ``id`` of their ``TensorDictParams`` (``{"detach": view, "data": view}``;
+#: by ``id``: a ``TensorDictParams`` compares elementwise, and ``__dict__`` is walked by deepcopy/pickle)
+_DETACHED: dict[int, dict] = {}
+#: the same views by ``id`` of their TensorDict, for :func:`params_context`
+_DETACHED_VIEWS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _detached(params: TensorDictParams, how: str) -> TensorDictBase | None:
+    """The cached ``params.detach()`` (``how="detach"``) or ``params.data`` (``"data"``), rebuilt
+    when a leaf changes; ``None`` when it cannot be cached (compiling, leaves swapped in inside
+    a ``torch.func`` transform or without storage)."""
+    if torch.compiler.is_compiling():
+        return None
+    views = _DETACHED.get(id(params))
+    if views is None or views["owner"]() is not params:
+        keys = [key if isinstance(key, tuple) else (key,) for key in params._param_td.keys(True, True)]
+        views = _DETACHED[id(params)] = {"owner": weakref.ref(params), "reader": _LeafReader(None, keys)}
+        weakref.finalize(params, _DETACHED.pop, id(params), None)
+    reader = views["reader"]
+    try:
+        sources = reader(params)
+        if any(_is_wrapped(x) for x in sources):  # swapped in inside a torch.func transform
+            return None
+        view = views.get(how)
+        if view is not None and view.matches(sources):
+            return view.td
+        td = params._param_td.detach() if how == "detach" else params._param_td.data
+        view = _DetachedView(td, [td.get(key) for key in reader.keys], sources)
+    except RuntimeError:  # e.g. tensors without storage
+        return None
+    old = views.get(how)
+    if old is not None:
+        _DETACHED_VIEWS.pop(id(old.td), None)
+    views[how] = view
+    _DETACHED_VIEWS[id(td)] = view
+    return td
 
 
 def _write_leaf(params: TensorDictParams, key: tuple, value: Any) -> None:
@@ -245,7 +333,17 @@ class _NestedParams(nn.Module):
 
 class _WriteThroughParams(TensorDictParams):
     """``TensorDictParams`` whose nested attributes are :class:`_NestedParams` views (installed on
-    the drop-in modules' parameter containers; everything else is ``TensorDictParams``)."""
+    the drop-in modules' parameter containers); ``detach()`` and ``data`` are cached while the
+    leaves stay the same (:class:`_DetachedView`); everything else is ``TensorDictParams``."""
+
+    def detach(self) -> TensorDictBase:
+        td = _detached(self, "detach")
+        return super().detach() if td is None else td
+
+    @property
+    def data(self) -> TensorDictBase:
+        td = _detached(self, "data")
+        return self._param_td.data if td is None else td
 
     def __getattr__(self, item: str) -> Any:
         if not item.startswith("_"):

@@ -36,12 +36,13 @@ KINDS: dict[type, str] = {
 }
 
 
-def td_estimator(loss_module) -> tuple[str, Any, Any]:
-    """``loss_module``'s value estimator as ``(kind, gamma, lmbda)`` when it is one of TorchRL's
-    TD(0)/TD(1)/TD(lambda) estimators (subclasses included; ``lmbda`` is ``None`` without one):
-    the estimators the off-policy and model-based losses take."""
+def td_estimator(loss_module, est: nn.Module | None = None) -> tuple[str, Any, Any]:
+    """``loss_module``'s value estimator (``est`` when the caller has read it already) as
+    ``(kind, gamma, lmbda)`` when it is one of TorchRL's TD(0)/TD(1)/TD(lambda) estimators
+    (subclasses included; ``lmbda`` is ``None`` without one): the estimators the off-policy and
+    model-based losses take."""
     name = type(loss_module).__name__
-    est = loss_module.value_estimator
+    est = loss_module.value_estimator if est is None else est
     kind = next((k for cls, k in KINDS.items() if k in ("td0", "td1", "td_lambda") and isinstance(est, cls)), None)
     if kind is None:
         raise NotImplementedError(f"{name}: value estimator {type(est).__name__} is not supported")

@@ -14,7 +14,7 @@ from tensordict import TensorDict, TensorDictBase
 from ..functional._offpolicy import option_names
 from ..functional._td import time_dim_of
 from ._binding import params_context
-from ._common import PRIVATE
+from ._common import PRIVATE, cached_keys
 from ._estimate import td_estimator
 
 
@@ -48,8 +48,8 @@ def estimator_kwargs(loss_module, tensordict: TensorDictBase | None = None) -> d
     """The loss module's value estimator (TorchRL's TD0 by default) as keyword arguments of
     the off-policy functional losses: ``value_estimator``, ``gamma``, ``lmbda``, ``time_dim``."""
     name = type(loss_module).__name__
-    kind, gamma, lmbda = td_estimator(loss_module)
     est = loss_module.value_estimator
+    kind, gamma, lmbda = td_estimator(loss_module, est)
     time_dim = getattr(est, "time_dim", None)
     if time_dim is None and tensordict is not None and tensordict.batch_dims:
         time_dim = time_dim_of(tensordict, loss=name)
@@ -86,7 +86,7 @@ def off_policy_keys(loss_module, cls: type, **private: Any):
     if hasattr(tk, "priority_weight"):
         names["priority_weight"] = tk.priority_weight
     names.update({field: (PRIVATE, value) for field, value in private.items()})
-    return cls(**names)
+    return cached_keys(cls, **names)
 
 
 class DiscreteActionSpace:

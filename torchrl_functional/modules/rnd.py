@@ -12,6 +12,7 @@ from ..functional._td import AUTO_LOSS_MASK_KEYS
 from ..functional.keys import RNDKeys
 from ..functional.rnd import rnd_loss, rnd_normalize_observation
 from ._binding import FunctionalCallMixin
+from ._common import cached_keys
 
 __all__ = ["RNDLoss"]
 
@@ -38,4 +39,4 @@ class RNDLoss(FunctionalCallMixin, _trl.RNDLoss):
             if mask is not None:
                 inputs.set(mask_key, mask)
         return rnd_loss(inputs, update_fraction=self.update_fraction, reduction=self.reduction,
-                        loss_mask_key=key, keys=RNDKeys())
+                        loss_mask_key=key, keys=cached_keys(RNDKeys))

@@ -64,6 +64,10 @@ def _step_discount(loss: str, gamma: Number, like: Tensor, dim: int) -> Tensor:
     """``gamma ** t`` along ``dim`` as TorchRL builds it: ``gamma`` broadcast to ``like``, its first
     step set to 1, then a cumulative product (a per-step ``gamma[t]`` gives ``prod_{1..t} gamma``)."""
     gamma = _as_factor(loss, "gamma", gamma, like)
+    if not isinstance(gamma, Tensor):  # a number: no graph to keep, build it in place (fewer ops)
+        g = torch.full_like(like, gamma)
+        g.narrow(dim, 0, 1).fill_(1.0)
+        return g.cumprod(dim)
     g = torch.ones_like(like) * gamma
     first = torch.ones_like(g.narrow(dim, 0, 1))
     return torch.cat([first, g.narrow(dim, 1, g.shape[dim] - 1)], dim).cumprod(dim)

@@ -20,6 +20,7 @@ from ...functional.model_based import (
     dreamer_value_loss,
 )
 from .._binding import FunctionalCallMixin
+from .._common import cached_keys
 from .._estimate import td_estimator
 
 __all__ = ["DreamerModelLoss", "DreamerActorLoss", "DreamerValueLoss"]
@@ -44,7 +45,7 @@ class DreamerModelLoss(FunctionalCallMixin, _trl.DreamerModelLoss):
             lambda_kl=self.lambda_kl, lambda_reco=self.lambda_reco, lambda_reward=self.lambda_reward,
             reco_loss=self.reco_loss, reward_loss=self.reward_loss, free_nats=self.free_nats,
             delayed_clamp=self.delayed_clamp, global_average=self.global_average,
-            keys=DreamerModelKeys(**{f: getattr(tk, f) for f in DreamerModelKeys.__dataclass_fields__}),
+            keys=cached_keys(DreamerModelKeys, **{f: getattr(tk, f) for f in DreamerModelKeys.__dataclass_fields__}),
         )
         return out, tensordict.data
 
@@ -92,7 +93,7 @@ class DreamerActorLoss(FunctionalCallMixin, _trl.DreamerActorLoss):
         out = dreamer_actor_loss(
             inputs, gamma=gamma.to(reward.device), lmbda=0.0 if lmbda is None else lmbda.to(reward.device),
             value_estimator=kind, discount_loss=self.discount_loss, returns_over_horizon=self.returns_over_horizon,
-            keys=DreamerActorKeys(reward=tk.reward, value=tk.value, done=tk.done, terminated=tk.terminated),
+            keys=cached_keys(DreamerActorKeys, reward=tk.reward, value=tk.value, done=tk.done, terminated=tk.terminated),
         )
         fake_data.set("lambda_target", out.pop("lambda_target"))
         return out, fake_data.data
@@ -116,6 +117,6 @@ class DreamerValueLoss(FunctionalCallMixin, _trl.DreamerValueLoss):
         )
         out = dreamer_value_loss(
             inputs, value_loss=self.value_loss, discount_loss=self.discount_loss, gamma=self.gamma,
-            keys=DreamerValueKeys(value=self.tensor_keys.value),
+            keys=cached_keys(DreamerValueKeys, value=self.tensor_keys.value),
         )
         return out, fake_data
