@@ -10,6 +10,7 @@ from tensordict import TensorDict
 
 from tests.builders import clone_nets, loss_sum, make_data, make_nets
 from tests.modules.by_spec import adapts_in_forward, on_policy_specs, with_option
+from tests.specs import SPECS
 
 #: the on-policy classes whose forward updates no state of their own
 CLASSES = [s.module for s in on_policy_specs() if not adapts_in_forward(s.torchrl)]
@@ -74,25 +75,25 @@ def test_parameters_updated_in_place_are_seen(cls):
 def test_detached_parameters_follow_every_change():
     """``params.detach()``/``params.data`` of a drop-in module are cached (as TorchRL caches its
     detached parameters) but follow in-place updates, ``param.data = ...`` and swapped leaves."""
-    from tensordict.nn import TensorDictModule
-    from torchrl.modules import MLP, ValueOperator
-
     from torchrl_functional.modules._binding import params_context
 
     torch.manual_seed(0)
-    critic = ValueOperator(MLP(in_features=5, out_features=1, num_cells=[8]), in_keys=["observation", "action"])
-    actor = TensorDictModule(torch.nn.Linear(3, 2), in_keys=["observation"], out_keys=["action"])
-    loss = ours.DDPGLoss(actor, critic)
+    # the first drop-in of the registry with a single value network (and TensorDictParams)
+    loss, obs = next(
+        (mine, case.data(0)) for spec in SPECS if spec.module is not None
+        for case in spec.module_cases()[:1] for _, mine in [case.build()]
+        if hasattr(mine, "value_network") and hasattr(mine, "value_network_params")
+    )
     params = loss.value_network_params
-    obs = TensorDict(observation=torch.randn(4, 3), action=torch.randn(4, 2), batch_size=[4])
+    out_key = loss.value_network.out_keys[0]
 
     def value(p):
         with params_context(loss, p, loss.value_network):
-            return loss.value_network(obs.copy()).get("state_action_value")
+            return loss.value_network(obs.copy()).get(out_key)
 
     def loaded():  # the value with the module's current parameters, bound the plain way
         with params.detach().clone().to_module(loss.value_network):
-            return loss.value_network(obs.copy()).get("state_action_value")
+            return loss.value_network(obs.copy()).get(out_key)
 
     for how in ("detach", "data"):
         def view(how=how):
