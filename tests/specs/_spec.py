@@ -127,6 +127,9 @@ class LossSpec:
         bench_batch: batch shape of the registry benchmark's row (its first module case).
         tags: properties the cross-cutting tests select specs by (see :data:`TAGS`), so that
             no test outside the loss's own file writes its name.
+        mask_differs: outputs of the drop-in that differ from TorchRL's when the data carries a
+            loss mask, by design (README "Where we differ": TorchRL drops or misapplies the mask
+            there); the other outputs match TorchRL's with masks and priority weights in the data.
     """
 
     name: str
@@ -142,6 +145,7 @@ class LossSpec:
     objective: tuple[str, ...] | None = None
     bench_batch: tuple[int, ...] = (256,)
     tags: frozenset[str] = frozenset()
+    mask_differs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.tags <= TAGS.keys():

@@ -47,6 +47,7 @@ SPECS = [
         modules.CQLLoss, torchrl_objectives.CQLLoss, _cql_cases,
         grad_outputs=("loss_actor", "loss_actor_bc", "loss_qvalue", "loss_cql", "loss_alpha"),
         tags=frozenset({"replay"}),
+        mask_differs=("loss_cql",),  # TorchRL averages masked samples' log-sum-exp in
     ),
     LossSpec(
         "discrete_cql_loss", discrete_cql_loss, DiscreteCQLKeys,

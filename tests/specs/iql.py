@@ -45,6 +45,7 @@ SPECS = [
         modules.IQLLoss, torchrl_objectives.IQLLoss, _iql_cases,
         grad_outputs=("loss_actor", "loss_qvalue", "loss_value"),
         tags=frozenset({"replay"}),
+        mask_differs=("loss_qvalue",),  # TorchRL drops the mask from the critic term
     ),
     LossSpec(
         "discrete_iql_loss", discrete_iql_loss, IQLKeys,

@@ -54,6 +54,9 @@ class QMixerLoss(FunctionalCallMixin, _trl.QMixerLoss):
             inputs.set(("next", PRIVATE, "global_value"), self._mixed(
                 tensordict.get("next"), self.target_local_value_network_params, self.target_mixer_network_params,
                 False))
-        out = call_loss(qmixer_loss, self, inputs, tensordict, QMixerKeys, "global_value")
+        # TorchRL's QMixerLoss has the reduction/mask/priority attributes of every LossModule but
+        # neither masks nor weights and always averages: so does ours, whatever they hold
+        out = call_loss(qmixer_loss, self, inputs, tensordict, QMixerKeys, "global_value",
+                        reduction="mean", loss_mask_key=None, use_prioritized_weights=False)
         write_priority(tensordict, tk.priority, out.pop("td_error"))
         return out
