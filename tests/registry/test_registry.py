@@ -59,3 +59,9 @@ def test_a_loss_is_named_in_its_own_test_file_and_its_spec_only():
     spread = {n: sorted(str(p.relative_to(root)) for p, ids in used.items() if n in ids) for n in names}
     assert {n: files for n, files in spread.items() if len(files) > 2} == {}
     assert sum(map(bool, spread.values())) > 0.9 * len(names)  # the scan sees the losses (a few only by string)
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.module is not None], ids=lambda s: s.name)
+def test_a_drop_in_shows_torchrl_constructor_signature(spec):
+    """``help``/IDEs show TorchRL's constructor (not a mixin's ``(*args, **kwargs)``)."""
+    assert inspect.signature(spec.module) == inspect.signature(spec.torchrl)

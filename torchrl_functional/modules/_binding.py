@@ -5,6 +5,7 @@ parameter names). No loss math here."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import weakref
 from collections.abc import MutableMapping
 from typing import Any
@@ -390,6 +391,13 @@ class FunctionalCallMixin:
                 value = getattr(cls, attr, None)
                 if isinstance(value, list):
                     setattr(cls, attr, list(value))
+        # a drop-in's constructor is TorchRL's: show its signature (help, IDEs), not the
+        # ``(*args, **kwargs)`` of a mixin's __init__ that only forwards to it
+        replaced = next((c for c in cls.__mro__ if c.__module__.startswith("torchrl.objectives")), None)
+        own = inspect.signature(cls.__init__).parameters
+        if replaced is not None and "__signature__" not in cls.__dict__ and any(
+                p.kind is p.VAR_POSITIONAL for p in own.values()):
+            cls.__signature__ = inspect.signature(replaced)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if type(value) is TensorDictParams:
