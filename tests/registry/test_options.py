@@ -4,9 +4,6 @@ loss, an option a loss's TypedDict does not declare is refused, and a declared o
 
 from __future__ import annotations
 
-import inspect
-import typing
-
 import pytest
 import torch
 
@@ -18,26 +15,19 @@ from torchrl_functional.functional import (
     PPOOptions,
     PrioritizedOffPolicyOptions,
 )
+from torchrl_functional.functional._offpolicy import options_type
 
 OPTIONS = (OffPolicyOptions, PrioritizedOffPolicyOptions, OnPolicyOptions, A2COptions, PPOOptions)
 
 
-def _options_type(fn):
-    kw = [p for p in inspect.signature(fn).parameters.values() if p.kind is p.VAR_KEYWORD]
-    if not kw:
-        return None
-    (fields,) = typing.get_args(eval(kw[0].annotation, fn.__globals__))
-    return fields
-
-
-WITH_OPTIONS = [pytest.param(s, id=s.name) for s in SPECS if _options_type(s.function) is not None]
-OFF_POLICY = [p for p in WITH_OPTIONS if _options_type(p.values[0].function) in (OffPolicyOptions, PrioritizedOffPolicyOptions)]
+WITH_OPTIONS = [pytest.param(s, id=s.name) for s in SPECS if options_type(s.function) is not None]
+OFF_POLICY = [p for p in WITH_OPTIONS if options_type(p.values[0].function) in (OffPolicyOptions, PrioritizedOffPolicyOptions)]
 
 
 def test_the_families_declare_their_options():
     assert len(WITH_OPTIONS) >= 20 and len(OFF_POLICY) >= 13
     for param in WITH_OPTIONS:
-        assert _options_type(param.values[0].function) in OPTIONS
+        assert options_type(param.values[0].function) in OPTIONS
 
 
 def test_the_declarations_nest():
@@ -53,10 +43,10 @@ def test_a_misspelt_option_is_a_type_error(spec):
     td = layout.make_td(0, torch.float32)
     with pytest.raises(TypeError, match=rf"{spec.name}\(\) got an unexpected keyword argument 'gama'"):
         spec.call(td, layout, gama=0.5)
-    if _options_type(spec.function) is OffPolicyOptions:
+    if options_type(spec.function) is OffPolicyOptions:
         with pytest.raises(TypeError, match="use_prioritized_weights"):
             spec.call(td, layout, use_prioritized_weights=True)
-    if _options_type(spec.function) in (OnPolicyOptions, A2COptions):
+    if options_type(spec.function) in (OnPolicyOptions, A2COptions):
         with pytest.raises(TypeError, match="max_importance_ratio"):
             spec.call(td, layout, max_importance_ratio=2.0)
 

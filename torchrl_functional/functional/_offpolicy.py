@@ -119,17 +119,24 @@ def off_policy_options(loss: str, options: Mapping[str, Any], *, loss_function: 
                    bool(o["use_prioritized_weights"]))
 
 
-def option_names(fn: Any) -> frozenset[str]:
-    """Every keyword a loss function takes: its parameters and the fields of its
-    ``**options: Unpack[...]`` (e.g. :class:`OffPolicyOptions`)."""
-    names = set()
+def options_type(fn: Any) -> Any:
+    """The ``TypedDict`` of a loss function's ``**options: Unpack[...]``, or ``None``."""
     for p in inspect.signature(fn).parameters.values():
         if p.kind is p.VAR_KEYWORD:
             hint = eval(p.annotation, fn.__globals__) if isinstance(p.annotation, str) else p.annotation
             (fields,) = typing.get_args(hint)
-            names |= fields.__required_keys__ | fields.__optional_keys__
-        elif p.kind is not p.VAR_POSITIONAL:
-            names.add(p.name)
+            return fields
+    return None
+
+
+def option_names(fn: Any) -> frozenset[str]:
+    """Every keyword a loss function takes: its parameters and the fields of its
+    ``**options`` (:func:`options_type`, e.g. :class:`OffPolicyOptions`)."""
+    params = inspect.signature(fn).parameters.values()
+    names = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    fields = options_type(fn)
+    if fields is not None:
+        names |= fields.__required_keys__ | fields.__optional_keys__
     return frozenset(names)
 
 
