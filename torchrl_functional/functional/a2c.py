@@ -22,7 +22,6 @@ from .policy_gradient import policy_gradient_loss
 
 __all__ = ["a2c_loss"]
 
-Number = float | Tensor
 
 
 def a2c_loss(

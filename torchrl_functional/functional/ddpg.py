@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Unpack
 
 from tensordict import TensorDict, TensorDictBase
-from torch import Tensor
 
 from ._offpolicy import (
     PrioritizedOffPolicyOptions,
@@ -29,7 +28,6 @@ from .value_learning import distance_loss
 
 __all__ = ["ddpg_loss"]
 
-Number = float | Tensor
 
 
 def ddpg_loss(

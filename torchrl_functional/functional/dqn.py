@@ -34,7 +34,6 @@ from .value_learning import distance_loss
 
 __all__ = ["dqn_loss"]
 
-Number = float | Tensor
 
 
 def discrete_q_terms(

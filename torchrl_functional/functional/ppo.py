@@ -47,7 +47,6 @@ __all__ = ["ppo_loss", "clip_ppo_loss", "klpen_ppo_loss"]
 
 Number = float | Tensor
 DistClass = Callable[..., D.Distribution]
-EntropyCoeff = Number | Mapping[NestedKey, Number]
 
 def _prepare(name: str, td: TensorDictBase, dist_class: DistClass | None, keys: Any, kw: dict):
     return prepare(name, td, dist_class, PPOKeys, resolve_keys(keys, PPOKeys, name), kw, importance_weighted=True)

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Unpack
 
 from tensordict import TensorDict, TensorDictBase
-from torch import Tensor
 
 from ._offpolicy import (
     PrioritizedOffPolicyOptions,
@@ -30,7 +29,6 @@ from .value_learning import distance_loss
 
 __all__ = ["qmixer_loss"]
 
-Number = float | Tensor
 
 
 def qmixer_loss(
