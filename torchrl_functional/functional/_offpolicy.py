@@ -11,7 +11,7 @@ import inspect
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, TypedDict
+from typing import Any, Literal, NamedTuple, TypedDict, TypeVar
 
 import torch
 from tensordict import TensorDictBase
@@ -30,7 +30,7 @@ from ._td import (
 )
 from ._validation import check_choice, check_unit_interval, keyword_options
 from .estimators import end_at_last_valid, estimator_name, value_target
-from .keys import NestedKey, OffPolicyKeys
+from .keys import NestedKey, OffPolicyKeys, resolve_keys
 from .value_learning import LOSS_FUNCTIONS
 
 VALUE_ESTIMATORS = ("td0", "td1", "td_lambda")
@@ -143,6 +143,21 @@ def option_names(fn: Any) -> frozenset[str]:
 def check_input(loss: str, td: Any) -> None:
     if not isinstance(td, TensorDictBase):
         raise TypeError(f"{loss}: expected a TensorDict, got {type(td).__name__}")
+
+
+K = TypeVar("K", bound=OffPolicyKeys)
+
+
+def open_call(loss: str, td: Any, keys: Any, keys_cls: type[K], options: Mapping[str, Any], *,
+              loss_function: str | None = None, prioritized: bool = True,
+              defaults: Mapping[str, Any] | None = None) -> tuple[Options, K, Transition]:
+    """The opening every off-policy loss shares, in order: ``td`` is a TensorDict, the
+    ``**options`` are resolved (:func:`off_policy_options`), ``keys`` resolved against
+    ``keys_cls`` and the transition read (:func:`read_transition`)."""
+    check_input(loss, td)
+    o = off_policy_options(loss, options, loss_function=loss_function, prioritized=prioritized, defaults=defaults)
+    keys = resolve_keys(keys, keys_cls, loss)
+    return o, keys, read_transition(loss, td, keys)
 
 
 def check_options(loss: str, *, reduction: str, loss_function: str | None = None,

@@ -22,16 +22,14 @@ from ._offpolicy import (
     OffPolicyOptions,
     bootstrap_target,
     check_action_space,
-    check_input,
-    off_policy_options,
+    open_call,
     read_ensemble,
     read_log_prob,
-    read_transition,
 )
 from ._td import check_float, finish_losses, loss_mask, next_key, reduce_loss, require
 from ._validation import check_range
 from .dqn import discrete_q_terms
-from .keys import CQLKeys, DiscreteCQLKeys, NestedKey, resolve_keys
+from .keys import CQLKeys, DiscreteCQLKeys, NestedKey
 from .sac import _target_entropy, alpha_loss, log_alpha_terms
 from .value_learning import distance_loss, ensemble_distance, ensemble_min
 
@@ -114,11 +112,8 @@ def cql_loss(
         ``td_error = max_i (Q_i - y)^2`` ``[*B]``.
     """
     name = "cql_loss"
-    check_input(name, td)
-    o = off_policy_options(name, options, loss_function=loss_function, prioritized=False)
+    o, keys, tr = open_call(name, td, keys, CQLKeys, options, loss_function=loss_function, prioritized=False)
     check_range(name, "temperature", temperature, 0.0, low_open=True)
-    keys = resolve_keys(keys, CQLKeys, name)
-    tr = read_transition(name, td, keys)
     b = tr.batch_shape
     target_entropy = _target_entropy(name, td, keys, target_entropy, b)
     pred = read_ensemble(name, td, keys.state_action_value, b, "Q_i(s, a) of the critics (with gradients)")
@@ -231,14 +226,10 @@ def discrete_cql_loss(
         ``target_value = mean y`` (detached).
     """
     name = "discrete_cql_loss"
-    check_input(name, td)
-    o = off_policy_options(name, options, loss_function=loss_function, prioritized=False)
-    action_space = check_action_space(name, action_space)
-    keys = resolve_keys(keys, DiscreteCQLKeys, name)
-    tr, action_value, pred, target = discrete_q_terms(
-        name, td, keys, action_space=action_space, double_dqn=False,
-        options=o,
-    )
+    o, keys, tr = open_call(name, td, keys, DiscreteCQLKeys, options, loss_function=loss_function,
+                            prioritized=False)
+    action_value, pred, target = discrete_q_terms(name, td, keys, tr, action_space=check_action_space(
+        name, action_space), double_dqn=False, options=o)
     out = finish_losses(
         name,
         {

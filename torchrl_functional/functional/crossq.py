@@ -17,8 +17,8 @@ from typing import Literal, Unpack
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
-from ._offpolicy import OffPolicyOptions, off_policy_options
-from .keys import CrossQKeys, NestedKey, resolve_keys
+from ._offpolicy import OffPolicyOptions
+from .keys import CrossQKeys, NestedKey
 from .sac import soft_actor_critic
 
 __all__ = ["crossq_loss"]
@@ -75,9 +75,8 @@ def crossq_loss(
     """
     name = "crossq_loss"
     out, log_prob = soft_actor_critic(
-        name, td, resolve_keys(keys, CrossQKeys, name), log_alpha=log_alpha, target_entropy=target_entropy,
-        loss_function=loss_function,
-        options=off_policy_options(name, options, loss_function=loss_function, prioritized=False),
+        name, td, keys, CrossQKeys, options, log_alpha=log_alpha, target_entropy=target_entropy,
+        loss_function=loss_function, prioritized=False,
         next_hint="Q_i(s', a') of the critics at a' ~ pi(s') (the second half of their joint forward)",
     )
     out["log_prob"] = log_prob.detach().squeeze(-1)

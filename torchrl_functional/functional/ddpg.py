@@ -16,14 +16,12 @@ from tensordict import TensorDict, TensorDictBase
 from ._offpolicy import (
     PrioritizedOffPolicyOptions,
     bootstrap_target,
-    check_input,
-    off_policy_options,
+    open_call,
     priority_weight,
     read_per_sample,
-    read_transition,
 )
 from ._td import finish_losses, loss_mask, next_key
-from .keys import DDPGKeys, NestedKey, resolve_keys
+from .keys import DDPGKeys, NestedKey
 from .value_learning import distance_loss
 
 __all__ = ["ddpg_loss"]
@@ -64,10 +62,7 @@ def ddpg_loss(
         ``pred_value_max`` and ``target_value_max``.
     """
     name = "ddpg_loss"
-    check_input(name, td)
-    o = off_policy_options(name, options, loss_function=loss_function)
-    keys = resolve_keys(keys, DDPGKeys, name)
-    tr = read_transition(name, td, keys)
+    o, keys, tr = open_call(name, td, keys, DDPGKeys, options, loss_function=loss_function)
     b = tr.batch_shape
     pred = read_per_sample(name, td, keys.state_action_value, b, "Q(s, a) of the critic (with gradients)")
     next_value = read_per_sample(name, td, next_key(keys.state_action_value), b,

@@ -18,15 +18,13 @@ from torch import Tensor
 from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
 from ._offpolicy import (
     check_action_space,
-    check_input,
-    check_options,
+    open_call,
     priority_weight,
-    read_transition,
 )
 from ._td import check_float, hyperparameter, loss_mask, next_key, reduce_loss, require
 from ._validation import can_inspect_values, check_unit_interval
 from .estimators import nstep_discount
-from .keys import DistributionalDQNKeys, NestedKey, resolve_keys
+from .keys import DistributionalDQNKeys, NestedKey
 from .value_learning import categorical_projection
 
 __all__ = ["distributional_dqn_loss"]
@@ -120,14 +118,12 @@ def distributional_dqn_loss(
         detached: the replay priority).
     """
     name = "distributional_dqn_loss"
-    check_input(name, td)
-    check_options(name, reduction=reduction)
+    o, keys, tr = open_call(name, td, keys, DistributionalDQNKeys, {"gamma": gamma, "reduction": reduction,
+                            "loss_mask_key": loss_mask_key, "use_prioritized_weights": use_prioritized_weights})
     action_space = check_action_space(name, action_space)
-    keys = resolve_keys(keys, DistributionalDQNKeys, name)
     if not isinstance(support, Tensor) or not support.is_floating_point() or support.ndim != 1 or support.numel() < 2:
         raise EntryShapeError(name, "support", "expected a 1-d floating point tensor of at least 2 points, got "
                                                f"{getattr(support, 'shape', type(support).__name__)}")
-    tr = read_transition(name, td, keys)
     b, atoms = tr.batch_shape, support.numel()
     log_p = _log_probs(name, td, keys.action_value, b, atoms, "log p(s, ., .) of the online network")
     n = log_p.shape[-1]
@@ -141,13 +137,13 @@ def distributional_dqn_loss(
         raise HyperparameterError(name, "gamma", "the input holds both a 'gamma' entry and n-step data "
                                                  "('steps_to_next_obs'): the discount is ambiguous; drop the "
                                                  "'gamma' entry")
-    gamma = hyperparameter(name, td, "gamma", gamma, b)
+    gamma = hyperparameter(name, td, "gamma", o.gamma, b)
     check_unit_interval(name, "gamma", gamma)
     discount = nstep_discount(gamma, tr.steps, tr.reward) if tr.steps is not None else gamma
     not_terminated = 1 - tr.terminated.to(tr.reward.dtype)
     target = categorical_projection(next_p, tr.reward + not_terminated * discount * support, support)
 
     ce = -(target * log_p_a).sum(-1, keepdim=True)
-    weights = priority_weight(name, td, keys, b, use_prioritized_weights)
-    value = reduce_loss(name, ce, reduction, loss_mask(name, td, loss_mask_key), weights)
+    weights = priority_weight(name, td, keys, b, o.use_prioritized_weights)
+    value = reduce_loss(name, ce, o.reduction, loss_mask(name, td, o.loss_mask_key), weights)
     return TensorDict({"loss": value, "td_error": ce.detach()}, batch_size=[])

@@ -21,15 +21,13 @@ from ._offpolicy import (
     Transition,
     bootstrap_target,
     check_action_space,
-    check_input,
     chosen_action_value,
-    off_policy_options,
+    open_call,
     priority_weight,
     read_per_sample,
-    read_transition,
 )
 from ._td import loss_mask, next_key, reduce_loss
-from .keys import DQNKeys, NestedKey, resolve_keys
+from .keys import DQNKeys, NestedKey
 from .value_learning import distance_loss
 
 __all__ = ["dqn_loss"]
@@ -40,19 +38,19 @@ def discrete_q_terms(
     loss: str,
     td: TensorDictBase,
     keys: Any,
+    tr: Transition,
     *,
     action_space: str,
     double_dqn: bool,
     options: Options,
-) -> tuple[Transition, Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor]:
     """Q-learning pieces shared by DQN and discrete CQL.
 
     Returns:
-        ``(transition, Q(s, .) [*B, N], Q(s, a) [*B, 1], target [*B, 1])``; the target
+        ``(Q(s, .) [*B, N], Q(s, a) [*B, 1], target [*B, 1])``; the target
         bootstraps from ``max_a Q_target(s', a)`` (or, with ``double_dqn``, from
         ``Q_target(s', argmax_a Q(s', a))``) and is detached from every network output.
     """
-    tr = read_transition(loss, td, keys)
     b = tr.batch_shape
     action_value = read_per_sample(loss, td, keys.action_value, b, "Q(s, .) of the online Q-network", None)
     n = action_value.shape[-1]
@@ -67,7 +65,7 @@ def discrete_q_terms(
     else:
         next_value = next_av.max(-1, keepdim=True)[0]
     target = bootstrap_target(loss, td, tr, next_value, options)
-    return tr, action_value, pred, target
+    return action_value, pred, target
 
 
 def dqn_loss(
@@ -110,11 +108,9 @@ def dqn_loss(
         the replay priority).
     """
     name = "dqn_loss"
-    check_input(name, td)
-    o = off_policy_options(name, options, loss_function=loss_function)
-    action_space = check_action_space(name, action_space)
-    keys = resolve_keys(keys, DQNKeys, name)
-    tr, _, pred, target = discrete_q_terms(name, td, keys, action_space=action_space, double_dqn=double_dqn, options=o)
+    o, keys, tr = open_call(name, td, keys, DQNKeys, options, loss_function=loss_function)
+    _, pred, target = discrete_q_terms(name, td, keys, tr, action_space=check_action_space(name, action_space),
+                                       double_dqn=double_dqn, options=o)
     weights = priority_weight(name, td, keys, tr.batch_shape, o.use_prioritized_weights)
     value = reduce_loss(name, distance_loss(target, pred, loss_function), o.reduction,
                         loss_mask(name, td, o.loss_mask_key), weights)

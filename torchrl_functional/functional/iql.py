@@ -21,17 +21,15 @@ from ._offpolicy import (
     Options,
     bootstrap_target,
     check_action_space,
-    check_input,
     chosen_action_value,
-    off_policy_options,
+    open_call,
     read_ensemble,
     read_log_prob,
     read_per_sample,
-    read_transition,
 )
 from ._td import finish_losses, loss_mask, next_key
 from ._validation import check_range
-from .keys import IQLKeys, NestedKey, resolve_keys
+from .keys import IQLKeys, NestedKey
 from .value_learning import ensemble_distance, ensemble_min
 
 __all__ = ["iql_loss", "discrete_iql_loss", "expectile_loss"]
@@ -125,10 +123,7 @@ def iql_loss(
         ``entropy = -mean log pi(a|s)`` (detached) and ``td_error = max_i (Q_i - y)^2`` ``[*B]``.
     """
     name = "iql_loss"
-    check_input(name, td)
-    o = off_policy_options(name, options, loss_function=loss_function, prioritized=False)
-    keys = resolve_keys(keys, IQLKeys, name)
-    tr = read_transition(name, td, keys)
+    o, keys, tr = open_call(name, td, keys, IQLKeys, options, loss_function=loss_function, prioritized=False)
     q = read_ensemble(name, td, keys.state_action_value, tr.batch_shape, "Q_i(s, a) of the critics (with gradients)")
     target_q = read_ensemble(name, td, keys.target_state_action_value, tr.batch_shape,
                              "Q_target_i(s, a) of the target critics", q.shape[-1], like=(keys.state_action_value, q))
@@ -178,11 +173,8 @@ def discrete_iql_loss(
         and ``td_error`` ``[*B]``.
     """
     name = "discrete_iql_loss"
-    check_input(name, td)
-    o = off_policy_options(name, options, loss_function=loss_function, prioritized=False)
+    o, keys, tr = open_call(name, td, keys, IQLKeys, options, loss_function=loss_function, prioritized=False)
     action_space = check_action_space(name, action_space)
-    keys = resolve_keys(keys, IQLKeys, name)
-    tr = read_transition(name, td, keys)
     b = tr.batch_shape
     qs = read_ensemble(name, td, keys.state_action_value, b, "Q_i(s, .) of the critics (with gradients)", None)
     target_qs = read_ensemble(name, td, keys.target_state_action_value, b,

@@ -17,14 +17,12 @@ from tensordict import TensorDict, TensorDictBase
 from ._offpolicy import (
     PrioritizedOffPolicyOptions,
     bootstrap_target,
-    check_input,
-    off_policy_options,
+    open_call,
     priority_weight,
     read_per_sample,
-    read_transition,
 )
 from ._td import loss_mask, next_key, reduce_loss
-from .keys import NestedKey, QMixerKeys, resolve_keys
+from .keys import NestedKey, QMixerKeys
 from .value_learning import distance_loss
 
 __all__ = ["qmixer_loss"]
@@ -64,11 +62,8 @@ def qmixer_loss(
         TensorDict with ``loss`` and ``td_error = (Q_tot(s, a) - y)^2`` ``[*B, 1]`` (detached).
     """
     name = "qmixer_loss"
-    check_input(name, td)
-    o = off_policy_options(name, options, loss_function=loss_function,
-                           defaults={"loss_mask_key": None, "use_prioritized_weights": False})
-    keys = resolve_keys(keys, QMixerKeys, name)
-    tr = read_transition(name, td, keys)
+    o, keys, tr = open_call(name, td, keys, QMixerKeys, options, loss_function=loss_function,
+                            defaults={"loss_mask_key": None, "use_prioritized_weights": False})
     b = tr.batch_shape
     pred = read_per_sample(name, td, keys.global_value, b, "Q_tot(s, a), the mixer's output over the agents' "
                                                            "chosen Q-values")

@@ -20,15 +20,13 @@ from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
 from ._offpolicy import (
     OffPolicyOptions,
     bootstrap_target,
-    check_input,
-    off_policy_options,
+    open_call,
     read_ensemble,
     read_log_prob,
-    read_transition,
 )
 from ._td import finish_losses, loss_mask, next_key
 from ._validation import can_inspect_values
-from .keys import NestedKey, REDQKeys, resolve_keys
+from .keys import NestedKey, REDQKeys
 from .sac import _target_entropy, alpha_loss, log_alpha_terms
 from .value_learning import distance_loss, ensemble_min
 
@@ -118,10 +116,7 @@ def redq_loss(
         ``target_value`` ``[*B]`` and the replay priority ``td_error = max_i (Q_i - y)^2`` ``[*B]``.
     """
     name = "redq_loss"
-    check_input(name, td)
-    o = off_policy_options(name, options, loss_function=loss_function, prioritized=False)
-    keys = resolve_keys(keys, REDQKeys, name)
-    tr = read_transition(name, td, keys)
+    o, keys, tr = open_call(name, td, keys, REDQKeys, options, loss_function=loss_function, prioritized=False)
     b = tr.batch_shape
     target_entropy = _target_entropy(name, td, keys, target_entropy, b)
     pred = read_ensemble(name, td, keys.state_action_value, b, "Q_i(s, a) of the critics (with gradients)")

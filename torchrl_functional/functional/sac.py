@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Literal, Unpack
+from typing import Any, Literal, Unpack
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -24,22 +24,19 @@ from torch import Tensor
 
 from ..errors import EntryShapeError, HyperparameterError
 from ._offpolicy import (
-    Options,
     PrioritizedOffPolicyOptions,
     bootstrap_target,
     check_action_space,
-    check_input,
     chosen_action_value,
-    off_policy_options,
+    open_call,
     priority_weight,
     read_ensemble,
     read_log_prob,
     read_per_sample,
-    read_transition,
 )
 from ._td import check_float, finish_losses, loss_mask, next_key, require
 from ._validation import check_range
-from .keys import DiscreteSACKeys, NestedKey, SACKeys, SACV1Keys, resolve_keys
+from .keys import DiscreteSACKeys, NestedKey, SACKeys, SACV1Keys
 from .value_learning import distance_loss, ensemble_distance, ensemble_min
 
 __all__ = ["sac_loss", "sac_v1_loss", "discrete_sac_loss"]
@@ -138,22 +135,22 @@ def sac_loss(
         ``entropy = -mean log pi(a~|s)`` (detached) and the replay priority
         ``td_error = max_i |Q_i(s, a) - y|`` ``[*B]``.
     """
-    out, _ = soft_actor_critic(
-        "sac_loss", td, resolve_keys(keys, SACKeys, "sac_loss"), log_alpha=log_alpha, target_entropy=target_entropy,
-        loss_function=loss_function, options=off_policy_options("sac_loss", options, loss_function=loss_function),
-    )
+    out, _ = soft_actor_critic("sac_loss", td, keys, SACKeys, options, log_alpha=log_alpha,
+                               target_entropy=target_entropy, loss_function=loss_function)
     return out
 
 
 def soft_actor_critic(
     name: str,
     td: TensorDictBase,
-    keys: SACKeys,
+    keys: SACKeys | Mapping[str, NestedKey] | None,
+    keys_cls: type[SACKeys],
+    options: Mapping[str, Any],
     *,
     log_alpha: Number,
     target_entropy: Number | Literal["auto"] | None,
     loss_function: str,
-    options: Options,
+    prioritized: bool = True,
     next_hint: str = "Q_target_i(s', a') of the target critics at a' ~ pi(s')",
 ) -> tuple[TensorDict, Tensor]:
     """The SAC (v2) losses of :func:`sac_loss` for the loss ``name`` (also :func:`crossq_loss`).
@@ -161,16 +158,19 @@ def soft_actor_critic(
     Args:
         name: the loss name used in error messages.
         td: input TensorDict (not modified), entries as :func:`sac_loss`.
-        keys: resolved :class:`~torchrl_functional.functional.keys.SACKeys` (or a subclass).
+        keys: as :func:`sac_loss`, resolved against ``keys_cls`` (:class:`~torchrl_functional.functional.keys.SACKeys`
+            or a subclass).
+        keys_cls: the loss's keys class.
+        options: the ``**options`` of the loss (:class:`~torchrl_functional.functional.OffPolicyOptions`).
         log_alpha, target_entropy, loss_function: as :func:`sac_loss`.
-        options: the resolved ``**options`` of :func:`sac_loss`.
+        prioritized: whether the loss takes ``use_prioritized_weights`` (TorchRL's ``SACLoss`` does).
         next_hint: what ``("next", state_action_value)`` holds, for the missing-entry message.
 
     Returns:
         The output TensorDict of :func:`sac_loss` and ``log pi(a~|s)`` ``[*B, 1]`` as given.
     """
-    check_input(name, td)
-    tr = read_transition(name, td, keys)
+    options, keys, tr = open_call(name, td, keys, keys_cls, options, loss_function=loss_function,
+                                  prioritized=prioritized)
     b = tr.batch_shape
     target_entropy = _target_entropy(name, td, keys, target_entropy, b)
     pred = read_ensemble(name, td, keys.state_action_value, b, "Q_i(s, a) of the critics (with gradients)")
@@ -244,10 +244,7 @@ def sac_v1_loss(
         ``alpha``, ``entropy`` and the replay priority ``td_error = (Q(s, a) - y)^2`` ``[*B]``.
     """
     name = "sac_v1_loss"
-    check_input(name, td)
-    o = off_policy_options(name, options, loss_function=loss_function)
-    keys = resolve_keys(keys, SACV1Keys, name)
-    tr = read_transition(name, td, keys)
+    o, keys, tr = open_call(name, td, keys, SACV1Keys, options, loss_function=loss_function)
     b = tr.batch_shape
     target_entropy = _target_entropy(name, td, keys, target_entropy, b)
     pred = read_per_sample(name, td, keys.state_action_value, b, "Q(s, a) of the critic assigned to each sample (with gradients)")
@@ -336,11 +333,8 @@ def discrete_sac_loss(
         and ``td_error = max_i |Q_i(s, a_t) - y|`` ``[*B]``.
     """
     name = "discrete_sac_loss"
-    check_input(name, td)
-    o = off_policy_options(name, options, loss_function=loss_function)
+    o, keys, tr = open_call(name, td, keys, DiscreteSACKeys, options, loss_function=loss_function)
     action_space = check_action_space(name, action_space)
-    keys = resolve_keys(keys, DiscreteSACKeys, name)
-    tr = read_transition(name, td, keys)
     b = tr.batch_shape
     q = read_ensemble(name, td, keys.action_value, b, "Q_i(s, .) of the critics (with gradients)", None)
     n = q.shape[-1]

@@ -18,14 +18,12 @@ from torch import Tensor
 from ._offpolicy import (
     PrioritizedOffPolicyOptions,
     bootstrap_target,
-    check_input,
-    off_policy_options,
+    open_call,
     priority_weight,
     read_ensemble,
-    read_transition,
 )
 from ._td import finish_losses, loss_mask, next_key
-from .keys import NestedKey, TD3Keys, resolve_keys
+from .keys import NestedKey, TD3Keys
 from .value_learning import ensemble_distance, ensemble_min
 
 __all__ = ["td3_loss", "td3_target_action", "td3_terms", "TD3Terms"]
@@ -130,10 +128,7 @@ def td3_terms(
     Returns:
         :class:`TD3Terms`; ``target_value`` is detached from every Q-value.
     """
-    check_input(loss, td)
-    o = off_policy_options(loss, options, loss_function=loss_function)
-    keys = resolve_keys(keys, TD3Keys, loss)
-    tr = read_transition(loss, td, keys)
+    o, keys, tr = open_call(loss, td, keys, TD3Keys, options, loss_function=loss_function)
     b = tr.batch_shape
     pred = read_ensemble(loss, td, keys.state_action_value, b, "Q_i(s, a) of the critics (with gradients)")
     next_q = read_ensemble(loss, td, next_key(keys.state_action_value), b,

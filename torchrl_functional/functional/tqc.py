@@ -16,18 +16,16 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ._offpolicy import (
+    Options,
     Transition,
     bootstrap_target,
-    check_input,
-    check_options,
-    off_policy_options,
+    open_call,
     priority_weight,
     read_ensemble,
     read_log_prob,
-    read_transition,
 )
 from ._td import finish_losses, loss_mask, next_key
-from .keys import NestedKey, TQCKeys, resolve_keys
+from .keys import NestedKey, TQCKeys
 from .sac import _target_entropy, alpha_loss, log_alpha_terms
 from .value_learning import quantile_huber_loss, truncated_quantiles
 
@@ -36,8 +34,8 @@ __all__ = ["tqc_loss", "tqc_target"]
 Number = float | Tensor
 
 
-def _target(name: str, td: TensorDictBase, tr: Transition, keys: TQCKeys, top_quantiles_to_drop: int,
-            alpha: Tensor | None, log_alpha: Number, gamma: Number, like: tuple | None = None) -> Tensor:
+def _target(name: str, td: TensorDictBase, tr: Transition, keys: TQCKeys, options: Options,
+            top_quantiles_to_drop: int, alpha: Tensor | None, log_alpha: Number, like: tuple | None = None) -> Tensor:
     b = tr.batch_shape
     next_q = read_ensemble(name, td, next_key(keys.state_action_value), b,
                            "Q_target_i(s', a') quantiles of the target critics at a' ~ pi(s')",
@@ -48,7 +46,7 @@ def _target(name: str, td: TensorDictBase, tr: Transition, keys: TQCKeys, top_qu
     atoms = truncated_quantiles(next_q, top_quantiles_to_drop, loss=name) - alpha * next_log_prob.unsqueeze(-1)
     m = atoms.shape[-1]
     wide = dataclasses.replace(tr, reward=tr.reward.expand(*b, m), terminated=tr.terminated.expand(*b, m))
-    return bootstrap_target(name, td, wide, atoms, off_policy_options(name, {"gamma": gamma}))
+    return bootstrap_target(name, td, wide, atoms, options)
 
 
 def tqc_target(
@@ -78,10 +76,8 @@ def tqc_target(
         ``[*B, E * (K - d)]`` target atoms.
     """
     name = "tqc_target"
-    check_input(name, td)
-    keys = resolve_keys(keys, TQCKeys, name)
-    tr = read_transition(name, td, keys)
-    return _target(name, td, tr, keys, top_quantiles_to_drop, None, log_alpha, gamma)
+    o, keys, tr = open_call(name, td, keys, TQCKeys, {"gamma": gamma}, prioritized=False)
+    return _target(name, td, tr, keys, o, top_quantiles_to_drop, None, log_alpha)
 
 
 def tqc_loss(
@@ -135,10 +131,8 @@ def tqc_loss(
         ``td_error = max_i mean_{k,j} |y_j - Z_i,k(s, a)|`` ``[*B]`` (detached).
     """
     name = "tqc_loss"
-    check_input(name, td)
-    check_options(name, reduction=reduction)
-    keys = resolve_keys(keys, TQCKeys, name)
-    tr = read_transition(name, td, keys)
+    o, keys, tr = open_call(name, td, keys, TQCKeys, {"gamma": gamma, "reduction": reduction, "loss_mask_key":
+                            loss_mask_key, "use_prioritized_weights": use_prioritized_weights})
     b = tr.batch_shape
     target_entropy = _target_entropy(name, td, keys, target_entropy, b)
     pred = read_ensemble(name, td, keys.state_action_value, b, "Z_i(s, a) quantiles of the critics (with gradients)",
@@ -148,11 +142,11 @@ def tqc_loss(
                             features=pred.shape[-1], like=(keys.state_action_value, pred))
     log_prob = read_log_prob(name, td, keys.log_prob, b, "log pi(a~|s) of the reparameterised sample at s")
     log_alpha, alpha = log_alpha_terms(name, log_alpha, pred)
-    target = _target(name, td, tr, keys, top_quantiles_to_drop, alpha, log_alpha, gamma,
+    target = _target(name, td, tr, keys, o, top_quantiles_to_drop, alpha, log_alpha,
                      like=(keys.state_action_value, pred))
 
     log_prob = log_prob.unsqueeze(-1)
-    weights = priority_weight(name, td, keys, b, use_prioritized_weights)
+    weights = priority_weight(name, td, keys, b, o.use_prioritized_weights)
     out = finish_losses(
         name,
         {
@@ -160,7 +154,7 @@ def tqc_loss(
             "loss_qvalue": quantile_huber_loss(pred, target).sum(0).unsqueeze(-1),
             "loss_alpha": alpha_loss(log_alpha, log_prob, target_entropy),
         },
-        reduction, loss_mask(name, td, loss_mask_key), weights,
+        o.reduction, loss_mask(name, td, o.loss_mask_key), weights,
     )
     out["alpha"] = alpha
     out["entropy"] = -log_prob.detach().mean()
