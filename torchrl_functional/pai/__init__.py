@@ -27,30 +27,11 @@ Needs the ``pai`` extra (``perforatedai>=3.2.9,<3.3``); importing this module do
 import perforatedai, building a group does.
 """
 
+from . import errors
 from .config import NetworkSpec, PAISettings
-from .errors import (
-    PAICheckpointError,
-    PAIConfigError,
-    PAIError,
-    PAIInterruptError,
-    PAINotInstalledError,
-    PAIShapeError,
-    PAIStateError,
-)
+from .errors import *  # noqa: F403  (every error class)
 from .group import PAIGroup, ScoreResult
 from .targets import TargetNetwork
 
-__all__ = [
-    "PAIGroup",
-    "NetworkSpec",
-    "PAISettings",
-    "ScoreResult",
-    "TargetNetwork",
-    "PAIError",
-    "PAINotInstalledError",
-    "PAIConfigError",
-    "PAIShapeError",
-    "PAIStateError",
-    "PAIInterruptError",
-    "PAICheckpointError",
-]
+__all__ = ["PAIGroup", "NetworkSpec", "PAISettings", "ScoreResult", "TargetNetwork"]
+__all__ += errors.__all__
