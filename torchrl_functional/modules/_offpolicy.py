@@ -26,6 +26,19 @@ def run_value_network(loss_module, td: TensorDictBase, params: Any, key: Any) ->
     return out.get(key)
 
 
+def action_value_inputs(loss_module, tensordict: TensorDictBase, next_params: Any) -> TensorDictBase:
+    """The inputs of a Q-learning drop-in (DQN, discrete CQL): :func:`transition_inputs` with
+    ``Q(s, .)`` of the online value network and ``Q(s', .)`` with ``next_params`` (the target
+    parameters, or the online ones detached; no graph), both as ``"action_value"`` under the
+    private root (``"next"`` for ``s'``)."""
+    key = loss_module.tensor_keys.action_value
+    inputs = transition_inputs(loss_module, tensordict)
+    inputs.set((PRIVATE, "action_value"),
+               run_value_network(loss_module, tensordict, loss_module.value_network_params, key))
+    with torch.no_grad():
+        inputs.set(("next", PRIVATE, "action_value"),
+                   run_value_network(loss_module, tensordict.get("next"), next_params, key))
+    return inputs
 
 
 def clamp_log_alpha(loss_module) -> None:

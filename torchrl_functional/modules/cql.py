@@ -18,10 +18,10 @@ from ._binding import FunctionalCallMixin, params_context
 from ._common import PRIVATE
 from ._offpolicy import (
     DiscreteActionSpace,
+    action_value_inputs,
     call_loss,
     clamp_log_alpha,
     output_td,
-    run_value_network,
     transition_inputs,
     write_priority,
 )
@@ -151,16 +151,10 @@ class DiscreteCQLLoss(FunctionalCallMixin, DiscreteActionSpace, _trl.DiscreteCQL
     ``forward`` writes the priority ``td_error`` ``[*B, 1]`` into the input TensorDict.
     """
 
-    def _q(self, td: TensorDictBase, params) -> torch.Tensor:
-        return run_value_network(self, td, params, self.tensor_keys.action_value)
-
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         tk = self.tensor_keys
-        inputs = transition_inputs(self, tensordict)
-        inputs.set((PRIVATE, "action_value"), self._q(tensordict, self.value_network_params))
-        with torch.no_grad():
-            inputs.set(("next", PRIVATE, "action_value"), self._q(tensordict.get("next"), self.value_network_params.data))
+        inputs = action_value_inputs(self, tensordict, self.value_network_params.data)
         out = call_loss(discrete_cql_loss, self, inputs, tensordict, DiscreteCQLKeys, "action_value",
                         action_space=self.action_space)
         priority = out["td_error"]

@@ -14,9 +14,9 @@ from ._binding import FunctionalCallMixin
 from ._common import PRIVATE
 from ._offpolicy import (
     DiscreteActionSpace,
+    action_value_inputs,
     call_loss,
     run_value_network,
-    transition_inputs,
     write_priority,
 )
 
@@ -29,19 +29,15 @@ class DQNLoss(FunctionalCallMixin, DiscreteActionSpace, _trl.DQNLoss):
     As TorchRL, ``forward`` writes the priority ``td_error`` into the input TensorDict.
     """
 
-    def _q(self, td: TensorDictBase, params) -> torch.Tensor:
-        return run_value_network(self, td, params, self.tensor_keys.action_value)
-
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         tk = self.tensor_keys
-        inputs = transition_inputs(self, tensordict)
-        inputs.set((PRIVATE, "action_value"), self._q(tensordict, self.value_network_params))
-        next_td = tensordict.get("next")
-        with torch.no_grad():
-            inputs.set(("next", PRIVATE, "action_value"), self._q(next_td, self.target_value_network_params))
-            if self.double_dqn:
-                inputs.set(("next", PRIVATE, "online_action_value"), self._q(next_td, self.value_network_params.data))
+        inputs = action_value_inputs(self, tensordict, self.target_value_network_params)
+        if self.double_dqn:
+            with torch.no_grad():
+                online = run_value_network(self, tensordict.get("next"), self.value_network_params.data,
+                                           tk.action_value)
+            inputs.set(("next", PRIVATE, "online_action_value"), online)
         out = call_loss(dqn_loss, self, inputs, tensordict, DQNKeys, "action_value", "online_action_value",
                         action_space=self.action_space, double_dqn=self.double_dqn)
         write_priority(tensordict, tk.priority, out.pop("td_error"))
