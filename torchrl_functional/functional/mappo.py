@@ -25,7 +25,7 @@ from .keys import NestedKey, PPOKeys
 from .ppo import DistClass, Number, _clip_ppo
 from .value_norm import ValueNormalizer
 
-__all__ = ["mappo_loss", "ippo_loss"]
+__all__ = ["mappo_loss", "ippo_loss", "MultiAgentPPOOptions"]
 
 
 def _check_value_norm(name: str, value_norm: Any, stats: Any) -> None:
@@ -44,28 +44,42 @@ def _check_value_norm(name: str, value_norm: Any, stats: Any) -> None:
         )
 
 
+class MultiAgentPPOOptions(PPOOptions, total=False):
+    """:class:`~torchrl_functional.functional.PPOOptions` and the options of the multi-agent
+    losses (:func:`mappo_loss`, :func:`ippo_loss`), declared once.
+
+    Attributes:
+        clip_epsilon: as :func:`~torchrl_functional.functional.clip_ppo_loss` (default ``0.2``).
+        value_norm: a :class:`~torchrl_functional.functional.ValueNormalizer` (or any object with
+            ``update(stats, x) -> stats`` and ``normalize(stats, x) -> x``), or ``None`` (default).
+        value_norm_stats: its statistics (TensorDict without batch dims, TorchRL's buffer
+            names, ``[*F]``), required with ``value_norm``; not modified.
+    """
+
+    clip_epsilon: Number | tuple[float, float]
+    value_norm: ValueNormalizer | None
+    value_norm_stats: TensorDictBase | None
+
+
 #: the multi-agent defaults (TorchRL's ``MAPPOLoss``/``IPPOLoss``) over :data:`PPO_DEFAULTS`
 MULTI_AGENT_DEFAULTS = {**PPO_DEFAULTS, "value_estimator": "magae", "normalize_advantage": True,
-                        "normalize_advantage_exclude_dims": (-2,)}
+                        "normalize_advantage_exclude_dims": (-2,), "clip_epsilon": 0.2, "value_norm": None,
+                        "value_norm_stats": None}
 
 
-def _multi_agent(name: str, td: TensorDictBase, dist_class: DistClass | None, value_norm: Any, value_norm_stats: Any,
-                 clip_epsilon: Any, keys: Any, options: Mapping[str, Any]) -> TensorDict:
-    _check_value_norm(name, value_norm, value_norm_stats)
+def _multi_agent(name: str, td: TensorDictBase, dist_class: DistClass | None, keys: Any,
+                 options: Mapping[str, Any]) -> TensorDict:
     kw = keyword_options(name, options, MULTI_AGENT_DEFAULTS)
-    return _clip_ppo(name, td, dist_class, {**kw, "value_norm": value_norm, "value_norm_stats": value_norm_stats,
-                                            "clip_epsilon": clip_epsilon, "keys": keys})
+    _check_value_norm(name, kw["value_norm"], kw["value_norm_stats"])
+    return _clip_ppo(name, td, dist_class, {**kw, "keys": keys})
 
 
 def mappo_loss(
     td: TensorDictBase,
     dist_class: DistClass | None = None,
     *,
-    value_norm: ValueNormalizer | None = None,
-    value_norm_stats: TensorDictBase | None = None,
-    clip_epsilon: Number | tuple[float, float] = 0.2,
     keys: PPOKeys | Mapping[str, NestedKey] | None = None,
-    **options: Unpack[PPOOptions],
+    **options: Unpack[MultiAgentPPOOptions],
 ) -> TensorDict:
     """Multi-agent clipped PPO with a centralised critic, as TorchRL's ``MAPPOLoss``.
 
@@ -78,14 +92,11 @@ def mappo_loss(
     TorchRL updates them on every call, also outside training; so does this function.
 
     Args:
-        value_norm: a :class:`~torchrl_functional.functional.ValueNormalizer` (or any object with
-            ``update(stats, x) -> stats`` and ``normalize(stats, x) -> x``), or ``None``.
-        value_norm_stats: its statistics (TensorDict without batch dims, TorchRL's buffer
-            names, ``[*F]``), required with ``value_norm``; not modified.
-        clip_epsilon: as :func:`~torchrl_functional.functional.clip_ppo_loss`.
-        td, dist_class, keys: as :func:`~torchrl_functional.functional.clip_ppo_loss`.
-        **options: as :func:`~torchrl_functional.functional.clip_ppo_loss`
-            (entries ``[*B, N, ...]`` with ``N`` agents), with the multi-agent defaults
+        td, dist_class, keys: as :func:`~torchrl_functional.functional.clip_ppo_loss`
+            (entries ``[*B, N, ...]`` with ``N`` agents).
+        **options: :class:`~torchrl_functional.functional.mappo.MultiAgentPPOOptions`:
+            ``clip_epsilon``, ``value_norm``, ``value_norm_stats`` and the options of
+            :func:`~torchrl_functional.functional.clip_ppo_loss`, with the multi-agent defaults
             ``value_estimator="magae"`` (team signals ``[*B, 1]`` broadcast to the agents),
             ``normalize_advantage=True`` and ``normalize_advantage_exclude_dims=(-2,)``.
 
@@ -93,18 +104,15 @@ def mappo_loss(
         TensorDict with the outputs of :func:`~torchrl_functional.functional.clip_ppo_loss`
         and, with ``value_norm`` and a critic term, ``"value_norm"`` (the new statistics).
     """
-    return _multi_agent("mappo_loss", td, dist_class, value_norm, value_norm_stats, clip_epsilon, keys, options)
+    return _multi_agent("mappo_loss", td, dist_class, keys, options)
 
 
 def ippo_loss(
     td: TensorDictBase,
     dist_class: DistClass | None = None,
     *,
-    value_norm: ValueNormalizer | None = None,
-    value_norm_stats: TensorDictBase | None = None,
-    clip_epsilon: Number | tuple[float, float] = 0.2,
     keys: PPOKeys | Mapping[str, NestedKey] | None = None,
-    **options: Unpack[PPOOptions],
+    **options: Unpack[MultiAgentPPOOptions],
 ) -> TensorDict:
     """Independent multi-agent PPO (per-agent critics), as TorchRL's ``IPPOLoss``.
 
@@ -112,16 +120,13 @@ def ippo_loss(
     another critic): ``V(s)`` comes from each agent's own critic.
 
     Args:
-        value_norm, value_norm_stats: as :func:`mappo_loss` (rarely used with IPPO).
-        clip_epsilon: as :func:`~torchrl_functional.functional.clip_ppo_loss`.
-        td, dist_class, keys: as :func:`~torchrl_functional.functional.clip_ppo_loss`.
-        **options: as :func:`~torchrl_functional.functional.clip_ppo_loss`
-            (entries ``[*B, N, ...]`` with ``N`` agents), with the multi-agent defaults
-            ``value_estimator="magae"`` (team signals ``[*B, 1]`` broadcast to the agents),
-            ``normalize_advantage=True`` and ``normalize_advantage_exclude_dims=(-2,)``.
+        td, dist_class, keys: as :func:`mappo_loss`: entries ``[*B, N, ...]`` of ``N`` agents,
+            ``V(s)`` of their own critics.
+        **options: as :func:`mappo_loss`
+            (:class:`~torchrl_functional.functional.mappo.MultiAgentPPOOptions`; ``value_norm``
+            is rarely used with IPPO).
 
     Returns:
         As :func:`mappo_loss`.
     """
-    return _multi_agent("ippo_loss", td, dist_class, value_norm, value_norm_stats, clip_epsilon, keys, options)
-
+    return _multi_agent("ippo_loss", td, dist_class, keys, options)

@@ -15,7 +15,7 @@ sequences are aligned on their last token (padded on the left, TorchRL's convent
 from .advantage import dynamic_sampling_mask, group_relative_advantage, trajectory_return
 from .aggregation import AGGREGATIONS, aggregate_token_loss, reduce_sequences, sequence_sum
 from .distillation import distillation_loss
-from .grpo import cispo_loss, clipped_importance_loss, dapo_loss, grpo_loss
+from .grpo import GRPOOptions, cispo_loss, clipped_importance_loss, dapo_loss, grpo_loss
 from .keys import DistillationKeys, GRPOKeys, SFTKeys
 from .kl import KL_ESTIMATORS, kl_token_estimate
 from .logits import token_entropy, token_log_probs
@@ -28,6 +28,7 @@ __all__ = [
     "sft_loss",
     "distillation_loss",
     "GRPOKeys",
+    "GRPOOptions",
     "SFTKeys",
     "DistillationKeys",
     "clipped_importance_loss",

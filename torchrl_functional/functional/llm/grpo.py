@@ -24,7 +24,7 @@ aggregation, the ESS and the KL terms.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -32,7 +32,7 @@ from torch import Tensor
 
 from ...errors import HyperparameterError
 from .._td import check_bool, check_float, check_reduction, expand_mask, loss_mask
-from .._validation import check_choice, check_range
+from .._validation import check_choice, check_range, keyword_options
 from ..keys import NestedKey, resolve_keys
 from ..policy_gradient import clip_bounds, clipped_surrogate_loss
 from ._tokens import TokenLayout, check_log_prob, read_tokens, reference_tokens
@@ -40,7 +40,7 @@ from .aggregation import AGGREGATIONS, aggregate_token_loss
 from .keys import GRPOKeys
 from .kl import kl_token_estimate
 
-__all__ = ["grpo_loss", "dapo_loss", "cispo_loss", "clipped_importance_loss"]
+__all__ = ["grpo_loss", "dapo_loss", "cispo_loss", "clipped_importance_loss", "GRPOOptions"]
 
 Number = float | Tensor
 ClipEpsilon = Number | tuple[Number, Number]
@@ -116,28 +116,67 @@ def _kl_penalty(target: Tensor, cur: Tensor, valid: Tensor) -> Tensor:
     return kl_token_estimate(torch.where(valid, target, zero), torch.where(valid, cur, zero), "k3").mean()
 
 
+class GRPOOptions(TypedDict, total=False):
+    """The keyword options of :func:`grpo_loss`, :func:`dapo_loss` and :func:`cispo_loss`, declared once.
+    Every hyperparameter given as a number can be a tensor carrying gradients.
+
+    Attributes:
+        clip_epsilon: ``eps`` or ``(eps_low, eps_high)`` (DAPO's clip-higher); ``0 <=
+            eps_low < 1``, ``eps_high >= 0``. Default ``0.2``; ``(0.2, 0.28)`` for
+            :func:`dapo_loss`.
+        kl_mask_threshold: drop tokens with ``(cur - behaviour)^2 / 2 > threshold`` (KL-Mask);
+            default ``None``.
+        aggregation: ``"token_mean"`` (default), ``"prompt_mean"`` or ``"none"`` (see
+            :func:`~torchrl_functional.functional.llm.aggregate_token_loss`).
+        entropy_bonus, entropy_coeff: add ``loss_entropy = -entropy_coeff * H`` (defaults
+            ``True``, ``0.01``).
+        kl_to_ref_coeff: coefficient of the k3 KL to the reference policy (default ``None``:
+            off; TorchRL's class also turns it off for ``0``).
+        kl_to_inference_coeff: coefficient of the k3 KL to the behaviour policy (default
+            ``None``: off).
+        reduction: ``"none"`` returns per-token losses like ``aggregation="none"``; ``"mean"``
+            (default) and ``"sum"`` leave the aggregation as chosen (as TorchRL).
+        loss_mask_key: sample-level masks of the data applied by the token mean (``"auto"``,
+            the default: ``("collector", "mask")`` and ``"shifted_valid"`` when present).
+    """
+
+    clip_epsilon: ClipEpsilon
+    kl_mask_threshold: Number | None
+    aggregation: Literal["token_mean", "prompt_mean", "none"]
+    entropy_bonus: bool
+    entropy_coeff: Number
+    kl_to_ref_coeff: Number | None
+    kl_to_inference_coeff: Number | None
+    reduction: Literal["mean", "sum", "none"]
+    loss_mask_key: NestedKey | None
+
+
+GRPO_DEFAULTS: dict[str, Any] = {
+    "clip_epsilon": 0.2, "kl_mask_threshold": None, "aggregation": "token_mean", "entropy_bonus": True,
+    "entropy_coeff": 0.01, "kl_to_ref_coeff": None, "kl_to_inference_coeff": None, "reduction": "mean",
+    "loss_mask_key": "auto",
+}
+#: DAPO's paper default, clip-higher (TorchRL's ``DAPO`` class defaults to ``0.2``)
+DAPO_DEFAULTS: dict[str, Any] = {**GRPO_DEFAULTS, "clip_epsilon": (0.2, 0.28)}
+
+
 def _policy_loss(
     name: str,
     td: TensorDictBase,
     objective: Literal["ppo", "cispo"],
-    *,
-    clip_epsilon: ClipEpsilon,
-    kl_mask_threshold: Number | None,
-    aggregation: str,
-    entropy_bonus: bool,
-    entropy_coeff: Number,
-    kl_to_ref_coeff: Number | None,
-    kl_to_inference_coeff: Number | None,
-    reduction: str,
-    loss_mask_key: NestedKey | None,
     keys: GRPOKeys | Mapping[str, NestedKey] | None,
+    options: Mapping[str, Any],
+    defaults: Mapping[str, Any] = GRPO_DEFAULTS,
     detach_weight: bool = False,
 ) -> TensorDict:
+    o = keyword_options(name, options, defaults)
+    aggregation, reduction, kl_mask_threshold = o["aggregation"], o["reduction"], o["kl_mask_threshold"]
+    kl_to_ref_coeff, kl_to_inference_coeff = o["kl_to_ref_coeff"], o["kl_to_inference_coeff"]
     if not isinstance(td, TensorDictBase):
         raise TypeError(f"{name}: expected a TensorDict, got {type(td).__name__}")
     check_choice(name, "aggregation", aggregation, AGGREGATIONS)
     check_reduction(name, reduction)
-    bounds = _clip_epsilon(name, clip_epsilon)
+    bounds = _clip_epsilon(name, o["clip_epsilon"])
     for hyper, value in (("kl_mask_threshold", kl_mask_threshold), ("kl_to_ref_coeff", kl_to_ref_coeff),
                          ("kl_to_inference_coeff", kl_to_inference_coeff)):
         if value is not None:
@@ -171,11 +210,11 @@ def _policy_loss(
         "clip_fraction": clipped.to(log_weight.dtype).mean(),
         "kl_approx": kl_token_estimate(cur, prev_valid, "k1").detach().mean(),
     }
-    if entropy_bonus:
+    if o["entropy_bonus"]:
         entropy = _read(name, td, keys, "entropy", layout)
         check_float(name, keys.entropy, entropy)
         out["entropy"] = entropy.detach().mean()
-        out["loss_entropy"] = -entropy_coeff * entropy.unsqueeze(-1)
+        out["loss_entropy"] = -o["entropy_coeff"] * entropy.unsqueeze(-1)
     out["ESS"] = _masked_ess(log_weight, valid)
 
     if reduction == "none":
@@ -183,7 +222,7 @@ def _policy_loss(
     aggregation_mask = valid.unsqueeze(-1)
     if aggregation == "token_mean":
         # sample-level validity masks of the data, as TorchRL's token mean (LossModule._reduce_loss)
-        sample_mask = loss_mask(name, td, loss_mask_key)
+        sample_mask = loss_mask(name, td, o["loss_mask_key"])
         if sample_mask is not None:
             aggregation_mask = aggregation_mask & expand_mask(name, sample_mask, loss_objective)
     for key in ("loss_objective", "loss_entropy"):
@@ -210,21 +249,13 @@ def _read(name: str, td: TensorDictBase, keys: GRPOKeys, field: str, layout: Tok
 def grpo_loss(
     td: TensorDictBase,
     *,
-    clip_epsilon: ClipEpsilon = 0.2,
-    kl_mask_threshold: Number | None = None,
-    aggregation: Literal["token_mean", "prompt_mean", "none"] = "token_mean",
-    entropy_bonus: bool = True,
-    entropy_coeff: Number = 0.01,
-    kl_to_ref_coeff: Number | None = None,
-    kl_to_inference_coeff: Number | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
     keys: GRPOKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[GRPOOptions],
 ) -> TensorDict:
     """GRPO: the PPO clipped surrogate per token, ``-min(r A, clip(r, 1 - eps, 1 + eps) A)``.
 
     Shao et al. 2024, "DeepSeekMath" (arXiv 2402.03300), with TorchRL 0.14's ``GRPOLoss``
-    options. Every hyperparameter given as a number can be a tensor carrying gradients.
+    options.
 
     Args:
         td: input TensorDict (not modified), per-token entries ``[B, L]`` dense, nested or
@@ -234,20 +265,11 @@ def grpo_loss(
             (used as given, keeps its graph), ``"entropy"`` with ``entropy_bonus``,
             ``("next", "ref_log_probs", "full")`` with ``kl_to_ref_coeff``. See
             :class:`~torchrl_functional.functional.llm.GRPOKeys`.
-        clip_epsilon: ``eps`` or ``(eps_low, eps_high)`` (DAPO's clip-higher); ``0 <=
-            eps_low < 1``, ``eps_high >= 0``.
-        kl_mask_threshold: drop tokens with ``(cur - behaviour)^2 / 2 > threshold`` (KL-Mask).
-        aggregation: ``"token_mean"``, ``"prompt_mean"`` or ``"none"`` (see
-            :func:`~torchrl_functional.functional.llm.aggregate_token_loss`).
-        entropy_bonus, entropy_coeff: add ``loss_entropy = -entropy_coeff * H``.
-        kl_to_ref_coeff: coefficient of the k3 KL to the reference policy (``None``: off;
-            TorchRL's class also turns it off for ``0``).
-        kl_to_inference_coeff: coefficient of the k3 KL to the behaviour policy (``None``: off).
-        reduction: ``"none"`` returns per-token losses like ``aggregation="none"``; ``"mean"``
-            and ``"sum"`` leave the aggregation as chosen (as TorchRL).
-        loss_mask_key: sample-level masks of the data applied by the token mean
-            (``"auto"``: ``("collector", "mask")`` and ``"shifted_valid"`` when present).
         keys: renamed entries.
+        **options: :class:`~torchrl_functional.functional.llm.GRPOOptions`: ``clip_epsilon``
+            (default ``0.2``), ``kl_mask_threshold``, ``aggregation``, ``entropy_bonus``,
+            ``entropy_coeff``, ``kl_to_ref_coeff``, ``kl_to_inference_coeff``, ``reduction``,
+            ``loss_mask_key``.
 
     Returns:
         TensorDict with ``loss_objective``, ``clip_fraction``, ``kl_approx``, ``ESS``, and as
@@ -255,27 +277,14 @@ def grpo_loss(
         ``loss_kl_to_inference``, ``kl_to_inference``. Only the ``loss_*`` entries carry
         gradients; the behaviour and reference log-probs are constants.
     """
-    return _policy_loss(
-        "grpo_loss", td, "ppo", clip_epsilon=clip_epsilon, kl_mask_threshold=kl_mask_threshold,
-        aggregation=aggregation, entropy_bonus=entropy_bonus, entropy_coeff=entropy_coeff,
-        kl_to_ref_coeff=kl_to_ref_coeff, kl_to_inference_coeff=kl_to_inference_coeff, reduction=reduction,
-        loss_mask_key=loss_mask_key, keys=keys,
-    )
+    return _policy_loss("grpo_loss", td, "ppo", keys, options)
 
 
 def dapo_loss(
     td: TensorDictBase,
     *,
-    clip_epsilon: ClipEpsilon = (0.2, 0.28),
-    kl_mask_threshold: Number | None = None,
-    aggregation: Literal["token_mean", "prompt_mean", "none"] = "token_mean",
-    entropy_bonus: bool = True,
-    entropy_coeff: Number = 0.01,
-    kl_to_ref_coeff: Number | None = None,
-    kl_to_inference_coeff: Number | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
     keys: GRPOKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[GRPOOptions],
 ) -> TensorDict:
     """DAPO: GRPO with clip-higher, ``clip(r, 1 - eps_low, 1 + eps_high)``, and the token-level mean.
 
@@ -284,36 +293,23 @@ def dapo_loss(
     the data side: :func:`~torchrl_functional.functional.llm.dynamic_sampling_mask`.
 
     Args:
-        td, clip_epsilon, kl_mask_threshold, aggregation, entropy_bonus, entropy_coeff,
-            kl_to_ref_coeff, kl_to_inference_coeff, reduction, loss_mask_key, keys: as
-            :func:`grpo_loss` (per-token entries ``[B, L]``, the advantage ``[B, 1]`` or
-            ``[B, L]``).
+        td, keys: as :func:`grpo_loss` (per-token entries ``[B, L]``, the advantage
+            ``[B, 1]`` or ``[B, L]``).
+        **options: :class:`~torchrl_functional.functional.llm.GRPOOptions`, with
+            ``clip_epsilon=(0.2, 0.28)`` by default.
 
     Returns:
         The outputs of :func:`grpo_loss`.
     """
-    return _policy_loss(
-        "dapo_loss", td, "ppo", clip_epsilon=clip_epsilon, kl_mask_threshold=kl_mask_threshold,
-        aggregation=aggregation, entropy_bonus=entropy_bonus, entropy_coeff=entropy_coeff,
-        kl_to_ref_coeff=kl_to_ref_coeff, kl_to_inference_coeff=kl_to_inference_coeff, reduction=reduction,
-        loss_mask_key=loss_mask_key, keys=keys,
-    )
+    return _policy_loss("dapo_loss", td, "ppo", keys, options, DAPO_DEFAULTS)
 
 
 def cispo_loss(
     td: TensorDictBase,
     *,
-    clip_epsilon: ClipEpsilon = 0.2,
     detach_clipped_weight: bool = False,
-    kl_mask_threshold: Number | None = None,
-    aggregation: Literal["token_mean", "prompt_mean", "none"] = "token_mean",
-    entropy_bonus: bool = True,
-    entropy_coeff: Number = 0.01,
-    kl_to_ref_coeff: Number | None = None,
-    kl_to_inference_coeff: Number | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
     keys: GRPOKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[GRPOOptions],
 ) -> TensorDict:
     """CISPO: the clipped importance weight times the advantage, ``-clip(r, 1 - eps_low, 1 + eps_high) A``.
 
@@ -321,20 +317,15 @@ def cispo_loss(
     (masking, ESS, entropy, KL terms as :func:`grpo_loss`).
 
     Args:
-        td, clip_epsilon, kl_mask_threshold, aggregation, entropy_bonus, entropy_coeff,
-            kl_to_ref_coeff, kl_to_inference_coeff, reduction, loss_mask_key, keys: as
-            :func:`grpo_loss` (per-token entries ``[B, L]``, the advantage ``[B, 1]`` or
-            ``[B, L]``).
+        td, keys: as :func:`grpo_loss` (per-token entries ``[B, L]``, the advantage
+            ``[B, 1]`` or ``[B, L]``).
         detach_clipped_weight: ``False`` (TorchRL): differentiate ``clip(r) A``, so clipped
             tokens get no gradient; ``True`` (the paper): ``sg(clip(r)) A grad log pi`` on
             every token (same value; see :func:`clipped_importance_loss`).
+        **options: :class:`~torchrl_functional.functional.llm.GRPOOptions` (default
+            ``clip_epsilon=0.2``).
 
     Returns:
         The outputs of :func:`grpo_loss`.
     """
-    return _policy_loss(
-        "cispo_loss", td, "cispo", clip_epsilon=clip_epsilon, kl_mask_threshold=kl_mask_threshold,
-        aggregation=aggregation, entropy_bonus=entropy_bonus, entropy_coeff=entropy_coeff,
-        kl_to_ref_coeff=kl_to_ref_coeff, kl_to_inference_coeff=kl_to_inference_coeff, reduction=reduction,
-        loss_mask_key=loss_mask_key, keys=keys, detach_weight=detach_clipped_weight,
-    )
+    return _policy_loss("cispo_loss", td, "cispo", keys, options, detach_weight=detach_clipped_weight)

@@ -6,7 +6,7 @@ the data with TorchRL's padding conventions. No loss math here."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase, lazy_stack
@@ -161,11 +161,34 @@ def chat_masks(
     return [m & a for m, a in zip(assistant, attention)], attention, assistant
 
 
-def run_log_probs(loss: Any, tensordict: TensorDictBase, masks: list[Tensor]) -> list[Tensor]:
-    """Run the wrapper on the history and return its per-sequence log-probs."""
+class ScoredHistory(NamedTuple):
+    """The wrapper's per-sequence log-probs on the chat history, the token masks selecting the
+    tokens they are scored on, and the attention and assistant masks (``None`` when neither
+    the data nor the chat template has the latter) those came from."""
+
+    log_probs: list[Tensor]
+    masks: list[Tensor]
+    attention: list[Tensor]
+    assistant: list[Tensor] | None
+
+
+def run_log_probs(loss: Any, tensordict: TensorDictBase, *, assistant_only: bool, every: bool,
+                  history_hint: str) -> ScoredHistory:
+    """Run the wrapper on the chat history (``history_hint`` says what it is when absent) and
+    return its per-sequence log-probs with the token masks (:func:`chat_masks`: the assistant
+    tokens, or every attended one without ``assistant_only``), which must select a token
+    (:func:`check_nonempty`) and line up with the log-probs token for token."""
+    tk = loss.tensor_keys
+    if tk.history not in tensordict.keys(True):
+        raise missing(type(loss).__name__, tk.history, history_hint)
+    masks, attention, assistant = chat_masks(loss, tensordict, tensordict[tk.history], assistant_only)
+    mask_key = TORCHRL_MASKS[0] if assistant_only else TORCHRL_MASKS[1]
+    check_nonempty(loss, mask_key, masks, every)
     with _device_context(loss, tensordict, masks):
-        output = loss.actor_network(tensordict.select(loss.tensor_keys.history))
-    return _as_list(output.get(loss.tensor_keys.log_probs, None, as_list=True))
+        output = loss.actor_network(tensordict.select(tk.history))
+    log_probs = _as_list(output.get(tk.log_probs, None, as_list=True))
+    check_sequences(loss, mask_key, masks, log_probs, tk.log_probs)
+    return ScoredHistory(log_probs, masks, attention, assistant)
 
 
 def stored_log_probs(loss: Any, tensordict: TensorDictBase, key: Any, hint: str) -> list[Tensor]:

@@ -10,13 +10,9 @@ from __future__ import annotations
 from tensordict import TensorDictBase
 from torchrl.objectives.llm import distillation as _trl
 
-from ...functional._td import missing
 from ...functional.llm import DistillationKeys, distillation_loss
 from .._binding import FunctionalCallMixin
 from ._inputs import (
-    TORCHRL_MASKS,
-    chat_masks,
-    check_nonempty,
     check_sequences,
     check_teacher_zero_fill,
     run_log_probs,
@@ -36,22 +32,17 @@ class DistillationLoss(FunctionalCallMixin, _trl.DistillationLoss):
 
     def forward(self, tensordict: TensorDictBase) -> _trl.DistillationLossOutput:
         tk = self.tensor_keys
-        if tk.history not in tensordict.keys(True):
-            raise missing("DistillationLoss", tk.history, "the chat history the student is scored on")
-        masks, attention, assistant = chat_masks(self, tensordict, tensordict[tk.history], self.assistant_only)
-        mask_key = TORCHRL_MASKS[0] if self.assistant_only else TORCHRL_MASKS[1]
-        check_nonempty(self, mask_key, masks, every=True)
-        log_probs = run_log_probs(self, tensordict, masks)
+        scored = run_log_probs(self, tensordict, assistant_only=self.assistant_only, every=True,
+                               history_hint="the chat history the student is scored on")
         teacher = stored_log_probs(
             self, tensordict, tk.teacher_log_prob,
             "the teacher log-probs: RetrieveLogProb(teacher, log_probs_full_key=('teacher_log_probs', 'full'))",
         )
-        check_sequences(self, tk.teacher_log_prob, teacher, log_probs, tk.log_probs)
-        check_sequences(self, mask_key, masks, log_probs, tk.log_probs)
-        if not self.assistant_only and assistant is not None:
-            check_teacher_zero_fill(self, tk.teacher_log_prob, teacher, attention, assistant)
+        check_sequences(self, tk.teacher_log_prob, teacher, scored.log_probs, tk.log_probs)
+        if not self.assistant_only and scored.assistant is not None:
+            check_teacher_zero_fill(self, tk.teacher_log_prob, teacher, scored.attention, scored.assistant)
         out = distillation_loss(
-            sequences({_KEYS.log_probs: log_probs, _KEYS.mask: masks, _KEYS.teacher_log_prob: teacher}),
+            sequences({_KEYS.log_probs: scored.log_probs, _KEYS.mask: scored.masks, _KEYS.teacher_log_prob: teacher}),
             kl_direction=self.kl_direction,
             reduction=self.reduction,
             normalize_by_seq_length=self.normalize_by_seq_length,

@@ -9,18 +9,9 @@ from __future__ import annotations
 from tensordict import TensorDictBase
 from torchrl.objectives.llm import sft as _trl
 
-from ...functional._td import missing
 from ...functional.llm import SFTKeys, sft_loss
 from .._binding import FunctionalCallMixin
-from ._inputs import (
-    TORCHRL_MASKS,
-    chat_masks,
-    check_nonempty,
-    check_sequences,
-    run_log_probs,
-    sequences,
-    stored_log_probs,
-)
+from ._inputs import run_log_probs, sequences, stored_log_probs
 
 __all__ = ["SFTLoss"]
 
@@ -33,13 +24,9 @@ class SFTLoss(FunctionalCallMixin, _trl.SFTLoss):
 
     def forward(self, tensordict: TensorDictBase) -> _trl.SFTLossOutput:
         tk = self.tensor_keys
-        if tk.history not in tensordict.keys(True):
-            raise missing("SFTLoss", tk.history, "the chat history the model is trained on")
-        masks, _, _ = chat_masks(self, tensordict, tensordict[tk.history], assistant_only=True)
-        check_nonempty(self, TORCHRL_MASKS[0], masks, every=False)
-        log_probs = run_log_probs(self, tensordict, masks)
-        check_sequences(self, TORCHRL_MASKS[0], masks, log_probs, tk.log_probs)
-        entries = {_KEYS.log_probs: log_probs, _KEYS.mask: masks}
+        scored = run_log_probs(self, tensordict, assistant_only=True, every=False,
+                               history_hint="the chat history the model is trained on")
+        entries = {_KEYS.log_probs: scored.log_probs, _KEYS.mask: scored.masks}
         if self.kl_to_ref_coeff is not None or self.loss_function == "minor_sft":
             entries[_KEYS.ref_log_prob] = stored_log_probs(
                 self, tensordict, tk.ref_log_prob, "the reference log-probs, written by TorchRL's RetrieveLogProb"
