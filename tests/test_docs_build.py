@@ -78,8 +78,9 @@ def test_api_reference_builds_strict(tmp_path):
     # the options declared once for a family (``**options: Unpack[...]``): every field is
     # described in the Attributes of the class declaring it
     F = torchrl_functional.functional
-    for page, family in (("onpolicy", (F.OnPolicyOptions, F.A2COptions, F.PPOOptions)),
-                         ("offpolicy", (F.OffPolicyOptions, F.PrioritizedOffPolicyOptions))):
+    for page, family in (("onpolicy", (F.OnPolicyOptions, F.A2COptions, F.PPOOptions, F.MultiAgentPPOOptions)),
+                         ("offpolicy", (F.OffPolicyOptions, F.PrioritizedOffPolicyOptions)),
+                         ("llm", (F.GRPOOptions,))):
         for field in family[-1].__annotations__:
             assert any(f'title="torchrl_functional.functional.{c.__name__}.{field}"' in pages[page]
                        for c in family), (page, field)

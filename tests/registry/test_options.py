@@ -10,6 +10,8 @@ import torch
 from tests.specs import SPECS
 from torchrl_functional.functional import (
     A2COptions,
+    GRPOOptions,
+    MultiAgentPPOOptions,
     OffPolicyOptions,
     OnPolicyOptions,
     PPOOptions,
@@ -17,7 +19,8 @@ from torchrl_functional.functional import (
 )
 from torchrl_functional.functional._offpolicy import options_type
 
-OPTIONS = (OffPolicyOptions, PrioritizedOffPolicyOptions, OnPolicyOptions, A2COptions, PPOOptions)
+OPTIONS = (OffPolicyOptions, PrioritizedOffPolicyOptions, OnPolicyOptions, A2COptions, PPOOptions,
+           MultiAgentPPOOptions, GRPOOptions)
 
 
 WITH_OPTIONS = [pytest.param(s, id=s.name) for s in SPECS if options_type(s.function) is not None]

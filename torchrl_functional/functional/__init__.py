@@ -103,6 +103,7 @@ from .keys import (
 from .llm import (
     DistillationKeys,
     GRPOKeys,
+    GRPOOptions,
     SFTKeys,
     aggregate_token_loss,
     cispo_loss,
@@ -156,7 +157,7 @@ __all__ = [
     "GAILKeys", "DistributionalDQNKeys", "QMixerKeys", "TQCKeys", "RNDKeys", "TD3BCKeys",
     "REDQKeys", "CrossQKeys",
     # .llm
-    "grpo_loss", "dapo_loss", "cispo_loss", "sft_loss", "distillation_loss", "GRPOKeys", "SFTKeys",
+    "grpo_loss", "dapo_loss", "cispo_loss", "sft_loss", "distillation_loss", "GRPOKeys", "GRPOOptions", "SFTKeys",
     "DistillationKeys", "clipped_importance_loss", "token_log_probs", "token_entropy",
     "kl_token_estimate", "group_relative_advantage", "trajectory_return", "dynamic_sampling_mask",
     "aggregate_token_loss",
