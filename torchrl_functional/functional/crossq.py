@@ -59,10 +59,7 @@ def crossq_loss(
             - ``"log_prob"`` ``[*B]``: ``log pi(a~|s)`` (with gradients);
             - ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``; ``"action"`` ``[*B, A]``
               when ``target_entropy="auto"``; optional masks, ``"gamma"``/``"lmbda"`` overrides.
-        log_alpha: log of the temperature (number or 0-d tensor, e.g. a ``Parameter``).
-        target_entropy: number or tensor; ``"auto"`` is minus the action dimensions per sample;
-            ``None`` makes ``loss_alpha`` zero.
-        loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
+        log_alpha, target_entropy, loss_function: as :func:`sac_loss`.
         keys: :class:`~torchrl_functional.functional.keys.CrossQKeys` or a mapping of renamed entries.
         **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
             ``loss_mask_key`` (:class:`~torchrl_functional.functional.OffPolicyOptions`; no

@@ -141,14 +141,8 @@ def discrete_iql_loss(
     keys: IQLKeys | Mapping[str, NestedKey] | None = None,
     **options: Unpack[OffPolicyOptions],
 ) -> TensorDict:
-    """Discrete IQL: :func:`iql_loss` with ``Q_i(s, a)`` read off action-value vectors.
-
-    - ``loss_value = |tau - 1(u < 0)| u^2`` with ``u = min_i Q_target_i(s, a) - V(s)``;
-    - ``loss_actor = -min(exp(temperature * u), 100) * log pi(a|s)`` with ``u`` detached;
-    - ``loss_qvalue = sum_i d(Q_i(s, a), r + gamma (1 - terminated) V(s'))``.
-
-    Stop-gradients: the target Q-values, ``V(s')`` and (in the actor term) ``V(s)`` are
-    detached; the reward, ``gamma``, ``expectile`` and ``temperature`` keep their graphs.
+    """Discrete IQL: the losses and stop-gradients of :func:`iql_loss`, with ``Q_i(s, a)`` and
+    ``Q_target_i(s, a)`` read off the critics' action-value vectors at the replayed action.
 
     Args:
         td: input TensorDict (not modified); entries as :func:`iql_loss` (``B`` = batch shape
@@ -160,13 +154,8 @@ def discrete_iql_loss(
             - ``"state_value"`` ``[*B, 1]`` and ``("next", "state_value")``, ``"log_prob"``
               ``[*B]``, ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]`` as in :func:`iql_loss`.
         action_space: ``"categorical"`` or ``"one_hot"``.
-        expectile: ``tau`` in ``(0, 1)`` (number or tensor, differentiable).
-        temperature: ``beta >= 0`` of the actor's weight (number or tensor, differentiable).
-        loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
-        keys: :class:`~torchrl_functional.functional.keys.IQLKeys` or a mapping of renamed entries.
-        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
-            ``loss_mask_key`` (:class:`~torchrl_functional.functional.OffPolicyOptions`; no
-            priority weights, as TorchRL's).
+        expectile, temperature, loss_function, keys: as :func:`iql_loss`.
+        **options: as :func:`iql_loss`.
 
     Returns:
         as :func:`iql_loss`: ``loss_actor``, ``loss_qvalue``, ``loss_value``, ``entropy``
