@@ -20,6 +20,7 @@ from .._offpolicy import check_input
 from .._td import check_constant, check_float, check_reduction, require
 from .._validation import check_range
 from ..keys import NestedKey, resolve_keys
+from ._reduce import reduce_masked
 from .keys import ACTKeys
 
 __all__ = ["act_loss", "gaussian_kl_to_standard"]
@@ -45,14 +46,6 @@ def gaussian_kl_to_standard(mu: Tensor, log_var: Tensor) -> Tensor:
         ``[*B]``; gradients reach both inputs.
     """
     return (-0.5 * (1.0 + log_var - mu.pow(2) - log_var.exp())).sum(-1)
-
-
-def _reduce(value: Tensor, reduction: str) -> Tensor:
-    if reduction == "mean":
-        return value.mean()
-    if reduction == "sum":
-        return value.sum()
-    return value
 
 
 def act_loss(
@@ -101,8 +94,8 @@ def act_loss(
     if mu.shape != log_var.shape:
         raise EntryShapeError(name, keys.log_var, f"shape {tuple(log_var.shape)} differs from the shape "
                                                   f"{tuple(mu.shape)} of {keys.mu!r}")
-    recon = _reduce(F.l1_loss(pred, chunk, reduction="none").mean(dim=(-2, -1)), reduction)
-    kl = _reduce(gaussian_kl_to_standard(mu, log_var), reduction)
+    recon = reduce_masked(name, F.l1_loss(pred, chunk, reduction="none").mean(dim=(-2, -1)), reduction)
+    kl = reduce_masked(name, gaussian_kl_to_standard(mu, log_var), reduction)
     return TensorDict(
         {"loss_act": recon + kl_weight * kl, "loss_reconstruction": recon.detach(), "loss_kl": kl.detach()},
         batch_size=[],
