@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ...errors import MaskShapeError
-from .._td import expand_mask
+from .._td import expand_mask, reduce_loss
 
 
 def padding_mask(loss: str, key: Any, pad: Tensor, value: Tensor) -> Tensor:
@@ -36,6 +36,9 @@ def reduce_masked(
 ) -> Tensor:
     """Reduce an elementwise loss as TorchRL's ``_reduce_loss`` (no squeeze of trailing dims).
 
+    ``"mean"`` and ``"sum"`` are :func:`~torchrl_functional.functional._td.reduce_loss`'s; ``"none"``
+    keeps the loss's shape, where that function drops a trailing singleton dim.
+
     Args:
         loss: name used in error messages.
         value: the loss ``[*B, ...]``.
@@ -51,12 +54,8 @@ def reduce_masked(
     if valid is not None:
         valid = expand_mask(loss, valid, value)
         mask = valid if mask is None else mask & valid
-    if mask is not None:
-        value = torch.where(mask, value, torch.zeros_like(value))
-    if reduction == "none":
-        return value[mask] if pad_valid is not None else value
-    if reduction == "sum":
-        return value.sum()
-    if mask is not None:
-        return value.sum() / mask.sum().clamp_min(1)
-    return value.mean()
+    if reduction != "none":
+        return reduce_loss(loss, value, reduction, mask)
+    if pad_valid is not None:
+        return value[mask]
+    return value if mask is None else torch.where(mask, value, 0.0)

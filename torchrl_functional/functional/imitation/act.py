@@ -16,15 +16,15 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from ...errors import EntryShapeError
-from .._offpolicy import check_input
-from .._td import check_constant, check_float, check_reduction, require
+from .._offpolicy import Number
+from .._td import check_constant
 from .._validation import check_range
-from ..keys import NestedKey, resolve_keys
+from ..keys import NestedKey
+from ._inputs import check_same_shape, open_loss, read_floats
+from ._reduce import reduce_masked
 from .keys import ACTKeys
 
 __all__ = ["act_loss", "gaussian_kl_to_standard"]
-
-Number = float | Tensor
 
 _HINTS = {
     "action_chunk": "the expert action chunk [*B, T, A] of the dataset",
@@ -45,14 +45,6 @@ def gaussian_kl_to_standard(mu: Tensor, log_var: Tensor) -> Tensor:
         ``[*B]``; gradients reach both inputs.
     """
     return (-0.5 * (1.0 + log_var - mu.pow(2) - log_var.exp())).sum(-1)
-
-
-def _reduce(value: Tensor, reduction: str) -> Tensor:
-    if reduction == "mean":
-        return value.mean()
-    if reduction == "sum":
-        return value.sum()
-    return value
 
 
 def act_loss(
@@ -79,30 +71,21 @@ def act_loss(
         TensorDict with ``loss_act`` and the detached terms ``loss_reconstruction`` and ``loss_kl``.
     """
     name = "act_loss"
-    check_input(name, td)
-    check_reduction(name, reduction)
+    keys = open_loss(name, td, reduction, keys, ACTKeys)
     check_range(name, "kl_weight", kl_weight, 0.0)
-    keys = resolve_keys(keys, ACTKeys, name)
-    chunk, pred, mu, log_var = (require(name, td, getattr(keys, f), _HINTS[f])
-                                for f in ("action_chunk", "action_pred", "mu", "log_var"))
-    for field, x in (("action_chunk", chunk), ("action_pred", pred), ("mu", mu), ("log_var", log_var)):
-        check_float(name, getattr(keys, field), x)
+    chunk, pred, mu, log_var = read_floats(name, td, keys, _HINTS, "action_chunk", "action_pred", "mu", "log_var")
     check_constant(name, keys.action_chunk, chunk, "the expert chunk is data")
     if chunk.ndim < 2:
         raise EntryShapeError(name, keys.action_chunk, f"expected [*B, T, A], got {tuple(chunk.shape)}")
-    if pred.shape != chunk.shape:
-        raise EntryShapeError(name, keys.action_pred, f"shape {tuple(pred.shape)} differs from the shape "
-                                                      f"{tuple(chunk.shape)} of the expert chunk {keys.action_chunk!r}")
+    check_same_shape(name, keys.action_pred, pred, keys.action_chunk, chunk, "the expert chunk")
     batch = chunk.shape[:-2]
     for field, x in (("mu", mu), ("log_var", log_var)):
         if x.ndim != len(batch) + 1 or x.shape[:-1] != batch:
             raise EntryShapeError(name, getattr(keys, field), f"expected [*B, Z] with B = {tuple(batch)} (the batch of "
                                                               f"the chunk {keys.action_chunk!r}), got {tuple(x.shape)}")
-    if mu.shape != log_var.shape:
-        raise EntryShapeError(name, keys.log_var, f"shape {tuple(log_var.shape)} differs from the shape "
-                                                  f"{tuple(mu.shape)} of {keys.mu!r}")
-    recon = _reduce(F.l1_loss(pred, chunk, reduction="none").mean(dim=(-2, -1)), reduction)
-    kl = _reduce(gaussian_kl_to_standard(mu, log_var), reduction)
+    check_same_shape(name, keys.log_var, log_var, keys.mu, mu, "the CVAE mean")
+    recon = reduce_masked(name, F.l1_loss(pred, chunk, reduction="none").mean(dim=(-2, -1)), reduction)
+    kl = reduce_masked(name, gaussian_kl_to_standard(mu, log_var), reduction)
     return TensorDict(
         {"loss_act": recon + kl_weight * kl, "loss_reconstruction": recon.detach(), "loss_kl": kl.detach()},
         batch_size=[],

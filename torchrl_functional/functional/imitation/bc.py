@@ -19,12 +19,12 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from ...errors import EntryDtypeError, EntryShapeError
-from .._offpolicy import check_input
 from .._onpolicy import DistClass
-from .._td import check_bool, check_constant, check_float, check_reduction, loss_mask, require
+from .._td import check_bool, check_constant, check_float, loss_mask, require
 from .._validation import check_choice
 from ..distributions import build_distribution
-from ..keys import NestedKey, resolve_keys
+from ..keys import NestedKey
+from ._inputs import check_same_shape, open_loss
 from ._reduce import padding_mask, reduce_masked
 from .keys import BCKeys
 
@@ -43,10 +43,7 @@ _HINTS = {
 def _regression(name: str, keys: BCKeys, pred: Tensor, expert: Tensor, loss_function: str) -> Tensor:
     check_float(name, keys.action_pred, pred)
     check_float(name, keys.action, expert)
-    if pred.shape != expert.shape:
-        raise EntryShapeError(name, keys.action_pred,
-                              f"shape {tuple(pred.shape)} differs from the shape {tuple(expert.shape)} of the expert "
-                              f"action {keys.action!r}")
+    check_same_shape(name, keys.action_pred, pred, keys.action, expert, "the expert action")
     if loss_function == "l1":
         return F.l1_loss(pred, expert, reduction="none")
     if loss_function == "smooth_l1":
@@ -108,11 +105,9 @@ def bc_loss(
         TensorDict with ``loss_bc``.
     """
     name = "bc_loss"
-    check_input(name, td)
-    check_reduction(name, reduction)
+    keys = open_loss(name, td, reduction, keys, BCKeys)
     if not callable(loss_function):
         check_choice(name, "loss_function", loss_function, BC_LOSS_FUNCTIONS)
-    keys = resolve_keys(keys, BCKeys, name)
     expert = require(name, td, keys.action, _HINTS["action"])
     check_constant(name, keys.action, expert, "the expert action is data")
     if loss_function == "nll":

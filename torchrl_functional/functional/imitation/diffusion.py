@@ -17,10 +17,10 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 from torch.nn import functional as F
 
-from ...errors import EntryDtypeError, EntryShapeError
-from .._offpolicy import check_input
-from .._td import check_constant, check_float, check_reduction, require
-from ..keys import NestedKey, resolve_keys
+from ...errors import EntryDtypeError
+from .._td import check_constant
+from ..keys import NestedKey
+from ._inputs import check_same_shape, open_loss, read_floats
 from .keys import DiffusionBCKeys
 
 __all__ = ["diffusion_bc_loss", "ddpm_add_noise", "sample_diffusion_inputs"]
@@ -94,17 +94,10 @@ def diffusion_bc_loss(
         TensorDict with ``loss_diffusion_bc``.
     """
     name = "diffusion_bc_loss"
-    check_input(name, td)
-    check_reduction(name, reduction)
-    keys = resolve_keys(keys, DiffusionBCKeys, name)
-    noise = require(name, td, keys.noise, _HINTS["noise"])
-    pred = require(name, td, keys.noise_pred, _HINTS["noise_pred"])
-    check_float(name, keys.noise, noise)
-    check_float(name, keys.noise_pred, pred)
+    keys = open_loss(name, td, reduction, keys, DiffusionBCKeys)
+    noise, pred = read_floats(name, td, keys, _HINTS, "noise", "noise_pred")
     check_constant(name, keys.noise, noise, "the noise is drawn, not computed")
-    if pred.shape != noise.shape:
-        raise EntryShapeError(name, keys.noise_pred, f"shape {tuple(pred.shape)} differs from the shape "
-                                                     f"{tuple(noise.shape)} of the noise {keys.noise!r}")
+    check_same_shape(name, keys.noise_pred, pred, keys.noise, noise, "the noise")
     if pred.dtype != noise.dtype:
         raise EntryDtypeError(name, keys.noise_pred, f"dtype {pred.dtype} differs from the dtype {noise.dtype} of "
                                                      f"the noise {keys.noise!r}")

@@ -16,20 +16,19 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ...errors import EntryDtypeError, EntryShapeError, HyperparameterError
-from .._offpolicy import check_input
+from .._offpolicy import Number
 from .._onpolicy import DistClass
-from .._td import check_constant, check_float, check_reduction, loss_mask, require
+from .._td import check_constant, loss_mask, require
 from .._validation import check_choice, check_range
 from ..distributions import build_distribution, sample_and_log_prob
-from ..keys import NestedKey, resolve_keys
+from ..keys import NestedKey
 from ..sac import log_alpha_terms
 from ..value_learning import distance_loss
+from ._inputs import check_same_shape, open_loss, read_floats
 from ._reduce import reduce_masked
 from .keys import DTKeys, OnlineDTKeys
 
 __all__ = ["dt_loss", "online_dt_loss"]
-
-Number = float | Tensor
 
 _HINTS = {
     "action_target": "the dataset's action",
@@ -74,17 +73,10 @@ def dt_loss(
         TensorDict with ``loss``.
     """
     name = "dt_loss"
-    check_input(name, td)
-    check_reduction(name, reduction)
+    keys = open_loss(name, td, reduction, keys, DTKeys)
     check_choice(name, "loss_function", loss_function, ("l2", "l1", "smooth_l1"))
-    keys = resolve_keys(keys, DTKeys, name)
-    target = require(name, td, keys.action_target, _HINTS["action_target"])
-    pred = require(name, td, keys.action_pred, _HINTS["action_pred"])
-    check_float(name, keys.action_target, target)
-    check_float(name, keys.action_pred, pred)
-    if pred.shape != target.shape:
-        raise EntryShapeError(name, keys.action_pred, f"shape {tuple(pred.shape)} differs from the shape "
-                                                      f"{tuple(target.shape)} of the target {keys.action_target!r}")
+    target, pred = read_floats(name, td, keys, _HINTS, "action_target", "action_pred")
+    check_same_shape(name, keys.action_pred, pred, keys.action_target, target, "the target")
     value = distance_loss(target.detach(), pred, loss_function)
     return TensorDict({"loss": reduce_masked(name, value, reduction, valid=loss_mask(name, td, loss_mask_key))},
                       batch_size=[])
@@ -137,15 +129,12 @@ def online_dt_loss(
         ``entropy`` and ``alpha`` (detached).
     """
     name = "online_dt_loss"
-    check_input(name, td)
-    check_reduction(name, reduction)
+    keys = open_loss(name, td, reduction, keys, OnlineDTKeys)
     if scalar_output_mode is not None:
         check_choice(name, "scalar_output_mode", scalar_output_mode, ("exclude", "non_tensor"))
     if isinstance(samples_mc_entropy, bool) or not isinstance(samples_mc_entropy, int) or samples_mc_entropy < 1:
         raise HyperparameterError(name, "samples_mc_entropy", f"expected a positive integer, got {samples_mc_entropy!r}")
-    keys = resolve_keys(keys, OnlineDTKeys, name)
-    target = require(name, td, keys.action_target, _HINTS["action_target"])
-    check_float(name, keys.action_target, target)
+    (target,) = read_floats(name, td, keys, _HINTS, "action_target")
     check_constant(name, keys.action_target, target, "the target action is data")
     params = require(name, td, keys.actor_output, _HINTS["actor_output"])
     check_param_dtypes(name, keys.actor_output, params, keys.action_target, target)

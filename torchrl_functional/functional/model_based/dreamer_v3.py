@@ -15,7 +15,15 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ...errors import EntryShapeError
-from .._td import check_bool, check_float, check_reduction, check_shape, next_key, require
+from .._td import (
+    check_bool,
+    check_float,
+    check_reduction,
+    check_shape,
+    next_key,
+    reduce_loss,
+    require,
+)
 from .._validation import check_choice, check_range
 from ..keys import NestedKey, resolve_keys
 from ..value import td_lambda_return_estimate
@@ -64,13 +72,10 @@ def bins_for(loss: str, name: str, bins: Tensor | None, num_bins: int, like: Ten
     return bins
 
 
-def reduce(x: Tensor, reduction: str) -> Tensor:
-    """TorchRL's ``LossModule._reduce_loss``."""
-    if reduction == "mean":
-        return x.mean()
-    if reduction == "sum":
-        return x.sum()
-    return x
+def reduce(loss: str, x: Tensor, reduction: str) -> Tensor:
+    """TorchRL's ``LossModule._reduce_loss``: :func:`reduce_loss` for ``"mean"``/``"sum"``;
+    ``"none"`` keeps the shape (where ``reduce_loss`` drops a trailing singleton dim)."""
+    return x if reduction == "none" else reduce_loss(loss, x, reduction)
 
 
 def _as_list(value: Any) -> list:
@@ -296,8 +301,8 @@ def dreamer_v3_value_loss(
         loss = loss + slow_critic_regularization * slow_loss
     else:
         slow_loss = torch.zeros_like(loss)
-    return TensorDict({"loss_value": reduce(discount * loss, reduction),
-                       "value_slow_loss": reduce(discount * slow_loss, reduction).detach()}, batch_size=[])
+    return TensorDict({"loss_value": reduce(name, discount * loss, reduction),
+                       "value_slow_loss": reduce(name, discount * slow_loss, reduction).detach()}, batch_size=[])
 
 
 def dreamer_v3_replay_value_loss(
@@ -370,5 +375,5 @@ def dreamer_v3_replay_value_loss(
     if isinstance(slow_critic_regularization, Tensor) or slow_critic_regularization:
         slow = read_float(name, td, k.slow_value, "the slow critic's decoded value", seq + (1,), "[*B, T, 1]")
         loss = loss + slow_critic_regularization * _step_loss(value_loss, pred, slow[..., :-1, 0], bins)
-    return TensorDict({"loss_replay_value": reduce(weight * loss, reduction)}, batch_size=[])
+    return TensorDict({"loss_replay_value": reduce(name, weight * loss, reduction)}, batch_size=[])
 

@@ -15,6 +15,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ...errors import EntryDtypeError, HyperparameterError
+from .._offpolicy import Number, check_input
 from .._td import check_float, check_shape, next_key, require
 from .._validation import check_choice
 from ..keys import resolve_keys
@@ -25,8 +26,6 @@ __all__ = ["world_model_loss", "WORLD_MODEL_LOSSES"]
 
 #: the terms :func:`world_model_loss` can compute (TorchRL's ``losses`` choices)
 WORLD_MODEL_LOSSES = ("reward", "done", "reconstruction", "latent")
-
-Number = float | Tensor
 
 
 def _pair(loss: str, td: TensorDictBase, pred_key: Any, true_key: Any, pred_hint: str, true_hint: str,
@@ -80,34 +79,34 @@ def world_model_loss(
         ``loss_latent`` (scalars), one per requested term.
     """
     name = "world_model_loss"
-    if not isinstance(td, TensorDictBase):
-        raise TypeError(f"{name}: expected a TensorDict, got {type(td).__name__}")
+    check_input(name, td)
     if isinstance(losses, str) or not all(isinstance(term, str) for term in losses):
         raise HyperparameterError(name, "losses", f"expected a list of term names, got {losses!r}")
     unknown = sorted(set(losses) - set(WORLD_MODEL_LOSSES))
     if unknown:
         raise HyperparameterError(name, "losses", f"unknown term(s) {unknown}; expected a subset of {WORLD_MODEL_LOSSES}")
-    for option, value in (("reward_loss", reward_loss), ("done_loss", done_loss),
-                          ("reconstruction_loss", reconstruction_loss), ("latent_loss", latent_loss)):
-        check_choice(name, option, value, LOSS_FUNCTIONS)
+    distances = {"reward": reward_loss, "done": done_loss, "reconstruction": reconstruction_loss, "latent": latent_loss}
+    weights = {"reward": reward_weight, "done": done_weight, "reconstruction": reconstruction_weight,
+               "latent": latent_weight}
+    for term, distance in distances.items():
+        check_choice(name, f"{term}_loss", distance, LOSS_FUNCTIONS)
     keys = resolve_keys(keys, WorldModelKeys, name)
+    # each term: its prediction and target entries, who writes the prediction, what the target is
+    heads = {
+        "reward": (next_key(keys.reward), next_key(keys.true_reward),
+                   "written by the world model's reward head under 'next'",
+                   "the observed reward (TorchRL's module renames ('next', 'reward') to it)"),
+        "done": (next_key(keys.done), next_key(keys.true_done),
+                 "written by the world model's done head under 'next'",
+                 "the observed done flag (TorchRL's module renames ('next', 'done') to it)"),
+        "reconstruction": (keys.reconstructed_observation, keys.observation,
+                           "written by the world model's decoder", "the observation"),
+        "latent": (keys.predicted_latent, keys.target_latent,
+                   "the dynamics model's predicted next latent", "the target next latent (e.g. the encoder's)"),
+    }
     out: dict[str, Tensor] = {}
-    if "reward" in losses:
-        pred, true = _pair(name, td, next_key(keys.reward), next_key(keys.true_reward),
-                           "written by the world model's reward head under 'next'",
-                           "the observed reward (TorchRL's module renames ('next', 'reward') to it)")
-        out["loss_reward"] = reward_weight * distance_loss(pred, true, reward_loss).mean()
-    if "done" in losses:
-        pred, true = _pair(name, td, next_key(keys.done), next_key(keys.true_done),
-                           "written by the world model's done head under 'next'",
-                           "the observed done flag (TorchRL's module renames ('next', 'done') to it)", flag=True)
-        out["loss_done"] = done_weight * distance_loss(pred, true, done_loss).mean()
-    if "reconstruction" in losses:
-        pred, true = _pair(name, td, keys.reconstructed_observation, keys.observation,
-                           "written by the world model's decoder", "the observation")
-        out["loss_reconstruction"] = reconstruction_weight * distance_loss(pred, true, reconstruction_loss).mean()
-    if "latent" in losses:
-        pred, true = _pair(name, td, keys.predicted_latent, keys.target_latent,
-                           "the dynamics model's predicted next latent", "the target next latent (e.g. the encoder's)")
-        out["loss_latent"] = latent_weight * distance_loss(pred, true, latent_loss).mean()
+    for term in WORLD_MODEL_LOSSES:
+        if term in losses:
+            pred, true = _pair(name, td, *heads[term], flag=term == "done")
+            out[f"loss_{term}"] = weights[term] * distance_loss(pred, true, distances[term]).mean()
     return TensorDict(out, batch_size=[])
