@@ -358,26 +358,20 @@ def td_lambda_advantage_estimate(
     *,
     time_dim: int = -2,
 ) -> Tensor:
-    """TD(lambda) advantage ``G[t] - V(s[t])``; see :func:`td_lambda_return_estimate`.
+    """TD(lambda) advantage ``G[t] - V(s[t])``, ``G`` from :func:`td_lambda_return_estimate`.
 
     Args:
-        gamma: discount (number, 0-d or per-step tensor; differentiable).
-        lmbda: trace decay, same forms.
-        state_value: ``V(s)``, ``[*B, T, *F]``.
-        next_state_value: ``V(s')``, same shape.
-        reward: same shape.
-        done: bool, same shape.
-        terminated: bool, same shape; defaults to ``done``.
-        time_dim: the time dimension.
+        gamma, lmbda: as :func:`td_lambda_return_estimate`.
+        state_value: ``V(s)``, ``[*B, T, *F]`` like ``next_state_value``.
+        next_state_value, reward, done, terminated, time_dim: as :func:`td_lambda_return_estimate`.
 
     Returns:
-        The advantage, same shape. Nothing is detached.
+        The advantage, like ``state_value``. Nothing is detached.
     """
-    _check_signals("td_lambda_advantage_estimate", "state_value", state_value,
-                   next_state_value=next_state_value)
-    return td_lambda_return_estimate(
+    target = td_lambda_return_estimate(
         gamma, lmbda, next_state_value, reward, done, terminated, time_dim=time_dim
-    ) - state_value
+    )
+    return _advantage("td_lambda_advantage_estimate", target, state_value, next_state_value)
 
 
 def td1_advantage_estimate(
@@ -390,22 +384,21 @@ def td1_advantage_estimate(
     *,
     time_dim: int = -2,
 ) -> Tensor:
-    """TD(1) advantage ``G[t] - V(s[t])``; see :func:`td1_return_estimate`.
+    """TD(1) advantage ``G[t] - V(s[t])``, ``G`` from :func:`td1_return_estimate`.
 
     Args:
         gamma: discount (number, 0-d or per-step tensor; differentiable).
-        state_value: ``V(s)``, ``[*B, T, *F]``.
-        next_state_value: ``V(s')``, same shape.
-        reward: same shape.
-        done: bool, same shape.
-        terminated: bool, same shape; defaults to ``done``.
-        time_dim: the time dimension.
+        state_value: ``V(s)``, ``[*B, T, *F]`` like ``next_state_value``.
+        next_state_value, reward, done, terminated, time_dim: as :func:`td_lambda_return_estimate`.
 
     Returns:
-        The advantage, same shape. Nothing is detached.
+        The advantage, like ``state_value``. Nothing is detached.
     """
-    _check_signals("td1_advantage_estimate", "state_value", state_value,
-                   next_state_value=next_state_value)
-    return td1_return_estimate(
-        gamma, next_state_value, reward, done, terminated, time_dim=time_dim
-    ) - state_value
+    target = td1_return_estimate(gamma, next_state_value, reward, done, terminated, time_dim=time_dim)
+    return _advantage("td1_advantage_estimate", target, state_value, next_state_value)
+
+
+def _advantage(name: str, target: Tensor, state_value: Tensor, next_state_value: Tensor) -> Tensor:
+    """``target - V(s)``, ``V(s)`` checked like ``V(s')`` (errors reported under ``name``)."""
+    _check_signals(name, "state_value", state_value, next_state_value=next_state_value)
+    return target - state_value
