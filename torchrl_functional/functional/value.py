@@ -250,81 +250,7 @@ def td0_advantage_estimate(
     return td0_return_estimate(gamma, next_state_value, reward, terminated) - state_value
 
 
-# --------------------------------------------------------------------------- TD(1)
-
-
-def td1_return_estimate(
-    gamma: Scalar,
-    next_state_value: Tensor,
-    reward: Tensor,
-    done: Tensor,
-    terminated: Tensor | None = None,
-    *,
-    time_dim: int = -2,
-) -> Tensor:
-    """Monte-Carlo return bootstrapped at trajectory ends (TD(1)).
-
-    ``G[t] = r[t] + gamma[t] * (1 - terminated[t]) * (G[t + 1] if not done[t] else V(s'[t]))``;
-    the last step of the time axis bootstraps from ``V(s'[T-1])``. A per-step ``gamma``
-    is tied to its step (TorchRL's ``rolling_gamma=True``).
-
-    Args:
-        gamma: discount (number, 0-d or per-step tensor; differentiable).
-        next_state_value: ``V(s')``, ``[*B, T, *F]``.
-        reward: same shape.
-        done: bool, same shape.
-        terminated: bool, same shape; defaults to ``done``.
-        time_dim: the time dimension.
-
-    Returns:
-        ``G``, same shape. Nothing is detached.
-    """
-    name = "td1_return_estimate"
-    _check_signals(name, "next_state_value", next_state_value, reward=reward, done=done,
-                   terminated=terminated)
-    dim = _time_dim(name, time_dim, next_state_value)
-    gamma = _as_factor(name, "gamma", gamma, next_state_value)
-    if terminated is None:
-        terminated = done
-    dtype = next_state_value.dtype
-    done = _last_step_done(done, dim)
-    bootstrap = (done & ~terminated).to(dtype)
-    increment = reward + gamma * bootstrap * next_state_value
-    return reverse_discounted_scan(gamma * _not(done, dtype), increment, dim)
-
-
-def td1_advantage_estimate(
-    gamma: Scalar,
-    state_value: Tensor,
-    next_state_value: Tensor,
-    reward: Tensor,
-    done: Tensor,
-    terminated: Tensor | None = None,
-    *,
-    time_dim: int = -2,
-) -> Tensor:
-    """TD(1) advantage ``G[t] - V(s[t])``; see :func:`td1_return_estimate`.
-
-    Args:
-        gamma: discount (number, 0-d or per-step tensor; differentiable).
-        state_value: ``V(s)``, ``[*B, T, *F]``.
-        next_state_value: ``V(s')``, same shape.
-        reward: same shape.
-        done: bool, same shape.
-        terminated: bool, same shape; defaults to ``done``.
-        time_dim: the time dimension.
-
-    Returns:
-        The advantage, same shape. Nothing is detached.
-    """
-    _check_signals("td1_advantage_estimate", "state_value", state_value,
-                   next_state_value=next_state_value)
-    return td1_return_estimate(
-        gamma, next_state_value, reward, done, terminated, time_dim=time_dim
-    ) - state_value
-
-
-# --------------------------------------------------------------------------- TD(lambda)
+# --------------------------------------------------------------------------- TD(lambda), TD(1)
 
 
 def td_lambda_return_estimate(
@@ -356,20 +282,69 @@ def td_lambda_return_estimate(
     Returns:
         ``G``, same shape. Nothing is detached.
     """
-    name = "td_lambda_return_estimate"
+    return _lambda_return(
+        "td_lambda_return_estimate", gamma, lmbda, next_state_value, reward, done, terminated, time_dim
+    )
+
+
+def td1_return_estimate(
+    gamma: Scalar,
+    next_state_value: Tensor,
+    reward: Tensor,
+    done: Tensor,
+    terminated: Tensor | None = None,
+    *,
+    time_dim: int = -2,
+) -> Tensor:
+    """Monte-Carlo return bootstrapped at trajectory ends (TD(1)): the TD(lambda) return at ``lmbda=1``.
+
+    ``G[t] = r[t] + gamma[t] * (G[t + 1] if not done[t] else (1 - terminated[t]) * V(s'[t]))``;
+    the last step of the time axis bootstraps from ``V(s'[T-1])``. A per-step ``gamma``
+    is tied to its step (TorchRL's ``rolling_gamma=True``).
+
+    Args:
+        gamma: discount (number, 0-d or per-step tensor; differentiable).
+        next_state_value: ``V(s')``, ``[*B, T, *F]``.
+        reward, done, terminated, time_dim: as :func:`td_lambda_return_estimate`.
+
+    Returns:
+        ``G``, same shape. Nothing is detached.
+    """
+    return _lambda_return("td1_return_estimate", gamma, None, next_state_value, reward, done, terminated, time_dim)
+
+
+def _lambda_return(
+    name: str,
+    gamma: Scalar,
+    lmbda: Scalar | None,
+    next_state_value: Tensor,
+    reward: Tensor,
+    done: Tensor,
+    terminated: Tensor | None,
+    time_dim: int,
+) -> Tensor:
+    """The return of :func:`td_lambda_return_estimate`, errors reported under ``name``.
+
+    ``lmbda=None`` is TD(1), ``lmbda = 1`` without the terms that value cancels (the same
+    numbers and gradients, fewer tensor operations).
+    """
     _check_signals(name, "next_state_value", next_state_value, reward=reward, done=done,
                    terminated=terminated)
     dim = _time_dim(name, time_dim, next_state_value)
     gamma = _as_factor(name, "gamma", gamma, next_state_value)
-    lmbda = _as_factor(name, "lmbda", lmbda, next_state_value)
     if terminated is None:
         terminated = done
     dtype = next_state_value.dtype
-    done = _last_step_done(done, dim)
+    done_f = _last_step_done(done, dim).to(dtype)
     next_value = _not(terminated, dtype) * next_state_value
-    done_f = done.to(dtype)
-    increment = reward + gamma * ((1 - lmbda) * next_value + lmbda * done_f * next_value)
-    return reverse_discounted_scan(gamma * lmbda * (1 - done_f), increment, dim)
+    if lmbda is None:  # TD(1): v[t] only where the trajectory ends
+        bootstrap = done_f * next_value
+        trace = gamma
+    else:
+        lmbda = _as_factor(name, "lmbda", lmbda, next_state_value)
+        bootstrap = (1 - lmbda) * next_value + lmbda * done_f * next_value
+        trace = gamma * lmbda
+    return reverse_discounted_scan(trace * (1 - done_f), reward + gamma * bootstrap, dim)
 
 
 def td_lambda_advantage_estimate(
@@ -383,23 +358,47 @@ def td_lambda_advantage_estimate(
     *,
     time_dim: int = -2,
 ) -> Tensor:
-    """TD(lambda) advantage ``G[t] - V(s[t])``; see :func:`td_lambda_return_estimate`.
+    """TD(lambda) advantage ``G[t] - V(s[t])``, ``G`` from :func:`td_lambda_return_estimate`.
+
+    Args:
+        gamma, lmbda: as :func:`td_lambda_return_estimate`.
+        state_value: ``V(s)``, ``[*B, T, *F]`` like ``next_state_value``.
+        next_state_value, reward, done, terminated, time_dim: as :func:`td_lambda_return_estimate`.
+
+    Returns:
+        The advantage, like ``state_value``. Nothing is detached.
+    """
+    target = td_lambda_return_estimate(
+        gamma, lmbda, next_state_value, reward, done, terminated, time_dim=time_dim
+    )
+    return _advantage("td_lambda_advantage_estimate", target, state_value, next_state_value)
+
+
+def td1_advantage_estimate(
+    gamma: Scalar,
+    state_value: Tensor,
+    next_state_value: Tensor,
+    reward: Tensor,
+    done: Tensor,
+    terminated: Tensor | None = None,
+    *,
+    time_dim: int = -2,
+) -> Tensor:
+    """TD(1) advantage ``G[t] - V(s[t])``, ``G`` from :func:`td1_return_estimate`.
 
     Args:
         gamma: discount (number, 0-d or per-step tensor; differentiable).
-        lmbda: trace decay, same forms.
-        state_value: ``V(s)``, ``[*B, T, *F]``.
-        next_state_value: ``V(s')``, same shape.
-        reward: same shape.
-        done: bool, same shape.
-        terminated: bool, same shape; defaults to ``done``.
-        time_dim: the time dimension.
+        state_value: ``V(s)``, ``[*B, T, *F]`` like ``next_state_value``.
+        next_state_value, reward, done, terminated, time_dim: as :func:`td_lambda_return_estimate`.
 
     Returns:
-        The advantage, same shape. Nothing is detached.
+        The advantage, like ``state_value``. Nothing is detached.
     """
-    _check_signals("td_lambda_advantage_estimate", "state_value", state_value,
-                   next_state_value=next_state_value)
-    return td_lambda_return_estimate(
-        gamma, lmbda, next_state_value, reward, done, terminated, time_dim=time_dim
-    ) - state_value
+    target = td1_return_estimate(gamma, next_state_value, reward, done, terminated, time_dim=time_dim)
+    return _advantage("td1_advantage_estimate", target, state_value, next_state_value)
+
+
+def _advantage(name: str, target: Tensor, state_value: Tensor, next_state_value: Tensor) -> Tensor:
+    """``target - V(s)``, ``V(s)`` checked like ``V(s')`` (errors reported under ``name``)."""
+    _check_signals(name, "state_value", state_value, next_state_value=next_state_value)
+    return target - state_value
