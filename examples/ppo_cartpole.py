@@ -133,10 +133,7 @@ from torchrl.envs import (
 )
 from torchrl.modules import ProbabilisticActor, ValueOperator
 
-from torchrl_functional.functional import (
-    clip_ppo_loss,
-    generalized_advantage_estimate,
-)
+from torchrl_functional.functional import clip_ppo_loss, generalized_advantage_estimate
 
 
 def make_pai_group(args: argparse.Namespace, cfg: PPOConfig, policy_net: nn.Module, value_net: nn.Module,

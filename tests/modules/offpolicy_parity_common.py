@@ -21,9 +21,7 @@ from torchrl.data import Bounded, Categorical, OneHot
 from torchrl.data.postprocs.postprocs import MultiStep
 from torchrl.modules import OneHotCategorical as OneHotCategoricalDist
 from torchrl.modules import ProbabilisticActor, QValueActor, TanhNormal, ValueOperator
-from torchrl.objectives import (
-    ValueEstimators,
-)
+from torchrl.objectives import ValueEstimators
 
 OBS, ACT, NACT, HID = 4, 2, 3, 8
 

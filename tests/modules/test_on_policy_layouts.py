@@ -13,12 +13,7 @@ from torch import distributions as D
 from torchrl.modules import PopArtValueNorm
 from torchrl.objectives import ValueEstimators
 
-from tests.builders import (
-    assert_td_close,
-    clone_nets,
-    make_data,
-    make_nets,
-)
+from tests.builders import assert_td_close, clone_nets, make_data, make_nets
 from tests.modules.by_spec import accepts, on_policy_specs, pairs, with_option
 from tests.modules.onpolicy_nets import (
     MARL_KEYS,

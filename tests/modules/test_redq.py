@@ -10,13 +10,7 @@ from torchrl.objectives import REDQLoss as TREDQ
 from torchrl.objectives import ValueEstimators
 
 from tests.modules.offpolicy_no_fallback import run_ours
-from tests.modules.offpolicy_parity_common import (
-    COMMON,
-    ids,
-    qvalue,
-    run,
-    stoch_actor,
-)
+from tests.modules.offpolicy_parity_common import COMMON, ids, qvalue, run, stoch_actor
 from torchrl_functional import modules as ours
 
 # TorchRL's REDQLoss runs its value estimator on ``tensordict.select("next", *obs, action)``: it drops

@@ -15,15 +15,7 @@ from tests.modules import offpolicy_marl as M
 from tests.modules.offpolicy_checks import check_functional_call
 from tests.modules.offpolicy_marl import MODE_PARAMS, marl_parity
 from tests.modules.offpolicy_no_fallback import FORBIDDEN_NAMES, keys_of, run_ours
-from tests.modules.offpolicy_parity_common import (
-    ACT,
-    COMMON,
-    WEIGHTED,
-    det_actor,
-    ids,
-    qvalue,
-    run,
-)
+from tests.modules.offpolicy_parity_common import ACT, COMMON, WEIGHTED, det_actor, ids, qvalue, run
 from torchrl_functional import modules as ours
 
 TD3_CASES = COMMON + WEIGHTED + [

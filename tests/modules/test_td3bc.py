@@ -11,15 +11,7 @@ from torchrl.objectives import TD3BCLoss as TTD3BC
 from torchrl.objectives import ValueEstimators
 
 from tests.modules.offpolicy_no_fallback import run_ours
-from tests.modules.offpolicy_parity_common import (
-    ACT,
-    COMMON,
-    WEIGHTED,
-    det_actor,
-    ids,
-    qvalue,
-    run,
-)
+from tests.modules.offpolicy_parity_common import ACT, COMMON, WEIGHTED, det_actor, ids, qvalue, run
 from torchrl_functional import modules as ours
 
 TD3BC_CASES = COMMON + WEIGHTED + [

@@ -46,19 +46,9 @@ from .cql import *  # noqa: F403
 from .crossq import *  # noqa: F403
 from .ddpg import *  # noqa: F403
 from .distributional_dqn import *  # noqa: F403
-from .distributions import (
-    build_distribution,
-    entropy,
-    kl_divergence,
-    sample_and_log_prob,
-)
+from .distributions import build_distribution, entropy, kl_divergence, sample_and_log_prob
 from .dqn import *  # noqa: F403
-from .estimators import (
-    EstimatorOptions,
-    estimate_advantage,
-    estimator_name,
-    value_target,
-)
+from .estimators import EstimatorOptions, estimate_advantage, estimator_name, value_target
 from .gail import *  # noqa: F403
 from .imitation import (
     ACTKeys,

@@ -16,11 +16,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
-from ._offpolicy import (
-    check_action_space,
-    open_call,
-    priority_weight,
-)
+from ._offpolicy import check_action_space, open_call, priority_weight
 from ._td import check_float, hyperparameter, loss_mask, next_key, reduce_loss, require
 from ._validation import can_inspect_values, check_unit_interval
 from .estimators import nstep_discount

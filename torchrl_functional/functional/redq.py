@@ -17,13 +17,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
-from ._offpolicy import (
-    OffPolicyOptions,
-    bootstrap_target,
-    open_call,
-    read_ensemble,
-    read_log_prob,
-)
+from ._offpolicy import OffPolicyOptions, bootstrap_target, open_call, read_ensemble, read_log_prob
 from ._td import finish_losses, loss_mask, next_key
 from ._validation import can_inspect_values
 from .keys import NestedKey, REDQKeys

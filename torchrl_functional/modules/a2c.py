@@ -9,12 +9,7 @@ from torchrl.objectives import a2c as _trl
 
 from ..functional.a2c import a2c_loss
 from ..functional.keys import A2CKeys
-from ._onpolicy import (
-    OnPolicyModule,
-    flat_in_keys,
-    on_policy_inputs,
-    on_policy_keys,
-)
+from ._onpolicy import OnPolicyModule, flat_in_keys, on_policy_inputs, on_policy_keys
 
 __all__ = ["A2CLoss"]
 

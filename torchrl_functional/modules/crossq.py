@@ -14,12 +14,7 @@ from ..functional.crossq import crossq_loss
 from ..functional.keys import CrossQKeys
 from ._binding import FunctionalCallMixin, params_context
 from ._common import PRIVATE
-from ._offpolicy import (
-    call_loss,
-    clamp_log_alpha,
-    transition_inputs,
-    write_priority,
-)
+from ._offpolicy import call_loss, clamp_log_alpha, transition_inputs, write_priority
 
 __all__ = ["CrossQLoss"]
 

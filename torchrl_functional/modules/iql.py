@@ -13,13 +13,7 @@ from ..functional.iql import discrete_iql_loss, iql_loss
 from ..functional.keys import IQLKeys
 from ._binding import FunctionalCallMixin, params_context
 from ._common import PRIVATE
-from ._offpolicy import (
-    DiscreteActionSpace,
-    call_loss,
-    output_td,
-    transition_inputs,
-    write_priority,
-)
+from ._offpolicy import DiscreteActionSpace, call_loss, output_td, transition_inputs, write_priority
 
 __all__ = ["IQLLoss", "DiscreteIQLLoss"]
 

@@ -19,12 +19,7 @@ from ..functional import composite as C
 from ..functional import ppo as F
 from ..functional.keys import PPOKeys
 from ._common import OLD_ACTOR_OUTPUT, PROXIMAL_ACTOR_OUTPUT
-from ._onpolicy import (
-    Gathered,
-    OnPolicyModule,
-    on_policy_inputs,
-    on_policy_keys,
-)
+from ._onpolicy import Gathered, OnPolicyModule, on_policy_inputs, on_policy_keys
 
 __all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss"]
 

@@ -12,12 +12,7 @@ from torchrl.objectives import reinforce as _trl
 
 from ..functional.keys import ReinforceKeys
 from ..functional.reinforce import reinforce_loss
-from ._onpolicy import (
-    OnPolicyModule,
-    flat_in_keys,
-    on_policy_inputs,
-    on_policy_keys,
-)
+from ._onpolicy import OnPolicyModule, flat_in_keys, on_policy_inputs, on_policy_keys
 
 __all__ = ["ReinforceLoss"]
 
