@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from ...errors import MaskShapeError
@@ -34,10 +33,10 @@ def reduce_masked(
     valid: Tensor | None = None,
     pad_valid: Tensor | None = None,
 ) -> Tensor:
-    """Reduce an elementwise loss as TorchRL's ``_reduce_loss`` (no squeeze of trailing dims).
+    """Reduce an elementwise loss under both kinds of mask, as TorchRL's ``_reduce_loss``.
 
-    ``"mean"`` and ``"sum"`` are :func:`~torchrl_functional.functional._td.reduce_loss`'s; ``"none"``
-    keeps the loss's shape, where that function drops a trailing singleton dim.
+    :func:`~torchrl_functional.functional._td.reduce_loss` (without its squeeze) over the valid
+    elements, except that ``"none"`` with a padding mask keeps the unpadded elements only.
 
     Args:
         loss: name used in error messages.
@@ -50,12 +49,8 @@ def reduce_masked(
         A scalar, or for ``"none"`` the loss (masked elements 0), or with ``pad_valid`` the flat
         tensor of the valid elements (a data-dependent shape).
     """
-    mask = pad_valid
+    if pad_valid is None:
+        return reduce_loss(loss, value, reduction, valid, squeeze=False)
     if valid is not None:
-        valid = expand_mask(loss, valid, value)
-        mask = valid if mask is None else mask & valid
-    if reduction != "none":
-        return reduce_loss(loss, value, reduction, mask)
-    if pad_valid is not None:
-        return value[mask]
-    return value if mask is None else torch.where(mask, value, 0.0)
+        pad_valid = pad_valid & expand_mask(loss, valid, value)
+    return value[pad_valid] if reduction == "none" else reduce_loss(loss, value, reduction, pad_valid)

@@ -72,12 +72,6 @@ def bins_for(loss: str, name: str, bins: Tensor | None, num_bins: int, like: Ten
     return bins
 
 
-def reduce(loss: str, x: Tensor, reduction: str) -> Tensor:
-    """TorchRL's ``LossModule._reduce_loss``: :func:`reduce_loss` for ``"mean"``/``"sum"``;
-    ``"none"`` keeps the shape (where ``reduce_loss`` drops a trailing singleton dim)."""
-    return x if reduction == "none" else reduce_loss(loss, x, reduction)
-
-
 def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, list) else [value]
 
@@ -301,8 +295,9 @@ def dreamer_v3_value_loss(
         loss = loss + slow_critic_regularization * slow_loss
     else:
         slow_loss = torch.zeros_like(loss)
-    return TensorDict({"loss_value": reduce(name, discount * loss, reduction),
-                       "value_slow_loss": reduce(name, discount * slow_loss, reduction).detach()}, batch_size=[])
+    loss_value = reduce_loss(name, discount * loss, reduction, squeeze=False)
+    slow_value = reduce_loss(name, discount * slow_loss, reduction, squeeze=False)
+    return TensorDict({"loss_value": loss_value, "value_slow_loss": slow_value.detach()}, batch_size=[])
 
 
 def dreamer_v3_replay_value_loss(
@@ -375,5 +370,5 @@ def dreamer_v3_replay_value_loss(
     if isinstance(slow_critic_regularization, Tensor) or slow_critic_regularization:
         slow = read_float(name, td, k.slow_value, "the slow critic's decoded value", seq + (1,), "[*B, T, 1]")
         loss = loss + slow_critic_regularization * _step_loss(value_loss, pred, slow[..., :-1, 0], bins)
-    return TensorDict({"loss_replay_value": reduce(name, weight * loss, reduction)}, batch_size=[])
+    return TensorDict({"loss_replay_value": reduce_loss(name, weight * loss, reduction, squeeze=False)}, batch_size=[])
 
