@@ -101,6 +101,17 @@ def check_float(loss: str, key: Any, x: Tensor) -> None:
         assert_finite(loss, key, x)
 
 
+def read_float(loss: str, td: TensorDictBase, key: Any, hint: str, shape: tuple | None = None,
+               what: str = "") -> Tensor:
+    """``td[key]``, checked floating point (:func:`require`, :func:`check_float`) and, when
+    ``shape`` is given, of that shape (``what`` describes it in the error)."""
+    x = require(loss, td, key, hint)
+    check_float(loss, key, x)
+    if shape is not None:
+        check_shape(loss, key, x, torch.Size(shape), what)
+    return x
+
+
 def check_finite_leaves(loss: str, key: Any, td: Any) -> None:
     """With :func:`check_finite` on, check every float leaf of a sub-TensorDict entry."""
     if finite_checks_enabled() and td is not None and not isinstance(td, Tensor):

@@ -18,7 +18,7 @@ from torch import Tensor
 from ...errors import EntryDtypeError, EntryShapeError, HyperparameterError
 from .._offpolicy import Number
 from .._onpolicy import DistClass
-from .._td import check_constant, loss_mask, reduce_loss, require
+from .._td import check_constant, loss_mask, read_float, reduce_loss, require
 from .._validation import check_choice, check_range
 from ..distributions import build_distribution, sample_and_log_prob
 from ..keys import NestedKey
@@ -133,7 +133,7 @@ def online_dt_loss(
         check_choice(name, "scalar_output_mode", scalar_output_mode, ("exclude", "non_tensor"))
     if isinstance(samples_mc_entropy, bool) or not isinstance(samples_mc_entropy, int) or samples_mc_entropy < 1:
         raise HyperparameterError(name, "samples_mc_entropy", f"expected a positive integer, got {samples_mc_entropy!r}")
-    (target,) = read_floats(name, td, keys, _HINTS, "action_target")
+    target = read_float(name, td, keys.action_target, _HINTS["action_target"])
     check_constant(name, keys.action_target, target, "the target action is data")
     params = require(name, td, keys.actor_output, _HINTS["actor_output"])
     check_param_dtypes(name, keys.actor_output, params, keys.action_target, target)

@@ -21,6 +21,7 @@ from .._td import (
     check_reduction,
     check_shape,
     next_key,
+    read_float,
     reduce_loss,
     require,
 )
@@ -39,16 +40,6 @@ from .keys_v3 import DreamerV3ModelKeys, DreamerV3ValueKeys
 __all__ = ["dreamer_v3_model_loss", "dreamer_v3_value_loss", "dreamer_v3_replay_value_loss"]
 
 Scalar = float | Tensor
-
-
-def read_float(loss: str, td: TensorDictBase, key: Any, hint: str, shape: tuple | None = None,
-               what: str = "") -> Tensor:
-    """A floating-point entry (with its expected shape when given), or a named error."""
-    x = require(loss, td, key, hint)
-    check_float(loss, key, x)
-    if shape is not None:
-        check_shape(loss, key, x, torch.Size(shape), what)
-    return x
 
 
 def read_flag(loss: str, td: TensorDictBase, key: Any, batch: torch.Size) -> Tensor | None:
