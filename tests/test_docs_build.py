@@ -80,7 +80,7 @@ def test_api_reference_builds_strict(tmp_path):
     F = torchrl_functional.functional
     for page, family in (("onpolicy", (F.OnPolicyOptions, F.A2COptions, F.PPOOptions, F.MultiAgentPPOOptions)),
                          ("offpolicy", (F.OffPolicyOptions, F.PrioritizedOffPolicyOptions)),
-                         ("llm", (F.GRPOOptions,))):
+                         ("llm", (F.GRPOOptions,)), ("dreamer_v3", (F.DreamerV3ValueOptions,))):
         for field in family[-1].__annotations__:
             assert any(f'title="torchrl_functional.functional.{c.__name__}.{field}"' in pages[page]
                        for c in family), (page, field)

@@ -10,6 +10,7 @@ import torch
 from tests.specs import SPECS
 from torchrl_functional.functional import (
     A2COptions,
+    DreamerV3ValueOptions,
     GRPOOptions,
     MultiAgentPPOOptions,
     OffPolicyOptions,
@@ -20,7 +21,7 @@ from torchrl_functional.functional import (
 from torchrl_functional.functional._offpolicy import options_type
 
 OPTIONS = (OffPolicyOptions, PrioritizedOffPolicyOptions, OnPolicyOptions, A2COptions, PPOOptions,
-           MultiAgentPPOOptions, GRPOOptions)
+           MultiAgentPPOOptions, GRPOOptions, DreamerV3ValueOptions)
 
 
 WITH_OPTIONS = [pytest.param(s, id=s.name) for s in SPECS if options_type(s.function) is not None]

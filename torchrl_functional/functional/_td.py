@@ -101,6 +101,17 @@ def check_float(loss: str, key: Any, x: Tensor) -> None:
         assert_finite(loss, key, x)
 
 
+def read_float(loss: str, td: TensorDictBase, key: Any, hint: str, shape: tuple | None = None,
+               what: str = "") -> Tensor:
+    """``td[key]``, checked floating point (:func:`require`, :func:`check_float`) and, when
+    ``shape`` is given, of that shape (``what`` describes it in the error)."""
+    x = require(loss, td, key, hint)
+    check_float(loss, key, x)
+    if shape is not None:
+        check_shape(loss, key, x, torch.Size(shape), what)
+    return x
+
+
 def check_finite_leaves(loss: str, key: Any, td: Any) -> None:
     """With :func:`check_finite` on, check every float leaf of a sub-TensorDict entry."""
     if finite_checks_enabled() and td is not None and not isinstance(td, Tensor):
@@ -230,13 +241,16 @@ def reduce_loss(
     reduction: str,
     mask: Tensor | None = None,
     weights: Tensor | None = None,
+    *,
+    squeeze: bool = True,
 ) -> Tensor:
     """Reduce a per-sample loss ``[*B, F]`` as TorchRL's ``LossModule._reduce_loss(...).squeeze(-1)``.
 
     Masked-out elements are *selected away* (``where``, not multiplied), so NaN/inf in
     them changes neither the value nor the gradient. ``"mean"`` divides by the number
     of valid elements (or by the sum of ``weights``); ``"none"`` keeps the shape (masked
-    elements are 0) and drops a trailing singleton dimension.
+    elements are 0) and drops a trailing singleton dimension unless ``squeeze`` is false
+    (the losses that return ``_reduce_loss`` unsqueezed: imitation, DreamerV3).
     """
     if mask is not None:
         mask = expand_mask(loss, mask, value)
@@ -257,7 +271,7 @@ def reduce_loss(
         out = value.sum() if weights is None else (value * weights).sum()
     else:  # pragma: no cover - validated by check_reduction
         raise HyperparameterError(loss, "reduction", f"expected one of {REDUCTIONS}, got {reduction!r}")
-    return out.squeeze(-1) if out.ndim else out
+    return out.squeeze(-1) if squeeze and out.ndim else out
 
 
 def finish_losses(loss: str, out: dict[str, Tensor], reduction: str, mask: Tensor | None = None,

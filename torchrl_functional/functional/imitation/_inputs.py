@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ...errors import EntryShapeError
 from .._offpolicy import check_input
-from .._td import check_float, check_reduction, require
+from .._td import check_reduction, read_float
 from ..keys import K, resolve_keys
 
 
@@ -24,15 +24,10 @@ def open_loss(loss: str, td: Any, reduction: str, keys: Any, cls: type[K]) -> K:
 
 
 def read_floats(loss: str, td: TensorDictBase, keys: Any, hints: Mapping[str, str], *fields: str) -> list[Tensor]:
-    """The floating-point entries ``keys.<field>`` of ``td``, in order; a missing one is
-    explained by ``hints[field]``."""
-    values = []
-    for field in fields:
-        key = getattr(keys, field)
-        x = require(loss, td, key, hints[field])
-        check_float(loss, key, x)
-        values.append(x)
-    return values
+    """The floating-point entries ``keys.<field>`` of ``td``, in order (each read by
+    :func:`~torchrl_functional.functional._td.read_float`); a missing one is explained by
+    ``hints[field]``."""
+    return [read_float(loss, td, getattr(keys, field), hints[field]) for field in fields]
 
 
 def check_same_shape(loss: str, key: Any, x: Tensor, ref_key: Any, ref: Tensor, what: str) -> None:

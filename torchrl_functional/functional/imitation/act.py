@@ -17,11 +17,10 @@ from torch.nn import functional as F
 
 from ...errors import EntryShapeError
 from .._offpolicy import Number
-from .._td import check_constant
+from .._td import check_constant, reduce_loss
 from .._validation import check_range
 from ..keys import NestedKey
 from ._inputs import check_same_shape, open_loss, read_floats
-from ._reduce import reduce_masked
 from .keys import ACTKeys
 
 __all__ = ["act_loss", "gaussian_kl_to_standard"]
@@ -84,8 +83,8 @@ def act_loss(
             raise EntryShapeError(name, getattr(keys, field), f"expected [*B, Z] with B = {tuple(batch)} (the batch of "
                                                               f"the chunk {keys.action_chunk!r}), got {tuple(x.shape)}")
     check_same_shape(name, keys.log_var, log_var, keys.mu, mu, "the CVAE mean")
-    recon = reduce_masked(name, F.l1_loss(pred, chunk, reduction="none").mean(dim=(-2, -1)), reduction)
-    kl = reduce_masked(name, gaussian_kl_to_standard(mu, log_var), reduction)
+    recon = reduce_loss(name, F.l1_loss(pred, chunk, reduction="none").mean(dim=(-2, -1)), reduction, squeeze=False)
+    kl = reduce_loss(name, gaussian_kl_to_standard(mu, log_var), reduction, squeeze=False)
     return TensorDict(
         {"loss_act": recon + kl_weight * kl, "loss_reconstruction": recon.detach(), "loss_kl": kl.detach()},
         batch_size=[],

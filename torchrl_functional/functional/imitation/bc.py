@@ -18,14 +18,21 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 from torch.nn import functional as F
 
-from ...errors import EntryDtypeError, EntryShapeError
+from ...errors import EntryDtypeError, EntryShapeError, MaskShapeError
 from .._onpolicy import DistClass
-from .._td import check_bool, check_constant, check_float, loss_mask, require
+from .._td import (
+    check_bool,
+    check_constant,
+    check_float,
+    expand_mask,
+    loss_mask,
+    reduce_loss,
+    require,
+)
 from .._validation import check_choice
 from ..distributions import build_distribution
 from ..keys import NestedKey
 from ._inputs import check_same_shape, open_loss
-from ._reduce import padding_mask, reduce_masked
 from .keys import BCKeys
 
 __all__ = ["bc_loss", "BC_LOSS_FUNCTIONS"]
@@ -38,6 +45,18 @@ _HINTS = {
     "action_pred": "the policy's predicted action (or logits), written by the actor network",
     "actor_output": "the current policy's distribution parameters (e.g. {'loc', 'scale'}), written by the actor",
 }
+
+
+def padding_mask(loss: str, key: NestedKey, pad: Tensor, value: Tensor) -> Tensor:
+    """``~pad`` broadcast to ``value``'s shape; a mask with more dims than the loss is refused."""
+    if pad.ndim > value.ndim:
+        raise MaskShapeError(
+            loss, key,
+            f"the padding mask has more dimensions ({pad.ndim}) than the computed loss ({value.ndim}, shape "
+            f"{tuple(value.shape)}): per-element masking requires an elementwise loss (e.g. loss_function='l1'), "
+            "not a distribution-based (NLL) or cross-entropy loss",
+        )
+    return expand_mask(loss, ~pad, value, key)
 
 
 def _regression(name: str, keys: BCKeys, pred: Tensor, expert: Tensor, loss_function: str) -> Tensor:
@@ -127,11 +146,15 @@ def bc_loss(
             value = _cross_entropy(name, keys, pred, expert)
         else:
             value = _regression(name, keys, pred, expert, loss_function)
-    pad_valid = None
-    if keys.pad_mask is not None:
-        pad = td.get(keys.pad_mask, None)
-        if pad is not None:
-            check_bool(name, keys.pad_mask, pad)
-            pad_valid = padding_mask(name, keys.pad_mask, pad, value)
-    valid = loss_mask(name, td, loss_mask_key)
-    return TensorDict({"loss_bc": reduce_masked(name, value, reduction, valid=valid, pad_valid=pad_valid)}, batch_size=[])
+    pad = None if keys.pad_mask is None else td.get(keys.pad_mask, None)
+    if pad is None:
+        loss = reduce_loss(name, value, reduction, loss_mask(name, td, loss_mask_key), squeeze=False)
+    else:
+        # TorchRL's _reduce_loss under a padding mask: "none" keeps the valid elements only, flat
+        check_bool(name, keys.pad_mask, pad)
+        unpadded = padding_mask(name, keys.pad_mask, pad, value)
+        valid = loss_mask(name, td, loss_mask_key)
+        if valid is not None:
+            unpadded = unpadded & expand_mask(name, valid, value)
+        loss = value[unpadded] if reduction == "none" else reduce_loss(name, value, reduction, unpadded)
+    return TensorDict({"loss_bc": loss}, batch_size=[])

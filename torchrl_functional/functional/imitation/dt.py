@@ -18,14 +18,13 @@ from torch import Tensor
 from ...errors import EntryDtypeError, EntryShapeError, HyperparameterError
 from .._offpolicy import Number
 from .._onpolicy import DistClass
-from .._td import check_constant, loss_mask, require
+from .._td import check_constant, loss_mask, read_float, reduce_loss, require
 from .._validation import check_choice, check_range
 from ..distributions import build_distribution, sample_and_log_prob
 from ..keys import NestedKey
 from ..sac import log_alpha_terms
 from ..value_learning import distance_loss
 from ._inputs import check_same_shape, open_loss, read_floats
-from ._reduce import reduce_masked
 from .keys import DTKeys, OnlineDTKeys
 
 __all__ = ["dt_loss", "online_dt_loss"]
@@ -78,8 +77,8 @@ def dt_loss(
     target, pred = read_floats(name, td, keys, _HINTS, "action_target", "action_pred")
     check_same_shape(name, keys.action_pred, pred, keys.action_target, target, "the target")
     value = distance_loss(target.detach(), pred, loss_function)
-    return TensorDict({"loss": reduce_masked(name, value, reduction, valid=loss_mask(name, td, loss_mask_key))},
-                      batch_size=[])
+    valid = loss_mask(name, td, loss_mask_key)
+    return TensorDict({"loss": reduce_loss(name, value, reduction, valid, squeeze=False)}, batch_size=[])
 
 
 def online_dt_loss(
@@ -134,7 +133,7 @@ def online_dt_loss(
         check_choice(name, "scalar_output_mode", scalar_output_mode, ("exclude", "non_tensor"))
     if isinstance(samples_mc_entropy, bool) or not isinstance(samples_mc_entropy, int) or samples_mc_entropy < 1:
         raise HyperparameterError(name, "samples_mc_entropy", f"expected a positive integer, got {samples_mc_entropy!r}")
-    (target,) = read_floats(name, td, keys, _HINTS, "action_target")
+    target = read_float(name, td, keys.action_target, _HINTS["action_target"])
     check_constant(name, keys.action_target, target, "the target action is data")
     params = require(name, td, keys.actor_output, _HINTS["actor_output"])
     check_param_dtypes(name, keys.actor_output, params, keys.action_target, target)
@@ -173,7 +172,7 @@ def online_dt_loss(
             result.set_non_tensor("entropy", entropy.detach().mean())
         return result
     valid = loss_mask(name, td, loss_mask_key)
-    out = {k: reduce_masked(name, v, reduction, valid=valid) for k, v in out.items()}
+    out = {k: reduce_loss(name, v, reduction, valid) for k, v in out.items()}
     out["entropy"] = entropy.detach().mean()
     out["alpha"] = alpha
     return TensorDict(out, batch_size=[])

@@ -15,7 +15,12 @@ from __future__ import annotations
 from .dreamer import dreamer_actor_loss, dreamer_model_loss, dreamer_value_loss
 
 # DreamerV3
-from .dreamer_v3 import dreamer_v3_model_loss, dreamer_v3_replay_value_loss, dreamer_v3_value_loss
+from .dreamer_v3 import (
+    DreamerV3ValueOptions,
+    dreamer_v3_model_loss,
+    dreamer_v3_replay_value_loss,
+    dreamer_v3_value_loss,
+)
 from .dreamer_v3_actor import dreamer_v3_actor_loss, dreamer_v3_lambda_target
 from .dreamer_v3_kernels import (
     categorical_kl_balanced,
@@ -42,7 +47,7 @@ __all__ = [
     # general world model
     "world_model_loss", "WorldModelKeys",
     # DreamerV3
-    "dreamer_v3_model_loss", "dreamer_v3_value_loss", "dreamer_v3_replay_value_loss",
+    "dreamer_v3_model_loss", "dreamer_v3_value_loss", "dreamer_v3_replay_value_loss", "DreamerV3ValueOptions",
     "dreamer_v3_actor_loss", "dreamer_v3_lambda_target",
     "symlog", "symexp", "two_hot_bins", "two_hot_encode", "two_hot_decode", "two_hot_cross_entropy",
     "categorical_kl_balanced", "categorical_kl_terms", "return_percentile_update", "return_scale",

@@ -18,12 +18,13 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ...errors import EntryShapeError, HyperparameterError
+from .._offpolicy import check_input
 from .._td import (
     check_bool,
-    check_float,
     check_per_sample,
     check_shape,
     next_key,
+    read_float,
     require,
     time_dim_of,
 )
@@ -40,17 +41,6 @@ Number = float | Tensor
 
 #: the estimators TorchRL's ``DreamerActorLoss`` accepts
 ACTOR_ESTIMATORS = ("td0", "td1", "td_lambda")
-
-
-def _check_input(loss: str, td: Any) -> None:
-    if not isinstance(td, TensorDictBase):
-        raise TypeError(f"{loss}: expected a TensorDict, got {type(td).__name__}")
-
-
-def _float_entry(loss: str, td: TensorDictBase, key: NestedKey, hint: str) -> Tensor:
-    value = require(loss, td, key, hint)
-    check_float(loss, key, value)
-    return value
 
 
 def _check_number(loss: str, name: str, x: Any) -> None:
@@ -124,7 +114,7 @@ def dreamer_model_loss(
         TensorDict with ``loss_model_kl``, ``loss_model_reco``, ``loss_model_reward``, each of shape ``[1]``.
     """
     name = "dreamer_model_loss"
-    _check_input(name, td)
+    check_input(name, td)
     check_choice(name, "reco_loss", reco_loss, LOSS_FUNCTIONS)
     check_choice(name, "reward_loss", reward_loss, LOSS_FUNCTIONS)
     for hp, x in (("lambda_kl", lambda_kl), ("lambda_reco", lambda_reco), ("lambda_reward", lambda_reward),
@@ -136,21 +126,21 @@ def dreamer_model_loss(
     stats = {}
     for field in ("prior_mean", "prior_std", "posterior_mean", "posterior_std"):
         key = next_key(getattr(keys, field))
-        stats[field] = _float_entry(name, td, key, hint)
+        stats[field] = read_float(name, td, key, hint)
         check_per_sample(name, key, stats[field], batch)
         if field != "prior_mean":
             check_shape(name, key, stats[field], stats["prior_mean"].shape, f"the shape of {next_key(keys.prior_mean)!r}")
     pixels_key, reco_key = next_key(keys.pixels), next_key(keys.reco_pixels)
-    pixels = _float_entry(name, td, pixels_key, "the observed image, from the replay buffer")
+    pixels = read_float(name, td, pixels_key, "the observed image, from the replay buffer")
     if pixels.ndim != len(batch) + 3 or pixels.shape[: len(batch)] != batch:
         raise EntryShapeError(name, pixels_key, f"expected an image batch {tuple(batch) + ('C', 'H', 'W')}, "
                                                 f"got {tuple(pixels.shape)}")
-    reco = _float_entry(name, td, reco_key, "written by the world model's decoder under 'next'")
+    reco = read_float(name, td, reco_key, "written by the world model's decoder under 'next'")
     check_shape(name, reco_key, reco, pixels.shape, f"the shape of {pixels_key!r}")
     true_key, pred_key = next_key(keys.true_reward), next_key(keys.reward)
-    true_reward = _float_entry(name, td, true_key, "the observed reward (TorchRL renames ('next', 'reward') to it)")
+    true_reward = read_float(name, td, true_key, "the observed reward (TorchRL renames ('next', 'reward') to it)")
     check_per_sample(name, true_key, true_reward, batch)
-    pred_reward = _float_entry(name, td, pred_key, "written by the world model's reward model under 'next'")
+    pred_reward = read_float(name, td, pred_key, "written by the world model's reward model under 'next'")
     check_shape(name, pred_key, pred_reward, true_reward.shape, f"the shape of {true_key!r}")
 
     kl = _gaussian_kl(stats["prior_mean"], stats["prior_std"], stats["posterior_mean"], stats["posterior_std"])
@@ -219,16 +209,16 @@ def dreamer_actor_loss(
         TensorDict with ``loss_actor`` (scalar) and ``lambda_target`` ``[*B, H, F]`` (detached).
     """
     name = "dreamer_actor_loss"
-    _check_input(name, td)
+    check_input(name, td)
     kind = estimator_name(value_estimator, name)
     check_choice(name, "value_estimator", kind, ACTOR_ESTIMATORS)
     keys = resolve_keys(keys, DreamerActorKeys, name)
     t = time_dim_of(td, time_dim, loss=name)
     hint = "of the imagined trajectory (the module's rollout in the world model)"
     reward_key, value_key = next_key(keys.reward), next_key(keys.value)
-    reward = _float_entry(name, td, reward_key, "the imagined reward " + hint)
+    reward = read_float(name, td, reward_key, "the imagined reward " + hint)
     check_per_sample(name, reward_key, reward, td.batch_size)
-    value = _float_entry(name, td, value_key, "the value model at the next imagined state " + hint)
+    value = read_float(name, td, value_key, "the value model at the next imagined state " + hint)
     check_shape(name, value_key, value, reward.shape, f"the shape of {reward_key!r}")
     flags = {}
     for field in ("done", "terminated"):
@@ -286,13 +276,13 @@ def dreamer_value_loss(
         TensorDict with ``loss_value`` (scalar).
     """
     name = "dreamer_value_loss"
-    _check_input(name, td)
+    check_input(name, td)
     check_choice(name, "value_loss", value_loss, LOSS_FUNCTIONS)
     keys = resolve_keys(keys, DreamerValueKeys, name)
     t = time_dim_of(td, time_dim, loss=name)
-    value = _float_entry(name, td, keys.value, "written by the value model")
+    value = read_float(name, td, keys.value, "written by the value model")
     check_per_sample(name, keys.value, value, td.batch_size)
-    target = _float_entry(name, td, keys.lambda_target, "written by the actor loss (dreamer_actor_loss)")
+    target = read_float(name, td, keys.lambda_target, "written by the actor loss (dreamer_actor_loss)")
     check_shape(name, keys.lambda_target, target, value.shape, f"the shape of {keys.value!r}")
     check_unit_interval(name, "gamma", gamma)
     distance = distance_loss(value, target, value_loss)

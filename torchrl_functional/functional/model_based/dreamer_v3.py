@@ -8,7 +8,7 @@ Same outputs and numbers as TorchRL 0.14.1's ``DreamerV3ModelLoss`` and ``Dreame
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -21,10 +21,11 @@ from .._td import (
     check_reduction,
     check_shape,
     next_key,
+    read_float,
     reduce_loss,
     require,
 )
-from .._validation import check_choice, check_range
+from .._validation import check_choice, check_range, keyword_options
 from ..keys import NestedKey, resolve_keys
 from ..value import td_lambda_return_estimate
 from .dreamer_v3_kernels import (
@@ -36,19 +37,9 @@ from .dreamer_v3_kernels import (
 )
 from .keys_v3 import DreamerV3ModelKeys, DreamerV3ValueKeys
 
-__all__ = ["dreamer_v3_model_loss", "dreamer_v3_value_loss", "dreamer_v3_replay_value_loss"]
+__all__ = ["dreamer_v3_model_loss", "dreamer_v3_value_loss", "dreamer_v3_replay_value_loss", "DreamerV3ValueOptions"]
 
 Scalar = float | Tensor
-
-
-def read_float(loss: str, td: TensorDictBase, key: Any, hint: str, shape: tuple | None = None,
-               what: str = "") -> Tensor:
-    """A floating-point entry (with its expected shape when given), or a named error."""
-    x = require(loss, td, key, hint)
-    check_float(loss, key, x)
-    if shape is not None:
-        check_shape(loss, key, x, torch.Size(shape), what)
-    return x
 
 
 def read_flag(loss: str, td: TensorDictBase, key: Any, batch: torch.Size) -> Tensor | None:
@@ -70,12 +61,6 @@ def bins_for(loss: str, name: str, bins: Tensor | None, num_bins: int, like: Ten
     if bins.ndim != 1 or bins.shape[0] < 2:
         raise EntryShapeError(loss, name, f"expected a [K] support with K >= 2, got {tuple(bins.shape)}")
     return bins
-
-
-def reduce(loss: str, x: Tensor, reduction: str) -> Tensor:
-    """TorchRL's ``LossModule._reduce_loss``: :func:`reduce_loss` for ``"mean"``/``"sum"``;
-    ``"none"`` keeps the shape (where ``reduce_loss`` drops a trailing singleton dim)."""
-    return x if reduction == "none" else reduce_loss(loss, x, reduction)
 
 
 def _as_list(value: Any) -> list:
@@ -218,12 +203,47 @@ def dreamer_v3_model_loss(
     return TensorDict(out, batch_size=[])
 
 
-def _critic_prediction(name: str, td: TensorDictBase, k: DreamerV3ValueKeys, value_loss: str,
-                       batch: torch.Size, bins: Tensor | None, num_bins: int) -> tuple[Tensor, Tensor | None]:
+class DreamerV3ValueOptions(TypedDict, total=False):
+    """The keyword options of the critic losses :func:`dreamer_v3_value_loss` and
+    :func:`dreamer_v3_replay_value_loss` (TorchRL's ``DreamerV3ValueLoss`` and its
+    ``replay_value_loss``), declared once.
+
+    Attributes:
+        value_loss: ``"symlog_mse"`` (default) or ``"two_hot"``.
+        num_value_bins: size of the default two-hot support (default ``255``).
+        value_bins: a ``[K]`` support instead of the default one (default ``None``).
+        slow_critic_regularization: weight of the slow-critic term (``>= 0``, default ``0.0``).
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    """
+
+    value_loss: Literal["symlog_mse", "two_hot"]
+    num_value_bins: int
+    value_bins: Tensor | None
+    slow_critic_regularization: Scalar
+    reduction: Literal["mean", "sum", "none"]
+
+
+#: the defaults of :class:`DreamerV3ValueOptions` (TorchRL's ``DreamerV3ValueLoss``)
+VALUE_DEFAULTS: dict[str, Any] = {"value_loss": "symlog_mse", "num_value_bins": 255, "value_bins": None,
+                                  "slow_critic_regularization": 0.0, "reduction": "mean"}
+
+
+def _value_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """A critic loss's ``**options`` over :data:`VALUE_DEFAULTS`, checked (an unknown name is a
+    ``TypeError`` as for any keyword)."""
+    o = keyword_options(name, options, VALUE_DEFAULTS)
+    check_choice(name, "value_loss", o["value_loss"], ("symlog_mse", "two_hot"))
+    check_reduction(name, o["reduction"])
+    check_range(name, "slow_critic_regularization", o["slow_critic_regularization"], 0.0)
+    return o
+
+
+def _critic_prediction(name: str, td: TensorDictBase, k: DreamerV3ValueKeys, o: Mapping[str, Any],
+                       batch: torch.Size) -> tuple[Tensor, Tensor | None]:
     """The critic's output (``[*B, K]`` logits or ``[*B]`` value) and the support for two-hot."""
-    if value_loss == "two_hot":
+    if o["value_loss"] == "two_hot":
         logits = read_float(name, td, k.value_logits, "the critic's two-hot logits")
-        bins = bins_for(name, "num_value_bins", bins, num_bins, logits)
+        bins = bins_for(name, "num_value_bins", o["value_bins"], o["num_value_bins"], logits)
         check_shape(name, k.value_logits, logits, batch + bins.shape, f"{bins.shape[0]} value bins")
         return logits, bins
     value = read_float(name, td, k.value, "the critic's value", batch + (1,), "[*B, 1]")
@@ -239,14 +259,10 @@ def _step_loss(value_loss: str, prediction: Tensor, target: Tensor, bins: Tensor
 def dreamer_v3_value_loss(
     td: TensorDictBase,
     *,
-    value_loss: Literal["symlog_mse", "two_hot"] = "symlog_mse",
     discount_loss: bool = True,
     gamma: Scalar = 0.99,
-    num_value_bins: int = 255,
-    value_bins: Tensor | None = None,
-    slow_critic_regularization: Scalar = 0.0,
-    reduction: Literal["mean", "sum", "none"] = "mean",
     keys: DreamerV3ValueKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[DreamerV3ValueOptions],
 ) -> TensorDict:
     """DreamerV3 critic loss on imagined states: symlog MSE or two-hot cross-entropy to the
     lambda-return, weighted by the imagination discount, plus an optional slow-critic term.
@@ -261,28 +277,25 @@ def dreamer_v3_value_loss(
               and at least two batch dims, ``gamma ** t`` along the last one;
             - ``"slow_state_value"`` ``[*B, 1]``: the slow critic's decoded value (a constant),
               when ``slow_critic_regularization`` is a tensor or positive.
-        value_loss: ``"symlog_mse"`` or ``"two_hot"``.
         discount_loss: weight the loss by the imagination discount.
         gamma: discount of that weight.
-        num_value_bins: size of the default two-hot support.
-        value_bins: a ``[K]`` support instead of the default one.
-        slow_critic_regularization: weight of the slow-critic term (``>= 0``).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         keys: :class:`DreamerV3ValueKeys` or a mapping of renamed entries.
+        **options: :class:`~torchrl_functional.functional.DreamerV3ValueOptions`: ``value_loss``,
+            ``num_value_bins``, ``value_bins``, ``slow_critic_regularization``, ``reduction``.
 
     Returns:
-        ``loss_value`` and ``value_slow_loss`` (the slow term alone, detached), reduced.
+        ``loss_value`` and ``value_slow_loss`` (the slow term alone, detached), reduced
+        (``reduction="none"``: ``[*B]``).
     """
     name = "dreamer_v3_value_loss"
     k = resolve_keys(keys, DreamerV3ValueKeys, name)
-    check_choice(name, "value_loss", value_loss, ("symlog_mse", "two_hot"))
-    check_reduction(name, reduction)
+    o = _value_options(name, options)
     check_range(name, "gamma", gamma, 0.0, 1.0)
-    check_range(name, "slow_critic_regularization", slow_critic_regularization, 0.0)
+    value_loss, slow_weight, reduction = o["value_loss"], o["slow_critic_regularization"], o["reduction"]
     batch = td.batch_size
     target = read_float(name, td, k.lambda_target, "the imagined lambda-return (DreamerV3ActorLoss writes it)",
                         batch + (1,), "[*B, 1]").squeeze(-1)
-    prediction, bins = _critic_prediction(name, td, k, value_loss, batch, value_bins, num_value_bins)
+    prediction, bins = _critic_prediction(name, td, k, o, batch)
     weight = td.get(k.discount_weight, None)
     if weight is not None:
         check_float(name, k.discount_weight, weight)
@@ -294,15 +307,16 @@ def dreamer_v3_value_loss(
     else:
         discount = torch.ones_like(target)
     loss = _step_loss(value_loss, prediction, target, bins)
-    if isinstance(slow_critic_regularization, Tensor) or slow_critic_regularization:
+    if isinstance(slow_weight, Tensor) or slow_weight:
         slow = read_float(name, td, k.slow_value, "the slow critic's decoded value", batch + (1,),
                           "the lambda-target's shape")
         slow_loss = _step_loss(value_loss, prediction, slow.squeeze(-1), bins)
-        loss = loss + slow_critic_regularization * slow_loss
+        loss = loss + slow_weight * slow_loss
     else:
         slow_loss = torch.zeros_like(loss)
-    return TensorDict({"loss_value": reduce(name, discount * loss, reduction),
-                       "value_slow_loss": reduce(name, discount * slow_loss, reduction).detach()}, batch_size=[])
+    loss_value = reduce_loss(name, discount * loss, reduction, squeeze=False)
+    slow_value = reduce_loss(name, discount * slow_loss, reduction, squeeze=False)
+    return TensorDict({"loss_value": loss_value, "value_slow_loss": slow_value.detach()}, batch_size=[])
 
 
 def dreamer_v3_replay_value_loss(
@@ -310,12 +324,8 @@ def dreamer_v3_replay_value_loss(
     *,
     horizon: Scalar = 333.0,
     lmbda: Scalar = 0.95,
-    value_loss: Literal["symlog_mse", "two_hot"] = "symlog_mse",
-    num_value_bins: int = 255,
-    value_bins: Tensor | None = None,
-    slow_critic_regularization: Scalar = 0.0,
-    reduction: Literal["mean", "sum", "none"] = "mean",
     keys: DreamerV3ValueKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[DreamerV3ValueOptions],
 ) -> TensorDict:
     """DreamerV3 critic loss on a replayed sequence: each state regresses the TD(lambda) return
     of the next rewards, bootstrapped from the first imagined return of each state.
@@ -329,28 +339,26 @@ def dreamer_v3_replay_value_loss(
             - ``"slow_state_value"`` ``[*B, T, 1]`` with ``slow_critic_regularization``.
         horizon: discount horizon (``gamma = 1 - 1 / horizon``), ``>= 1``.
         lmbda: trace decay in ``[0, 1]``.
-        value_loss: ``"symlog_mse"`` or ``"two_hot"``.
-        num_value_bins: size of the default two-hot support.
-        value_bins: a ``[K]`` support instead of the default one.
-        slow_critic_regularization: weight of the slow-critic term (``>= 0``).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``[*B, T - 1]``).
         keys: :class:`DreamerV3ValueKeys` or a mapping of renamed entries.
+        **options: as :func:`dreamer_v3_value_loss`
+            (:class:`~torchrl_functional.functional.DreamerV3ValueOptions`).
 
     Returns:
-        ``loss_replay_value``; the return target is detached from ``reward`` and ``bootstrap``
-        (TorchRL computes it without gradients) but keeps the graph of ``horizon`` and ``lmbda``;
-        the last step and the steps that end an episode are weighted 0.
+        ``loss_replay_value`` (``reduction="none"``: ``[*B, T - 1]``); the return target is
+        detached from ``reward`` and ``bootstrap`` (TorchRL computes it without gradients) but
+        keeps the graph of ``horizon`` and ``lmbda``; the last step and the steps that end an
+        episode are weighted 0.
     """
     name = "dreamer_v3_replay_value_loss"
     k = resolve_keys(keys, DreamerV3ValueKeys, name)
-    check_choice(name, "value_loss", value_loss, ("symlog_mse", "two_hot"))
-    check_reduction(name, reduction)
+    o = _value_options(name, options)
     check_range(name, "horizon", horizon, 1.0)
     check_range(name, "lmbda", lmbda, 0.0, 1.0)
+    value_loss, slow_weight = o["value_loss"], o["slow_critic_regularization"]
     seq = td.batch_size
     if len(seq) < 1:
         raise EntryShapeError(name, k.reward, f"expected a TensorDict with a time dimension, got batch {tuple(seq)}")
-    prediction, bins = _critic_prediction(name, td, k, value_loss, seq, value_bins, num_value_bins)
+    prediction, bins = _critic_prediction(name, td, k, o, seq)
 
     def signal(key: Any, flag: bool, hint: str) -> Tensor:
         x = require(name, td, key, hint)
@@ -372,8 +380,9 @@ def dreamer_v3_replay_value_loss(
     weight = (~done[..., :-1, 0]).to(target.dtype)
     pred = prediction[..., :-1, :] if value_loss == "two_hot" else prediction[..., :-1]
     loss = _step_loss(value_loss, pred, target, bins)
-    if isinstance(slow_critic_regularization, Tensor) or slow_critic_regularization:
+    if isinstance(slow_weight, Tensor) or slow_weight:
         slow = read_float(name, td, k.slow_value, "the slow critic's decoded value", seq + (1,), "[*B, T, 1]")
-        loss = loss + slow_critic_regularization * _step_loss(value_loss, pred, slow[..., :-1, 0], bins)
-    return TensorDict({"loss_replay_value": reduce(name, weight * loss, reduction)}, batch_size=[])
+        loss = loss + slow_weight * _step_loss(value_loss, pred, slow[..., :-1, 0], bins)
+    return TensorDict({"loss_replay_value": reduce_loss(name, weight * loss, o["reduction"], squeeze=False)},
+                      batch_size=[])
 

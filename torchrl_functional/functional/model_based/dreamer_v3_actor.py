@@ -17,12 +17,11 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ...errors import EntryShapeError, HyperparameterError, MissingEntryError
-from .._td import next_key
+from .._td import next_key, read_float
 from .._validation import check_range
 from ..estimators import estimator_name, value_target
 from ..keys import NestedKey, resolve_keys
 from ..value import td_lambda_return_estimate
-from .dreamer_v3 import read_float
 from .dreamer_v3_kernels import return_percentile_update, return_scale
 from .keys_v3 import DreamerV3ActorKeys
 

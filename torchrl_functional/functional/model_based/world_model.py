@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ...errors import EntryDtypeError, HyperparameterError
 from .._offpolicy import Number, check_input
-from .._td import check_float, check_shape, next_key, require
+from .._td import check_shape, next_key, read_float, require
 from .._validation import check_choice
 from ..keys import resolve_keys
 from ..value_learning import LOSS_FUNCTIONS, distance_loss
@@ -30,15 +30,14 @@ WORLD_MODEL_LOSSES = ("reward", "done", "reconstruction", "latent")
 
 def _pair(loss: str, td: TensorDictBase, pred_key: Any, true_key: Any, pred_hint: str, true_hint: str,
           *, flag: bool = False) -> tuple[Tensor, Tensor]:
-    pred = require(loss, td, pred_key, pred_hint)
-    check_float(loss, pred_key, pred)
-    true = require(loss, td, true_key, true_hint)
+    pred = read_float(loss, td, pred_key, pred_hint)
     if flag:  # observed flags: bool (or float 0/1), compared as floats as TorchRL does
+        true = require(loss, td, true_key, true_hint)
         if not (true.dtype == torch.bool or true.is_floating_point()):
             raise EntryDtypeError(loss, true_key, f"expected a bool (or float) tensor, got {true.dtype}")
         true = true.to(pred.dtype)
     else:
-        check_float(loss, true_key, true)
+        true = read_float(loss, td, true_key, true_hint)
     check_shape(loss, pred_key, pred, true.shape, f"the shape of {true_key!r}")
     return pred, true
 
