@@ -97,13 +97,7 @@ def _check_same_numbers(ref, mine, data) -> None:
 
 
 def _function_step(kind: str, data, logits: torch.Tensor):
-    from torchrl_functional.functional.llm import (
-        distillation_loss,
-        grpo_loss,
-        sft_loss,
-        token_entropy,
-        token_log_probs,
-    )
+    from torchrl_functional.functional.llm import distillation_loss, grpo_loss, sft_loss, token_entropy, token_log_probs
 
     leaf = nn.Parameter(logits.clone())
     mask = data.get(MASK, as_padded_tensor=True, padding_side="left", padding_value=False)

@@ -30,13 +30,7 @@ from pathlib import Path
 
 START = time.perf_counter()  # the whole command's time is printed at the end
 
-from _cli import (
-    add_output_flag,
-    add_threads_flag,
-    non_negative_int,
-    positive_int,
-    route_torchrl_logs,
-)
+from _cli import add_output_flag, add_threads_flag, non_negative_int, positive_int, route_torchrl_logs
 
 LOSSES = ("functional", "module", "torchrl")
 

@@ -26,13 +26,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from _cli import (
-    add_output_flag,
-    add_threads_flag,
-    non_negative_int,
-    positive_int,
-    route_torchrl_logs,
-)
+from _cli import add_output_flag, add_threads_flag, non_negative_int, positive_int, route_torchrl_logs
 
 
 def build_parser() -> argparse.ArgumentParser:

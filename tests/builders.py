@@ -13,13 +13,7 @@ import torch
 from tensordict import TensorDict
 from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import nn
-from torchrl.modules import (
-    IndependentNormal,
-    OneHotCategorical,
-    ProbabilisticActor,
-    TanhNormal,
-    ValueOperator,
-)
+from torchrl.modules import IndependentNormal, OneHotCategorical, ProbabilisticActor, TanhNormal, ValueOperator
 
 OBS = 5
 ACT = 3  # continuous action dims / number of discrete actions

@@ -12,14 +12,7 @@ import torchrl_functional.functional.cql as cql_module
 from torchrl_functional.errors import EntryShapeError, HyperparameterError, MissingEntryError
 from torchrl_functional.functional import cql_loss, discrete_cql_loss
 
-from .offpolicy_common import (
-    assert_bad,
-    assert_fd,
-    assert_pure,
-    assert_stateless,
-    randn,
-    transition,
-)
+from .offpolicy_common import assert_bad, assert_fd, assert_pure, assert_stateless, randn, transition
 
 B, E, K, A, N = 4, 2, 3, 2, 3
 

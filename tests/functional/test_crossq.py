@@ -11,15 +11,7 @@ import torchrl_functional.functional.crossq as crossq_module
 from torchrl_functional.errors import EntryShapeError, MissingEntryError
 from torchrl_functional.functional import crossq_loss
 
-from .offpolicy_common import (
-    assert_bad,
-    assert_fd,
-    assert_pure,
-    assert_stateless,
-    base_loss,
-    randn,
-    transition,
-)
+from .offpolicy_common import assert_bad, assert_fd, assert_pure, assert_stateless, base_loss, randn, transition
 
 B, E = 5, 2
 

@@ -9,12 +9,7 @@ from torchrl.data.postprocs.postprocs import MultiStep
 
 import torchrl_functional.functional.ddpg as ddpg_module
 from tests.specs._inputs import to_batched
-from torchrl_functional.errors import (
-    EntryDtypeError,
-    EntryShapeError,
-    HyperparameterError,
-    MissingEntryError,
-)
+from torchrl_functional.errors import EntryDtypeError, EntryShapeError, HyperparameterError, MissingEntryError
 from torchrl_functional.functional import ddpg_loss
 
 from .offpolicy_common import (

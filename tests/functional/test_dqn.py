@@ -6,22 +6,10 @@ import pytest
 import torch
 
 import torchrl_functional.functional.dqn as dqn_module
-from torchrl_functional.errors import (
-    EntryDtypeError,
-    EntryShapeError,
-    HyperparameterError,
-    MissingEntryError,
-)
+from torchrl_functional.errors import EntryDtypeError, EntryShapeError, HyperparameterError, MissingEntryError
 from torchrl_functional.functional import dqn_loss
 
-from .offpolicy_common import (
-    assert_bad,
-    assert_fd,
-    assert_pure,
-    assert_stateless,
-    randn,
-    transition,
-)
+from .offpolicy_common import assert_bad, assert_fd, assert_pure, assert_stateless, randn, transition
 
 B, N = 6, 4
 

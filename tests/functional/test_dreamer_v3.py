@@ -11,12 +11,7 @@ from tensordict import TensorDict
 from torchrl.modules import PercentileValueNorm
 from torchrl.objectives import dreamer_v3 as trl
 
-from torchrl_functional.errors import (
-    EntryDtypeError,
-    EntryShapeError,
-    HyperparameterError,
-    MissingEntryError,
-)
+from torchrl_functional.errors import EntryDtypeError, EntryShapeError, HyperparameterError, MissingEntryError
 from torchrl_functional.functional import (
     categorical_kl_balanced,
     categorical_kl_terms,

@@ -12,14 +12,7 @@ import torchrl_functional.functional.iql as iql_module
 from torchrl_functional.errors import EntryShapeError, HyperparameterError, MissingEntryError
 from torchrl_functional.functional import discrete_iql_loss, iql_loss
 
-from .offpolicy_common import (
-    assert_bad,
-    assert_fd,
-    assert_pure,
-    assert_stateless,
-    randn,
-    transition,
-)
+from .offpolicy_common import assert_bad, assert_fd, assert_pure, assert_stateless, randn, transition
 
 B, E, N = 6, 2, 3
 

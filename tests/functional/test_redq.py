@@ -9,22 +9,10 @@ import pytest
 import torch
 
 import torchrl_functional.functional.redq as redq_module
-from torchrl_functional.errors import (
-    EntryDtypeError,
-    EntryShapeError,
-    HyperparameterError,
-    MissingEntryError,
-)
+from torchrl_functional.errors import EntryDtypeError, EntryShapeError, HyperparameterError, MissingEntryError
 from torchrl_functional.functional import redq_critic_subset, redq_loss
 
-from .offpolicy_common import (
-    assert_bad,
-    assert_fd,
-    assert_pure,
-    assert_stateless,
-    randn,
-    transition,
-)
+from .offpolicy_common import assert_bad, assert_fd, assert_pure, assert_stateless, randn, transition
 
 B, E = 5, 4
 

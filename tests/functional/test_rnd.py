@@ -9,11 +9,7 @@ from torchrl.envs.transforms.rnd import RunningMeanStd
 
 from tests.specs.rnd import features
 from torchrl_functional.errors import EntryShapeError, HyperparameterError, MissingEntryError
-from torchrl_functional.functional import (
-    rnd_loss,
-    rnd_normalize_observation,
-    running_mean_std_update,
-)
+from torchrl_functional.functional import rnd_loss, rnd_normalize_observation, running_mean_std_update
 
 
 def test_loss_is_the_mean_over_selected_samples():

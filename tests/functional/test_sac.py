@@ -13,15 +13,7 @@ import torchrl_functional.functional.sac as sac_module
 from torchrl_functional.errors import EntryShapeError, HyperparameterError, MissingEntryError
 from torchrl_functional.functional import discrete_sac_loss, sac_loss
 
-from .offpolicy_common import (
-    assert_bad,
-    assert_fd,
-    assert_pure,
-    assert_stateless,
-    randn,
-    replay_td,
-    transition,
-)
+from .offpolicy_common import assert_bad, assert_fd, assert_pure, assert_stateless, randn, replay_td, transition
 
 B, E, A, N = 5, 2, 3, 4
 

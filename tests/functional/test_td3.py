@@ -8,12 +8,7 @@ import torch
 from torchrl.objectives.utils import ValueEstimators
 
 import torchrl_functional.functional.td3 as td3_module
-from torchrl_functional.errors import (
-    EntryDtypeError,
-    EntryShapeError,
-    HyperparameterError,
-    MissingEntryError,
-)
+from torchrl_functional.errors import EntryDtypeError, EntryShapeError, HyperparameterError, MissingEntryError
 from torchrl_functional.functional import td3_loss, td3_target_action
 
 from .offpolicy_common import (

@@ -9,15 +9,7 @@ import torchrl_functional.functional.td3bc as td3bc_module
 from torchrl_functional.errors import EntryShapeError, HyperparameterError, MissingEntryError
 from torchrl_functional.functional import td3bc_loss
 
-from .offpolicy_common import (
-    assert_bad,
-    assert_fd,
-    assert_pure,
-    assert_stateless,
-    base_loss,
-    randn,
-    transition,
-)
+from .offpolicy_common import assert_bad, assert_fd, assert_pure, assert_stateless, base_loss, randn, transition
 
 B, E, A = 5, 3, 2
 

@@ -8,12 +8,7 @@ from tensordict import TensorDict
 
 from tests.specs.tqc import inputs
 from torchrl_functional.errors import HyperparameterError
-from torchrl_functional.functional import (
-    quantile_huber_loss,
-    tqc_loss,
-    tqc_target,
-    truncated_quantiles,
-)
+from torchrl_functional.functional import quantile_huber_loss, tqc_loss, tqc_target, truncated_quantiles
 
 
 def huber_loop(quantiles, target):

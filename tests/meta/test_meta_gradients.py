@@ -16,9 +16,7 @@ import sys
 import pytest
 import torch
 from torchrl.objectives.value.functional import generalized_advantage_estimate as torchrl_loop_gae
-from torchrl.objectives.value.functional import (
-    vec_generalized_advantage_estimate as torchrl_vec_gae,
-)
+from torchrl.objectives.value.functional import vec_generalized_advantage_estimate as torchrl_vec_gae
 
 from torchrl_functional.functional import generalized_advantage_estimate
 

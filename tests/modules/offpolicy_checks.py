@@ -15,14 +15,7 @@ from torch import nn
 from torchrl.collectors import Collector
 from torchrl.data import LazyTensorStorage, TensorDictPrioritizedReplayBuffer
 from torchrl.envs import GymEnv, StepCounter, TransformedEnv
-from torchrl.modules import (
-    MLP,
-    OneHotCategorical,
-    ProbabilisticActor,
-    QValueActor,
-    TanhNormal,
-    ValueOperator,
-)
+from torchrl.modules import MLP, OneHotCategorical, ProbabilisticActor, QValueActor, TanhNormal, ValueOperator
 from torchrl.objectives import HardUpdate, SoftUpdate
 
 from tests.modules import offpolicy_parity_common as P

@@ -11,13 +11,7 @@ import torch
 from tensordict import TensorDict
 from tensordict.nn import CompositeDistribution, NormalParamExtractor, TensorDictModule
 from torch import nn
-from torchrl.modules import (
-    IndependentNormal,
-    MaskedCategorical,
-    ProbabilisticActor,
-    TanhNormal,
-    ValueOperator,
-)
+from torchrl.modules import IndependentNormal, MaskedCategorical, ProbabilisticActor, TanhNormal, ValueOperator
 
 from tests.builders import OBS, Nets, assert_grads_close, assert_td_close, clone_nets, loss_sum
 

@@ -18,16 +18,7 @@ from tests.modules import offpolicy_marl as M
 from tests.modules.offpolicy_checks import check_functional_call
 from tests.modules.offpolicy_marl import MODE_PARAMS, marl_parity
 from tests.modules.offpolicy_no_fallback import ALLOWED, FORBIDDEN_NAMES, run_ours
-from tests.modules.offpolicy_parity_common import (
-    COMMON,
-    build,
-    compare,
-    data_for,
-    dqn_actor,
-    ids,
-    qvalue,
-    stoch_actor,
-)
+from tests.modules.offpolicy_parity_common import COMMON, build, compare, data_for, dqn_actor, ids, qvalue, stoch_actor
 from torchrl_functional import modules as ours
 
 CQL_COMMON = [c for c in COMMON if c[0] not in ("none", "mask_BT", "none_mask", "nstep2_mask_BT")

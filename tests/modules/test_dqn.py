@@ -14,15 +14,7 @@ from tests.modules import offpolicy_marl as M
 from tests.modules.offpolicy_checks import check_functional_call
 from tests.modules.offpolicy_marl import MODE_PARAMS, marl_parity
 from tests.modules.offpolicy_no_fallback import FORBIDDEN_NAMES, run_ours
-from tests.modules.offpolicy_parity_common import (
-    COMMON,
-    WEIGHTED,
-    build,
-    data_for,
-    dqn_actor,
-    ids,
-    run,
-)
+from tests.modules.offpolicy_parity_common import COMMON, WEIGHTED, build, data_for, dqn_actor, ids, run
 from tests.specs import SPECS
 from torchrl_functional import modules as ours
 

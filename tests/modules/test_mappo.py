@@ -12,13 +12,7 @@ import torchrl.objectives.multiagent.mappo as trl_mappo
 import torchrl.objectives.value.advantages as trl_adv
 from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
-from torchrl.modules import (
-    MultiAgentMLP,
-    PercentileValueNorm,
-    PopArtValueNorm,
-    ProbabilisticActor,
-    RunningValueNorm,
-)
+from torchrl.modules import MultiAgentMLP, PercentileValueNorm, PopArtValueNorm, ProbabilisticActor, RunningValueNorm
 from torchrl.modules import value_norm as trl_vn
 from torchrl.modules.distributions import NormalParamExtractor, TanhNormal
 from torchrl.objectives import ValueEstimators

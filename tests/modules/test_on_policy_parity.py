@@ -13,15 +13,7 @@ import pytest
 import torch
 from torchrl.objectives import ValueEstimators
 
-from tests.builders import (
-    DISTS,
-    assert_grads_close,
-    assert_td_close,
-    clone_nets,
-    loss_sum,
-    make_data,
-    make_nets,
-)
+from tests.builders import DISTS, assert_grads_close, assert_td_close, clone_nets, loss_sum, make_data, make_nets
 from tests.modules.by_spec import accepts, on_policy_specs, pairs
 
 PAIRS = pairs(on_policy_specs())

@@ -10,14 +10,7 @@ from tensordict import TensorDict
 from torchrl.objectives import ValueEstimators
 from torchrl.objectives.value import GAE, TDLambdaEstimator
 
-from tests.builders import (
-    assert_grads_close,
-    assert_td_close,
-    clone_nets,
-    loss_sum,
-    make_data,
-    make_nets,
-)
+from tests.builders import assert_grads_close, assert_td_close, clone_nets, loss_sum, make_data, make_nets
 from tests.modules.by_spec import accepts, on_policy_specs, pairs
 from tests.modules.onpolicy_nets import MARL_KEYS, marl_data, marl_nets
 

@@ -12,14 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.pai.helpers import (
-    fixed,
-    mlp,
-    regression_step,
-    resume_continue,
-    resume_group,
-    resume_prefix,
-)
+from tests.pai.helpers import fixed, mlp, regression_step, resume_continue, resume_group, resume_prefix
 from torchrl_functional.pai import NetworkSpec, PAICheckpointError, PAIGroup, PAIStateError
 from torchrl_functional.pai import checkpoint as ckpt_module
 from torchrl_functional.pai._optimizers import named_params

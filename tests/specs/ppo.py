@@ -8,15 +8,7 @@ from torchrl.objectives import ValueEstimators
 from torchrl_functional import modules
 from torchrl_functional.functional import PPOKeys, clip_ppo_loss, klpen_ppo_loss, ppo_loss
 
-from ._inputs import (
-    categorical,
-    composite,
-    diag_normal,
-    flat_given,
-    layout,
-    masked_categorical,
-    on_policy,
-)
+from ._inputs import categorical, composite, diag_normal, flat_given, layout, masked_categorical, on_policy
 from ._modules import on_policy_case
 from ._spec import Hyper, Layout, LossSpec
 

@@ -5,14 +5,7 @@ from __future__ import annotations
 from torchrl import objectives as torchrl_objectives
 
 from torchrl_functional import modules
-from torchrl_functional.functional import (
-    DiscreteSACKeys,
-    SACKeys,
-    SACV1Keys,
-    discrete_sac_loss,
-    sac_loss,
-    sac_v1_loss,
-)
+from torchrl_functional.functional import DiscreteSACKeys, SACKeys, SACV1Keys, discrete_sac_loss, sac_loss, sac_v1_loss
 
 from ._inputs import off_policy
 from ._modules import off_policy_case

@@ -24,7 +24,9 @@ from ._td import (
     check_reduction,
     check_shape,
     hyperparameter,
+    loss_mask,
     next_key,
+    read_float,
     require,
     time_dim_of,
 )
@@ -176,8 +178,7 @@ def check_options(loss: str, *, reduction: str, loss_function: str | None = None
 def read_transition(loss: str, td: TensorDictBase, keys: OffPolicyKeys) -> Transition:
     """The reward and episode flags under ``"next"``; the reward's shape ``[*B, 1]`` fixes ``B``."""
     hint = "written by the environment (collector) under 'next'; needed for the bootstrapped target"
-    reward = require(loss, td, next_key(keys.reward), hint)
-    check_float(loss, next_key(keys.reward), reward)
+    reward = read_float(loss, td, next_key(keys.reward), hint)
     if reward.ndim == 0 or reward.shape[-1] != 1:
         raise EntryShapeError(
             loss, next_key(keys.reward),
@@ -215,8 +216,7 @@ def read_steps_to_next_obs(loss: str, td: TensorDictBase, key: Any, reward_shape
 def read_per_sample(loss: str, td: TensorDictBase, key: Any, batch_shape: torch.Size, hint: str,
                     features: int | None = 1) -> Tensor:
     """A per-sample network output ``[*B, F]`` (``F = features`` when given)."""
-    x = require(loss, td, key, hint)
-    check_float(loss, key, x)
+    x = read_float(loss, td, key, hint)
     if x.ndim != len(batch_shape) + 1 or x.shape[:-1] != batch_shape or (features is not None and x.shape[-1] != features):
         want = tuple(batch_shape) + ((features,) if features is not None else ("F",))
         extra = " (add the trailing dimension: x.unsqueeze(-1))" if x.shape == batch_shape else ""
@@ -228,10 +228,8 @@ def read_per_sample(loss: str, td: TensorDictBase, key: Any, batch_shape: torch.
 def read_log_prob(loss: str, td: TensorDictBase, key: Any, batch_shape: torch.Size, hint: str,
                   extra_dims: tuple[int, ...] = ()) -> Tensor:
     """A log-prob ``[*B, *extra]`` (no trailing feature dimension, as TorchRL's distributions)."""
-    x = require(loss, td, key, hint)
-    check_float(loss, key, x)
-    check_shape(loss, key, x, batch_shape + extra_dims, "the batch of the reward, without a feature dimension")
-    return x
+    return read_float(loss, td, key, hint, batch_shape + extra_dims,
+                      "the batch of the reward, without a feature dimension")
 
 
 def ensemble_dim(td: TensorDictBase, key: Any) -> int:
@@ -255,8 +253,7 @@ def read_ensemble(loss: str, td: TensorDictBase, key: Any, batch_shape: torch.Si
     holding it (:func:`ensemble_dim`): ``[E, *B, *extra, F]`` in an unbatched TensorDict,
     ``[*B, E, *extra, F]`` in a ``[*B]``-batched one; it is returned moved to the front (a view).
     ``like=(key, tensor)`` requires the same ensemble size ``E`` as that entry."""
-    x = require(loss, td, key, hint)
-    check_float(loss, key, x)
+    x = read_float(loss, td, key, hint)
     inner = batch_shape + extra_dims
     d = ensemble_dim(td, key)
     if d > len(batch_shape):
@@ -300,6 +297,15 @@ def priority_weight(loss: str, td: TensorDictBase, keys: OffPolicyKeys, batch_sh
         raise EntryShapeError(loss, keys.priority_weight,
                               f"expected shape {tuple(batch_shape)} or {tuple(batch_shape) + (1,)}, got {tuple(w.shape)}")
     return w
+
+
+def mask_and_weights(loss: str, td: TensorDictBase, keys: OffPolicyKeys, options: Options,
+                     batch_shape: torch.Size) -> tuple[Tensor | None, Tensor | None]:
+    """What a loss's per-sample terms are reduced with, as its options say: the input's mask
+    (``loss_mask_key``, :func:`~._td.loss_mask`) and the replay priority weights
+    (:func:`priority_weight`, when ``use_prioritized_weights``)."""
+    return (loss_mask(loss, td, options.loss_mask_key),
+            priority_weight(loss, td, keys, batch_shape, options.use_prioritized_weights))
 
 
 def bootstrap_target(

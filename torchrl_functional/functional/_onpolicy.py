@@ -26,6 +26,7 @@ from ._td import (
     hyperparameter,
     missing,
     next_key,
+    read_float,
     require,
     time_dim_of,
 )
@@ -85,12 +86,10 @@ def read_behaviour(loss: str, td: TensorDictBase, keys: OnPolicyKeys) -> Tensor 
     if isinstance(keys.sample_log_prob, list):
         prev = _select(td, keys.sample_log_prob)
         for key in keys.sample_log_prob:
-            x = require(loss, td, key, hint)
-            check_float(loss, key, x)
+            x = read_float(loss, td, key, hint)
             check_constant(loss, key, x, "the behaviour log-prob must be a constant of the data")
         return prev
-    prev = require(loss, td, keys.sample_log_prob, hint)
-    check_float(loss, keys.sample_log_prob, prev)
+    prev = read_float(loss, td, keys.sample_log_prob, hint)
     check_constant(loss, keys.sample_log_prob, prev, "the behaviour log-prob must be a constant of the data")
     return prev
 
@@ -347,16 +346,14 @@ def critic_terms(
     and the old ``V(s)`` before the distance, the clipping and the explained variance
     (TorchRL's ``_critic_loss_inputs`` hook, used by ``MAPPOLoss``'s ``value_norm``)."""
     value_target = read_value_target(loss, td, keys, batch_shape, value_target)
-    state_value = require(loss, td, keys.value, "the critic's current V(s) (with gradients)")
-    check_float(loss, keys.value, state_value)
-    check_shape(loss, keys.value, state_value, value_target.shape, f"the shape of {keys.value_target!r}")
+    state_value = read_float(loss, td, keys.value, "the critic's current V(s) (with gradients)",
+                             value_target.shape, f"the shape of {keys.value_target!r}")
     if normalize is not None:
         value_target, state_value = normalize(value_target.detach()), normalize(state_value)
     clip_fraction = None
     if clip_value is not None and not (isinstance(clip_value, bool) and not clip_value):
-        old_value = require(loss, td, keys.old_value, "V(s) at collection time, needed by clip_value")
-        check_float(loss, keys.old_value, old_value)
-        check_shape(loss, keys.old_value, old_value, state_value.shape, f"the shape of {keys.value!r}")
+        old_value = read_float(loss, td, keys.old_value, "V(s) at collection time, needed by clip_value",
+                               state_value.shape, f"the shape of {keys.value!r}")
         if normalize is not None:
             old_value = normalize(old_value)
         per_sample, clip_fraction = clipped_value_loss(

@@ -9,13 +9,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
-from ..errors import (
-    EntryDtypeError,
-    EntryRequiresGradError,
-    EntryShapeError,
-    HyperparameterError,
-    MissingEntryError,
-)
+from ..errors import EntryDtypeError, EntryRequiresGradError, EntryShapeError, HyperparameterError, MissingEntryError
 from ._validation import assert_finite, check_choice, finite_checks_enabled
 
 REDUCTIONS = ("mean", "sum", "none")

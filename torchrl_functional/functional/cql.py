@@ -22,6 +22,7 @@ from ._offpolicy import (
     OffPolicyOptions,
     bootstrap_target,
     check_action_space,
+    mask_and_weights,
     open_call,
     read_ensemble,
     read_log_prob,
@@ -236,7 +237,7 @@ def discrete_cql_loss(
             "loss_qvalue": 0.5 * distance_loss(target, pred, loss_function),
             "loss_cql": torch.logsumexp(action_value, dim=-1, keepdim=True) - pred,
         },
-        o.reduction, loss_mask(name, td, o.loss_mask_key),
+        o.reduction, *mask_and_weights(name, td, keys, o, tr.batch_shape),
     )
     out["td_error"] = (pred - target).detach().pow(2)
     out["pred_value"] = action_value.detach().mean()

@@ -13,14 +13,8 @@ from typing import Unpack
 
 from tensordict import TensorDict, TensorDictBase
 
-from ._offpolicy import (
-    PrioritizedOffPolicyOptions,
-    bootstrap_target,
-    open_call,
-    priority_weight,
-    read_per_sample,
-)
-from ._td import finish_losses, loss_mask, next_key
+from ._offpolicy import PrioritizedOffPolicyOptions, bootstrap_target, mask_and_weights, open_call, read_per_sample
+from ._td import finish_losses, next_key
 from .keys import DDPGKeys, NestedKey
 from .value_learning import distance_loss
 
@@ -73,7 +67,7 @@ def ddpg_loss(
     out = finish_losses(
         name,
         {"loss_actor": -actor_value, "loss_value": distance_loss(target, pred, loss_function)},
-        o.reduction, loss_mask(name, td, o.loss_mask_key), priority_weight(name, td, keys, b, o.use_prioritized_weights),
+        o.reduction, *mask_and_weights(name, td, keys, o, b),
     )
     pred_d, target_d = pred.detach().squeeze(-1), target.detach().squeeze(-1)
     out["td_error"] = (pred_d - target_d).pow(2)

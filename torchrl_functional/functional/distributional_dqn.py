@@ -16,8 +16,8 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
-from ._offpolicy import check_action_space, open_call, priority_weight
-from ._td import check_float, hyperparameter, loss_mask, next_key, reduce_loss, require
+from ._offpolicy import check_action_space, mask_and_weights, open_call
+from ._td import hyperparameter, next_key, read_float, reduce_loss, require
 from ._validation import can_inspect_values, check_unit_interval
 from .estimators import nstep_discount
 from .keys import DistributionalDQNKeys, NestedKey
@@ -31,8 +31,7 @@ Number = float | Tensor
 def _log_probs(loss: str, td: TensorDictBase, key: NestedKey, batch: torch.Size, atoms: int, hint: str,
                n: int | None = None) -> Tensor:
     """Log-probabilities over the support for each action, ``[*B, A, N]``."""
-    x = require(loss, td, key, hint)
-    check_float(loss, key, x)
+    x = read_float(loss, td, key, hint)
     if x.ndim != len(batch) + 2 or x.shape[:len(batch)] != batch or x.shape[-2] != atoms or (
             n is not None and x.shape[-1] != n):
         want = tuple(batch) + (atoms, "N" if n is None else n)
@@ -140,6 +139,5 @@ def distributional_dqn_loss(
     target = categorical_projection(next_p, tr.reward + not_terminated * discount * support, support)
 
     ce = -(target * log_p_a).sum(-1, keepdim=True)
-    weights = priority_weight(name, td, keys, b, o.use_prioritized_weights)
-    value = reduce_loss(name, ce, o.reduction, loss_mask(name, td, o.loss_mask_key), weights)
+    value = reduce_loss(name, ce, o.reduction, *mask_and_weights(name, td, keys, o, b))
     return TensorDict({"loss": value, "td_error": ce.detach()}, batch_size=[])

@@ -22,11 +22,11 @@ from ._offpolicy import (
     bootstrap_target,
     check_action_space,
     chosen_action_value,
+    mask_and_weights,
     open_call,
-    priority_weight,
     read_per_sample,
 )
-from ._td import loss_mask, next_key, reduce_loss
+from ._td import next_key, reduce_loss
 from .keys import DQNKeys, NestedKey
 from .value_learning import distance_loss
 
@@ -111,7 +111,6 @@ def dqn_loss(
     o, keys, tr = open_call(name, td, keys, DQNKeys, options, loss_function=loss_function)
     _, pred, target = discrete_q_terms(name, td, keys, tr, action_space=check_action_space(name, action_space),
                                        double_dqn=double_dqn, options=o)
-    weights = priority_weight(name, td, keys, tr.batch_shape, o.use_prioritized_weights)
     value = reduce_loss(name, distance_loss(target, pred, loss_function), o.reduction,
-                        loss_mask(name, td, o.loss_mask_key), weights)
+                        *mask_and_weights(name, td, keys, o, tr.batch_shape))
     return TensorDict({"loss": value, "td_error": (pred - target).detach().pow(2)}, batch_size=[])

@@ -22,12 +22,13 @@ from ._offpolicy import (
     bootstrap_target,
     check_action_space,
     chosen_action_value,
+    mask_and_weights,
     open_call,
     read_ensemble,
     read_log_prob,
     read_per_sample,
 )
-from ._td import finish_losses, loss_mask, next_key
+from ._td import finish_losses, next_key
 from ._validation import check_range
 from .keys import IQLKeys, NestedKey
 from .value_learning import ensemble_distance, ensemble_min
@@ -74,7 +75,7 @@ def _iql(
             "loss_qvalue": ensemble_distance(q, target, loss_function),
             "loss_value": expectile_loss(min_q - value, expectile),
         },
-        options.reduction, loss_mask(name, td, options.loss_mask_key),
+        options.reduction, *mask_and_weights(name, td, keys, options, tr.batch_shape),
     )
     out["entropy"] = -log_prob.detach().mean()
     out["td_error"] = (q.detach() - target.detach()).pow(2).max(0)[0].squeeze(-1)

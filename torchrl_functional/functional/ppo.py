@@ -23,15 +23,7 @@ from ..errors import EntryShapeError, HyperparameterError
 from . import composite as C
 from ._onpolicy import check_samples, read_params, read_value_target
 from ._td import check_finite_leaves, finish_losses, hyperparameter, missing
-from ._terms import (
-    PPO_DEFAULTS,
-    PPOOptions,
-    check_common,
-    critic_outputs,
-    entropy_outputs,
-    prepare,
-    resolve_clip_value,
-)
+from ._terms import PPO_DEFAULTS, PPOOptions, check_common, critic_outputs, entropy_outputs, prepare, resolve_clip_value
 from ._validation import check_range, keyword_options
 from .distributions import build_distribution, kl_divergence
 from .keys import NestedKey, PPOKeys, resolve_keys

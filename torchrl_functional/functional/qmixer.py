@@ -14,14 +14,8 @@ from typing import Unpack
 
 from tensordict import TensorDict, TensorDictBase
 
-from ._offpolicy import (
-    PrioritizedOffPolicyOptions,
-    bootstrap_target,
-    open_call,
-    priority_weight,
-    read_per_sample,
-)
-from ._td import loss_mask, next_key, reduce_loss
+from ._offpolicy import PrioritizedOffPolicyOptions, bootstrap_target, mask_and_weights, open_call, read_per_sample
+from ._td import next_key, reduce_loss
 from .keys import NestedKey, QMixerKeys
 from .value_learning import distance_loss
 
@@ -70,7 +64,6 @@ def qmixer_loss(
     next_value = read_per_sample(name, td, next_key(keys.global_value), b,
                                  "Q_tot_target(s', a*), the target mixer's output at the next observation")
     target = bootstrap_target(name, td, tr, next_value, o)
-    weights = priority_weight(name, td, keys, b, o.use_prioritized_weights)
     value = reduce_loss(name, distance_loss(pred, target, loss_function), o.reduction,
-                        loss_mask(name, td, o.loss_mask_key), weights)
+                        *mask_and_weights(name, td, keys, o, b))
     return TensorDict({"loss": value, "td_error": (pred - target).detach().pow(2)}, batch_size=[])

@@ -18,16 +18,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ..errors import EntryShapeError
-from ._td import (
-    _and,
-    check_float,
-    check_per_sample,
-    check_reduction,
-    check_shape,
-    loss_mask,
-    reduce_loss,
-    require,
-)
+from ._td import _and, check_per_sample, check_reduction, loss_mask, read_float, reduce_loss
 from ._validation import check_range
 from .keys import NestedKey, RNDKeys, resolve_keys
 
@@ -119,12 +110,10 @@ def rnd_loss(
         raise TypeError(f"{name}: update_fraction must be a number (it decides whether samples are drawn)")
     check_range(name, "update_fraction", update_fraction, 0.0, 1.0)
     keys = resolve_keys(keys, RNDKeys, name)
-    pred = require(name, td, keys.predictor_features, "the predictor network's features of the next observation")
-    check_float(name, keys.predictor_features, pred)
+    pred = read_float(name, td, keys.predictor_features, "the predictor network's features of the next observation")
     check_per_sample(name, keys.predictor_features, pred, td.batch_size)
-    target = require(name, td, keys.target_features, "the frozen target network's features of the next observation")
-    check_float(name, keys.target_features, target)
-    check_shape(name, keys.target_features, target, pred.shape, f"the shape of {keys.predictor_features!r}")
+    target = read_float(name, td, keys.target_features, "the frozen target network's features of the next observation",
+                        pred.shape, f"the shape of {keys.predictor_features!r}")
     per_sample = (pred - target.detach()).pow(2).mean(-1, keepdim=True)
     mask = loss_mask(name, td, loss_mask_key)
     if update_fraction < 1.0:

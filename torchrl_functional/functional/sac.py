@@ -28,13 +28,13 @@ from ._offpolicy import (
     bootstrap_target,
     check_action_space,
     chosen_action_value,
+    mask_and_weights,
     open_call,
-    priority_weight,
     read_ensemble,
     read_log_prob,
     read_per_sample,
 )
-from ._td import check_float, finish_losses, loss_mask, next_key, require
+from ._td import check_float, finish_losses, next_key, require
 from ._validation import check_range
 from .keys import DiscreteSACKeys, NestedKey, SACKeys, SACV1Keys
 from .value_learning import distance_loss, ensemble_distance, ensemble_min
@@ -185,7 +185,6 @@ def soft_actor_critic(
     next_value = ensemble_min(next_q - alpha * next_log_prob.unsqueeze(-1))
     target = bootstrap_target(name, td, tr, next_value, options)
     log_prob = log_prob.unsqueeze(-1)
-    weights = priority_weight(name, td, keys, b, options.use_prioritized_weights)
     out = finish_losses(
         name,
         {
@@ -193,7 +192,7 @@ def soft_actor_critic(
             "loss_qvalue": ensemble_distance(pred, target, loss_function),
             "loss_alpha": alpha_loss(log_alpha, log_prob, target_entropy),
         },
-        options.reduction, loss_mask(name, td, options.loss_mask_key), weights,
+        options.reduction, *mask_and_weights(name, td, keys, options, b),
     )
     out["alpha"] = alpha
     out["entropy"] = -log_prob.detach().mean()
@@ -261,7 +260,6 @@ def sac_v1_loss(
 
     target = bootstrap_target(name, td, tr, next_value, o)
     value_target = (ensemble_min(target_q) - alpha * target_log_prob.unsqueeze(-1)).detach()
-    weights = priority_weight(name, td, keys, b, o.use_prioritized_weights)
     out = finish_losses(
         name,
         {
@@ -270,7 +268,7 @@ def sac_v1_loss(
             "loss_alpha": alpha_loss(log_alpha, log_prob, target_entropy),
             "loss_value": distance_loss(value_target, value, loss_function),
         },
-        o.reduction, loss_mask(name, td, o.loss_mask_key), weights,
+        o.reduction, *mask_and_weights(name, td, keys, o, b),
     )
     out["alpha"] = alpha
     out["entropy"] = -log_prob.detach().mean()
@@ -361,7 +359,6 @@ def discrete_sac_loss(
 
     log_pi, pi = _categorical_log_probs(logits)
     expected_log_pi = (log_pi * pi).sum(-1, keepdim=True)
-    weights = priority_weight(name, td, keys, b, o.use_prioritized_weights)
     out = finish_losses(
         name,
         {
@@ -369,7 +366,7 @@ def discrete_sac_loss(
             "loss_qvalue": ensemble_distance(pred, target, loss_function),
             "loss_alpha": alpha_loss(log_alpha, expected_log_pi, target_entropy),
         },
-        o.reduction, loss_mask(name, td, o.loss_mask_key), weights,
+        o.reduction, *mask_and_weights(name, td, keys, o, b),
     )
     out["alpha"] = alpha
     out["entropy"] = -expected_log_pi.detach().mean()

@@ -15,14 +15,8 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
-from ._offpolicy import (
-    PrioritizedOffPolicyOptions,
-    bootstrap_target,
-    open_call,
-    priority_weight,
-    read_ensemble,
-)
-from ._td import finish_losses, loss_mask, next_key
+from ._offpolicy import PrioritizedOffPolicyOptions, bootstrap_target, mask_and_weights, open_call, read_ensemble
+from ._td import finish_losses, next_key
 from .keys import NestedKey, TD3Keys
 from .value_learning import ensemble_distance, ensemble_min
 
@@ -139,7 +133,7 @@ def td3_terms(
     target = bootstrap_target(loss, td, tr, next_value, o)
     return TD3Terms(
         ensemble_distance(pred, target, loss_function), actor_q, pred, next_value, target,
-        loss_mask(loss, td, o.loss_mask_key), priority_weight(loss, td, keys, b, o.use_prioritized_weights), b, o.reduction,
+        *mask_and_weights(loss, td, keys, o, b), b, o.reduction,
     )
 
 

@@ -15,16 +15,8 @@ from typing import Literal
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
-from ._offpolicy import (
-    Options,
-    Transition,
-    bootstrap_target,
-    open_call,
-    priority_weight,
-    read_ensemble,
-    read_log_prob,
-)
-from ._td import finish_losses, loss_mask, next_key
+from ._offpolicy import Options, Transition, bootstrap_target, mask_and_weights, open_call, read_ensemble, read_log_prob
+from ._td import finish_losses, next_key
 from .keys import NestedKey, TQCKeys
 from .sac import _target_entropy, alpha_loss, log_alpha_terms
 from .value_learning import quantile_huber_loss, truncated_quantiles
@@ -146,7 +138,6 @@ def tqc_loss(
                      like=(keys.state_action_value, pred))
 
     log_prob = log_prob.unsqueeze(-1)
-    weights = priority_weight(name, td, keys, b, o.use_prioritized_weights)
     out = finish_losses(
         name,
         {
@@ -154,7 +145,7 @@ def tqc_loss(
             "loss_qvalue": quantile_huber_loss(pred, target).sum(0).unsqueeze(-1),
             "loss_alpha": alpha_loss(log_alpha, log_prob, target_entropy),
         },
-        o.reduction, loss_mask(name, td, o.loss_mask_key), weights,
+        o.reduction, *mask_and_weights(name, td, keys, o, b),
     )
     out["alpha"] = alpha
     out["entropy"] = -log_prob.detach().mean()

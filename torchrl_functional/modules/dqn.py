@@ -12,13 +12,7 @@ from ..functional.dqn import dqn_loss
 from ..functional.keys import DQNKeys
 from ._binding import FunctionalCallMixin
 from ._common import PRIVATE
-from ._offpolicy import (
-    DiscreteActionSpace,
-    action_value_inputs,
-    call_loss,
-    run_value_network,
-    write_priority,
-)
+from ._offpolicy import DiscreteActionSpace, action_value_inputs, call_loss, run_value_network, write_priority
 
 __all__ = ["DQNLoss"]
 

@@ -25,14 +25,7 @@ from ._hooks import install_hooks
 from ._rundir import _LIVE, LOG, claim, release
 from ._runtime import LOCK, PAIModules, import_pai, pai_call
 from ._setup import perforate
-from .config import (
-    GroupModel,
-    NetworkSpec,
-    PAISettings,
-    check_group_name,
-    check_networks,
-    scheduler_kwargs_for,
-)
+from .config import GroupModel, NetworkSpec, PAISettings, check_group_name, check_networks, scheduler_kwargs_for
 from .errors import PAIConfigError, PAIStateError
 from .losses import disable_value_estimator_vmap, group_networks, refresh_loss_module
 from .scoring import ScoreResult, add_score

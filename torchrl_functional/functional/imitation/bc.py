@@ -20,15 +20,7 @@ from torch.nn import functional as F
 
 from ...errors import EntryDtypeError, EntryShapeError, MaskShapeError
 from .._onpolicy import DistClass
-from .._td import (
-    check_bool,
-    check_constant,
-    check_float,
-    expand_mask,
-    loss_mask,
-    reduce_loss,
-    require,
-)
+from .._td import check_bool, check_constant, check_float, expand_mask, loss_mask, reduce_loss, require
 from .._validation import check_choice
 from ..distributions import build_distribution
 from ..keys import NestedKey

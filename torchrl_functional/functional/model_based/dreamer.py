@@ -19,15 +19,7 @@ from torch import Tensor
 
 from ...errors import EntryShapeError, HyperparameterError
 from .._offpolicy import check_input
-from .._td import (
-    check_bool,
-    check_per_sample,
-    check_shape,
-    next_key,
-    read_float,
-    require,
-    time_dim_of,
-)
+from .._td import check_bool, check_per_sample, check_shape, next_key, read_float, require, time_dim_of
 from .._validation import check_choice, check_unit_interval
 from ..estimators import estimator_name, value_target
 from ..keys import resolve_keys

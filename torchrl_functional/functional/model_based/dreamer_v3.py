@@ -15,16 +15,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ...errors import EntryShapeError
-from .._td import (
-    check_bool,
-    check_float,
-    check_reduction,
-    check_shape,
-    next_key,
-    read_float,
-    reduce_loss,
-    require,
-)
+from .._td import check_bool, check_float, check_reduction, check_shape, next_key, read_float, reduce_loss, require
 from .._validation import check_choice, check_range, keyword_options
 from ..keys import NestedKey, resolve_keys
 from ..value import td_lambda_return_estimate

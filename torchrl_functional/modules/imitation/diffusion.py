@@ -9,12 +9,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torchrl.objectives import diffusion_bc as _trl_diffusion
 
-from ...functional.imitation import (
-    DiffusionBCKeys,
-    ddpm_add_noise,
-    diffusion_bc_loss,
-    sample_diffusion_inputs,
-)
+from ...functional.imitation import DiffusionBCKeys, ddpm_add_noise, diffusion_bc_loss, sample_diffusion_inputs
 from .._binding import FunctionalCallMixin, params_context
 
 __all__ = ["DiffusionBCLoss"]

@@ -12,13 +12,7 @@ from torchrl.objectives.llm import distillation as _trl
 
 from ...functional.llm import DistillationKeys, distillation_loss
 from .._binding import FunctionalCallMixin
-from ._inputs import (
-    check_sequences,
-    check_teacher_zero_fill,
-    run_log_probs,
-    sequences,
-    stored_log_probs,
-)
+from ._inputs import check_sequences, check_teacher_zero_fill, run_log_probs, sequences, stored_log_probs
 
 __all__ = ["DistillationLoss"]
 
