@@ -14,12 +14,16 @@ from .offpolicy_common import assert_bad, assert_fd, assert_pure, assert_statele
 B, N = 6, 4
 
 
-def make(one_hot=False, double=False, weights=False):
+def make(one_hot=False, double=False, weights=False, ties=False):
+    """``ties``: next-state action values drawn from {0, 1, 2}, so greedy actions tie."""
     td, g = transition((B,))
     td["action_value"] = randn(g, B, N, grad=True)
     td["next", "action_value"] = randn(g, B, N)
     if double:
         td["next", "online_action_value"] = randn(g, B, N)
+    if ties:
+        for key in [k for k in (("next", "action_value"), ("next", "online_action_value")) if k in td.keys(True)]:
+            td[key] = torch.randint(3, (B, N), generator=g).to(torch.float64)
     a = torch.randint(N, (B,), generator=g)
     td["action"] = torch.nn.functional.one_hot(a, N) if one_hot else a
     if weights:
@@ -28,18 +32,19 @@ def make(one_hot=False, double=False, weights=False):
 
 
 def reference(td, gamma, double=False, weights=False):
-    """Plain Python: one sample at a time, l2 loss."""
+    """Plain Python: one sample at a time, l2 loss. The bootstrap takes the greedy action as
+    TorchRL's QValueModule does: categorical, the first maximum; one-hot, every tied maximum
+    marked and the target values summed over the marks."""
+    one_hot = td["action"].ndim == 2
     td = td.detach()
     losses, ws = [], []
     for i in range(B):
         a = int(td["action"][i].argmax()) if td["action"].ndim == 2 else int(td["action"][i])
         q = float(td["action_value"][i, a])
         nxt = td["next", "action_value"][i].tolist()
-        if double:
-            online = td["next", "online_action_value"][i].tolist()
-            v = nxt[online.index(max(online))]
-        else:
-            v = max(nxt)
+        by = td["next", "online_action_value"][i].tolist() if double else nxt
+        greedy = [j for j in range(N) if by[j] == max(by)]
+        v = sum(nxt[j] for j in greedy) if one_hot else nxt[greedy[0]]
         y = float(td["next", "reward"][i, 0]) + gamma * (0.0 if td["next", "terminated"][i, 0] else 1.0) * v
         losses.append((q - y) ** 2)
         ws.append(float(td["priority_weight"][i]) if weights else 1.0)
@@ -56,6 +61,18 @@ def test_matches_python_reference(one_hot, double, weights):
     assert out["loss"].item() == pytest.approx(ref, rel=1e-12)
     torch.testing.assert_close(out["td_error"].squeeze(-1), torch.tensor(per_sample, dtype=torch.float64))
     assert not out["td_error"].requires_grad
+
+
+@pytest.mark.parametrize("one_hot", [False, True])
+@pytest.mark.parametrize("double", [False, True])
+def test_tied_greedy_actions_as_torchrl_takes_them(one_hot, double):
+    td = make(one_hot, double, ties=True)
+    by = td["next", "online_action_value" if double else "action_value"]
+    assert ((by == by.max(-1, keepdim=True)[0]).sum(-1) > 1).any()  # the data holds ties
+    out = dqn_loss(td, action_space="one_hot" if one_hot else "categorical", double_dqn=double, gamma=0.9)
+    ref, per_sample = reference(td, 0.9, double)
+    assert out["loss"].item() == pytest.approx(ref, rel=1e-12)
+    torch.testing.assert_close(out["td_error"].squeeze(-1), torch.tensor(per_sample, dtype=torch.float64))
 
 
 def test_gradient_flows_to_online_q_only_and_gamma_by_finite_differences():

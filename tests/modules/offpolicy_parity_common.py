@@ -81,8 +81,17 @@ def discrete_q(seed=1, out_key="action_value"):
     return TensorDictModule(_init(net, seed), in_keys=["observation"], out_keys=[out_key])
 
 
-def dqn_actor(seed=1, one_hot=False):
-    net = nn.Sequential(nn.Linear(OBS, HID), nn.Tanh(), nn.Linear(HID, NACT))
+class _TieFirstTwo(nn.Module):
+    """``[x0, x1] -> [x0, x0, x1]``: actions 0 and 1 always share their value, so the greedy
+    action is a tie wherever ``x0 > x1``."""
+
+    def forward(self, x):
+        return torch.cat([x[..., :1], x], -1)
+
+
+def dqn_actor(seed=1, one_hot=False, tied=False):
+    head = nn.Sequential(nn.Linear(HID, NACT - 1), _TieFirstTwo()) if tied else nn.Linear(HID, NACT)
+    net = nn.Sequential(nn.Linear(OBS, HID), nn.Tanh(), head)
     return QValueActor(_init(net, seed), in_keys=["observation"], spec=OneHot(NACT) if one_hot else Categorical(NACT))
 
 

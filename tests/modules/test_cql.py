@@ -72,6 +72,19 @@ def test_discrete_cql_parity(space, case_id, kwargs, opts):
     compare(ref, mine, data_for(opts, space))
 
 
+@pytest.mark.parametrize("space", ["categorical", "one_hot"])
+def test_discrete_cql_parity_at_tied_greedy_actions(space):
+    """Actions 0 and 1 share their Q-value (a tie at the greedy action wherever it is 0): the
+    bootstrap follows TorchRL's greedy action (one-hot: both ties summed)."""
+    actor = dqn_actor(one_hot=space == "one_hot", tied=True)
+    data = data_for({}, space)
+    with torch.no_grad():
+        q = actor(data["next"].clone())["action_value"]
+    assert (q[..., 0] > q[..., 2]).any(), "the data must hold tied greedy actions"
+    ref, mine = build(TDCQL, ours.DiscreteCQLLoss, (actor,), {"action_space": space}, None, None)
+    compare(ref, mine, data)
+
+
 @pytest.mark.parametrize("case_id, kwargs, opts", CQL_CASES, ids=ids(CQL_CASES))
 def test_cql_never_reaches_torchrl_math(case_id, kwargs, opts):
     run_ours(ours.CQLLoss, (stoch_actor(), qvalue()), kwargs, opts)

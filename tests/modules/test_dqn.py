@@ -32,6 +32,20 @@ def test_dqn_parity(space, case_id, kwargs, opts):
          discrete=space)
 
 
+@pytest.mark.parametrize("space", ["categorical", "one_hot"])
+@pytest.mark.parametrize("double", [False, True], ids=["single", "double"])
+def test_dqn_parity_at_tied_greedy_actions(space, double):
+    """Actions 0 and 1 share their Q-value: TorchRL's one-hot greedy action marks both and its
+    bootstrap sums their values; the categorical one takes the first. Ours gives the same numbers."""
+    actor = dqn_actor(one_hot=space == "one_hot", tied=True)
+    data = data_for({}, space)
+    with torch.no_grad():
+        q = actor(data["next"].clone())["action_value"]
+    assert (q[..., 0] > q[..., 2]).any(), "the data must hold tied greedy actions"
+    run(TDQN, ours.DQNLoss, (actor,), {"action_space": space, "double_dqn": double, "delay_value": True}, {},
+        discrete=space)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bool])
 def test_nstep_entry_of_the_wrong_dtype_names_loss_and_entry(dtype):
     """n-step data must hold integer step counts (MultiStep writes int64): a module says which

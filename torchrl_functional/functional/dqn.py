@@ -30,8 +30,34 @@ from ._td import next_key, reduce_loss
 from .keys import DQNKeys, NestedKey
 from .value_learning import distance_loss
 
-__all__ = ["dqn_loss"]
+__all__ = ["dqn_loss", "greedy_action_value"]
 
+
+
+def greedy_action_value(values: Tensor, by: Tensor, action_space: str) -> Tensor:
+    """``values`` ``[*B, N]`` at the greedy action of ``by`` ``[*B, N]``, as TorchRL's
+    ``QValueModule`` picks and scores it: ``[*B, 1]``.
+
+    ``"categorical"``: the first maximum of ``by`` (``argmax``). ``"one_hot"``: TorchRL's one-hot
+    greedy action marks *every* tied maximum of ``by`` and its ``chosen_action_value`` sums
+    ``values`` over the marks, so a tie of ``k`` actions contributes ``k`` values (the bootstrap
+    of TorchRL's ``DQNLoss`` and ``DiscreteCQLLoss`` with a one-hot action space); without ties
+    both give ``values`` at the argmax.
+
+    Args:
+        values: the action values to read, ``[*B, N]`` (e.g. ``Q_target(s', .)``).
+        by: the action values that pick the greedy action, ``[*B, N]`` (``values`` itself, or
+            the online ``Q(s', .)`` for double DQN).
+        action_space: ``"categorical"`` or ``"one_hot"``.
+
+    Returns:
+        ``[*B, 1]``.
+    """
+    if action_space == "one_hot":
+        return (values * (by == by.max(-1, keepdim=True)[0]).to(values.dtype)).sum(-1, keepdim=True)
+    if by is values:
+        return values.max(-1, keepdim=True)[0]
+    return torch.gather(values, -1, by.argmax(-1, keepdim=True))
 
 
 def discrete_q_terms(
@@ -49,7 +75,8 @@ def discrete_q_terms(
     Returns:
         ``(Q(s, .) [*B, N], Q(s, a) [*B, 1], target [*B, 1])``; the target
         bootstraps from ``max_a Q_target(s', a)`` (or, with ``double_dqn``, from
-        ``Q_target(s', argmax_a Q(s', a))``) and is detached from every network output.
+        ``Q_target(s', argmax_a Q(s', a))``), the greedy action taken as TorchRL takes it
+        (:func:`greedy_action_value`: one-hot ties), and is detached from every network output.
     """
     b = tr.batch_shape
     action_value = read_per_sample(loss, td, keys.action_value, b, "Q(s, .) of the online Q-network", None)
@@ -57,13 +84,11 @@ def discrete_q_terms(
     pred = chosen_action_value(loss, td, keys.action, action_value, b, action_space)
     next_av = read_per_sample(loss, td, next_key(keys.action_value), b,
                               "Q_target(s', .) of the target Q-network at the next observation", n)
+    greedy = next_av
     if double_dqn:
-        online = read_per_sample(loss, td, next_key(keys.online_action_value), b,
-                                 "Q(s', .) of the online Q-network at the next observation (double DQN)", n)
-        index = online.detach().argmax(-1, keepdim=True)
-        next_value = torch.gather(next_av, -1, index)
-    else:
-        next_value = next_av.max(-1, keepdim=True)[0]
+        greedy = read_per_sample(loss, td, next_key(keys.online_action_value), b,
+                                 "Q(s', .) of the online Q-network at the next observation (double DQN)", n).detach()
+    next_value = greedy_action_value(next_av, greedy, action_space)
     target = bootstrap_target(loss, td, tr, next_value, options)
     return action_value, pred, target
 
@@ -95,7 +120,9 @@ def dqn_loss(
             - optional ``"steps_to_next_obs"`` ``[*B]`` (integer; n-step data from TorchRL's
               ``MultiStep``): the sample bootstraps with ``gamma ** steps_to_next_obs``. With it,
               a ``"gamma"`` entry is refused (MultiStep writes one: drop it).
-        action_space: ``"categorical"`` or ``"one_hot"``.
+        action_space: ``"categorical"`` or ``"one_hot"`` (the replayed action's layout, and the
+            greedy bootstrap action as TorchRL takes it: a one-hot greedy action marks every tied
+            maximum, :func:`greedy_action_value`).
         double_dqn: pick the bootstrap action with the online network.
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
         keys: :class:`~torchrl_functional.functional.keys.DQNKeys` or a mapping of renamed entries.
