@@ -10,66 +10,16 @@ import pytest
 import torch
 import torchrl.objectives.multiagent.mappo as trl_mappo
 import torchrl.objectives.value.advantages as trl_adv
-from tensordict import TensorDict
-from tensordict.nn import TensorDictModule
-from torchrl.modules import MultiAgentMLP, PercentileValueNorm, PopArtValueNorm, ProbabilisticActor, RunningValueNorm
+from torchrl.modules import PercentileValueNorm, PopArtValueNorm, RunningValueNorm
 from torchrl.modules import value_norm as trl_vn
-from torchrl.modules.distributions import NormalParamExtractor, TanhNormal
 from torchrl.objectives import ValueEstimators
 from torchrl.objectives.common import LossModule
 
 from tests.builders import assert_grads_close, assert_td_close, loss_sum
+from tests.modules.multiagent_nets import KEYS, raiser
+from tests.modules.multiagent_nets import data as _data
+from tests.modules.multiagent_nets import nets as _nets
 from torchrl_functional import modules as ours
-
-N, OBS, ACT = 3, 4, 2
-KEYS = {"value": ("agents", "state_value"), "action": ("agents", "action"),
-        "sample_log_prob": ("agents", "action_log_prob")}
-
-
-def _nets(seed: int, centralized: bool):
-    torch.manual_seed(seed)
-    backbone = torch.nn.Sequential(
-        MultiAgentMLP(n_agent_inputs=OBS, n_agent_outputs=2 * ACT, n_agents=N, centralized=False,
-                      share_params=True, depth=1, num_cells=8),
-        NormalParamExtractor(),
-    )
-    actor = ProbabilisticActor(
-        TensorDictModule(backbone, in_keys=[("agents", "observation")], out_keys=[("agents", "loc"), ("agents", "scale")]),
-        in_keys={"loc": ("agents", "loc"), "scale": ("agents", "scale")}, out_keys=[("agents", "action")],
-        distribution_class=TanhNormal, return_log_prob=True, log_prob_key=("agents", "action_log_prob"),
-    )
-    critic = TensorDictModule(
-        MultiAgentMLP(n_agent_inputs=OBS, n_agent_outputs=1, n_agents=N, centralized=centralized,
-                      share_params=not centralized, depth=1, num_cells=8),
-        in_keys=[("agents", "observation")], out_keys=[("agents", "state_value")],
-    )
-    return actor, critic
-
-
-def _data(actor, B=2, T=5, seed=0, per_agent_reward=False, scale=1.0, advantage=False):
-    g = torch.Generator().manual_seed(seed)
-    r_shape = (B, T, N, 1) if per_agent_reward else (B, T, 1)
-    done = torch.zeros(*r_shape, dtype=torch.bool)
-    done[:, -1] = True
-    done[0, 1] = True
-    td = TensorDict({
-        "agents": TensorDict({"observation": torch.randn(B, T, N, OBS, generator=g)}, [B, T, N]),
-        "next": TensorDict({
-            "agents": TensorDict({"observation": torch.randn(B, T, N, OBS, generator=g)}, [B, T, N]),
-            "reward": torch.randn(*r_shape, generator=g) * scale,
-            "done": done, "terminated": done.clone(),
-        }, [B, T]),
-    }, [B, T])
-    with torch.no_grad():
-        sampled = actor(td.clone())
-    td["agents", "action"] = sampled["agents", "action"]
-    td["agents", "action_log_prob"] = sampled["agents", "action_log_prob"]
-    if advantage:
-        td["agents", "advantage"] = torch.randn(B, T, N, 1, generator=g)
-        td["agents", "value_target"] = torch.randn(B, T, N, 1, generator=g) * scale
-        td.set_("agents", td["agents"])
-    return td
-
 
 NORMS = {
     "none": lambda: None,
@@ -147,17 +97,6 @@ def test_defaults_are_mappos():
     assert loss.value_type == ValueEstimators.MAGAE and isinstance(loss._value_estimator, trl_adv.MultiAgentGAE)
 
 
-class _Reached(AssertionError):
-    pass
-
-
-def _raiser(name):
-    def boom(*args, **kwargs):
-        raise _Reached(name)
-
-    return boom
-
-
 @pytest.mark.parametrize("norm", ["popart", "running", "percentile"])
 def test_no_torchrl_math(monkeypatch, norm):
     actor, critic = _nets(0, True)
@@ -171,11 +110,11 @@ def test_no_torchrl_math(monkeypatch, norm):
                        (trl_adv.MultiAgentGAE, ("_prepare_signals",))):
         for name in names:
             if name in cls.__dict__:
-                monkeypatch.setattr(cls, name, _raiser(f"{cls.__name__}.{name}"))
+                monkeypatch.setattr(cls, name, raiser(f"{cls.__name__}.{name}"))
     for cls in (trl_vn.PopArtValueNorm, trl_vn.RunningValueNorm, trl_vn.PercentileValueNorm):
         for name in ("update", "normalize", "denormalize", "scale", "_running_stats", "_var"):
             if name in cls.__dict__:
-                monkeypatch.setattr(cls, name, _raiser(f"{cls.__name__}.{name}"))
+                monkeypatch.setattr(cls, name, raiser(f"{cls.__name__}.{name}"))
     before = {k: v.clone() for k, v in loss.value_norm.state_dict().items()}
     out = loss(td)
     loss_sum(out).backward()

@@ -15,8 +15,10 @@ from torchrl.objectives import PPOLoss as TorchRLPPO
 from torchrl.objectives import ValueEstimators
 
 from tests.builders import assert_td_close, clone_nets, make_data, make_nets
+from tests.modules.multiagent_nets import KEYS, raiser
+from tests.modules.multiagent_nets import data as _data
+from tests.modules.multiagent_nets import nets as _nets
 from tests.modules.onpolicy_nets import GetDistActor, parity
-from tests.modules.test_mappo import KEYS, _data, _nets, _raiser
 from torchrl_functional import modules as ours
 
 PAIRS = {"PPOLoss": (TorchRLPPO, ours.PPOLoss), "ClipPPOLoss": (TorchRLClip, ours.ClipPPOLoss),
@@ -55,7 +57,7 @@ def test_get_dist_actor_parity(loss_name, critic):
 
 def test_advantage_norm_statistics_functional_multi_agent(monkeypatch):
     """``advantage_norm`` (the PPO family's ValueNorm) updates through the functional normaliser
-    (multi-agent data and networks of ``test_mappo.py``)."""
+    (multi-agent data and networks of ``multiagent_nets.py``)."""
     actor, critic = _nets(0, False)
     theirs = TorchRLClip(actor, critic, advantage_norm=PopArtValueNorm(shape=1, beta=0.5))
     mine = ours.ClipPPOLoss(copy.deepcopy(actor), copy.deepcopy(critic), advantage_norm=PopArtValueNorm(shape=1, beta=0.5))
@@ -66,7 +68,7 @@ def test_advantage_norm_statistics_functional_multi_agent(monkeypatch):
     torch.manual_seed(1)
     ref = theirs(td.clone())
     for name in ("update", "scale", "_running_stats"):
-        monkeypatch.setattr(trl_vn.PopArtValueNorm, name, _raiser(name))
+        monkeypatch.setattr(trl_vn.PopArtValueNorm, name, raiser(name))
     torch.manual_seed(1)
     out = mine(td.clone())
     assert_td_close(out, ref)
