@@ -72,6 +72,30 @@ class Gathered:
     advantage_scale: torch.Tensor | None
 
 
+# Options the module's own value estimator and the caller's call settle, never module attributes.
+_NOT_ATTRIBUTES = frozenset({"value_estimator", "gamma", "lmbda", "time_dim", "rho_thresh", "c_thresh",
+                             "diagnostics", "generator"})
+
+
+def module_options(loss_module, gathered: Gathered, options: type) -> dict[str, Any]:
+    """The keyword options ``options`` declares (:class:`~torchrl_functional.functional.OnPolicyOptions`,
+    ``A2COptions`` or ``PPOOptions``), read from the TorchRL module's attributes of the same name
+    with TorchRL's conventions: the per-head entropy coefficients when the module has them, no
+    critic term where TorchRL has none (``_has_critic``), the advantage scale of its value normaliser.
+    The one rule mapping an on-policy module to its function's options."""
+    m = loss_module
+    read = {
+        "entropy_bonus": lambda: bool(m.entropy_bonus),
+        "entropy_coeff": lambda: m.entropy_coeff if getattr(m, "_entropy_coeff_map", None) is None
+        else m._entropy_coeff_map,
+        "critic_coeff": lambda: m.critic_coeff if getattr(m, "_has_critic", True) else None,
+        "normalize_advantage_exclude_dims": lambda: tuple(m.normalize_advantage_exclude_dims),
+        "advantage_scale": lambda: gathered.advantage_scale,
+    }
+    names = options.__optional_keys__ - _NOT_ATTRIBUTES
+    return {name: read[name]() if name in read else getattr(m, name) for name in names}
+
+
 def dist_params(dist_module: ProbabilisticTensorDictModule, td: TensorDictBase) -> dict[str, Any]:
     """The keyword arguments the distribution module reads from ``td``."""
     params = {}

@@ -7,9 +7,10 @@ from tensordict import TensorDictBase
 from tensordict.nn import dispatch
 from torchrl.objectives import a2c as _trl
 
+from ..functional import A2COptions
 from ..functional.a2c import a2c_loss
 from ..functional.keys import A2CKeys
-from ._onpolicy import OnPolicyModule, flat_in_keys, on_policy_inputs, on_policy_keys
+from ._onpolicy import OnPolicyModule, flat_in_keys, module_options, on_policy_inputs, on_policy_keys
 
 __all__ = ["A2CLoss"]
 
@@ -24,17 +25,5 @@ class A2CLoss(OnPolicyModule, _trl.A2CLoss):
     @dispatch()
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         gathered = on_policy_inputs(self, tensordict, self._dist_module, with_critic=self.critic_coeff is not None)
-        return a2c_loss(
-            gathered.inputs,
-            gathered.dist_class,
-            keys=on_policy_keys(self, A2CKeys),
-            entropy_bonus=bool(self.entropy_bonus),
-            samples_mc_entropy=self.samples_mc_entropy,
-            entropy_coeff=self.entropy_coeff,
-            critic_coeff=self.critic_coeff,
-            loss_critic_type=self.loss_critic_type,
-            clip_value=self.clip_value,
-            advantage_scale=gathered.advantage_scale,
-            reduction=self.reduction,
-            loss_mask_key=self.loss_mask_key,
-        )
+        return a2c_loss(gathered.inputs, gathered.dist_class, keys=on_policy_keys(self, A2CKeys),
+                        **module_options(self, gathered, A2COptions))

@@ -15,11 +15,12 @@ from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import composite_lp_aggregate, dispatch
 from torchrl.objectives import ppo as _trl
 
+from ..functional import PPOOptions
 from ..functional import composite as C
 from ..functional import ppo as F
 from ..functional.keys import PPOKeys
 from ._common import OLD_ACTOR_OUTPUT, PROXIMAL_ACTOR_OUTPUT
-from ._onpolicy import Gathered, OnPolicyModule, on_policy_inputs, on_policy_keys
+from ._onpolicy import Gathered, OnPolicyModule, module_options, on_policy_inputs, on_policy_keys
 
 __all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss"]
 
@@ -41,21 +42,7 @@ class _PPOForward(OnPolicyModule):
         return gathered, keys
 
     def _common_kwargs(self, gathered: Gathered) -> dict:
-        return dict(
-            entropy_bonus=self.entropy_bonus,
-            samples_mc_entropy=self.samples_mc_entropy,
-            entropy_coeff=self._entropy_coeff_map if self._entropy_coeff_map is not None else self.entropy_coeff,
-            critic_coeff=self.critic_coeff if self._has_critic else None,
-            loss_critic_type=self.loss_critic_type,
-            clip_value=self.clip_value,
-            normalize_advantage=self.normalize_advantage,
-            normalize_advantage_exclude_dims=tuple(self.normalize_advantage_exclude_dims),
-            advantage_scale=gathered.advantage_scale,
-            max_importance_ratio=self.max_importance_ratio,
-            log_explained_variance=self.log_explained_variance,
-            reduction=self.reduction,
-            loss_mask_key=self.loss_mask_key,
-        )
+        return module_options(self, gathered, PPOOptions)
 
     def _finish(self, out: TensorDict) -> TensorDict:
         if "composite_entropy" in out.keys() and composite_lp_aggregate(nowarn=True):

@@ -10,9 +10,10 @@ from tensordict import TensorDictBase
 from tensordict.nn import dispatch
 from torchrl.objectives import reinforce as _trl
 
+from ..functional import OnPolicyOptions
 from ..functional.keys import ReinforceKeys
 from ..functional.reinforce import reinforce_loss
-from ._onpolicy import OnPolicyModule, flat_in_keys, on_policy_inputs, on_policy_keys
+from ._onpolicy import OnPolicyModule, flat_in_keys, module_options, on_policy_inputs, on_policy_keys
 
 __all__ = ["ReinforceLoss"]
 
@@ -26,12 +27,6 @@ class ReinforceLoss(OnPolicyModule, _trl.ReinforceLoss):
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         gathered = on_policy_inputs(self, tensordict, self._dist_module, with_critic=True)
-        return reinforce_loss(
-            gathered.inputs,
-            gathered.dist_class,
-            keys=on_policy_keys(self, ReinforceKeys),
-            loss_critic_type=self.loss_critic_type,
-            clip_value=self.clip_value,
-            reduction=self.reduction,
-            loss_mask_key=self.loss_mask_key,
-        )
+        return reinforce_loss(gathered.inputs, gathered.dist_class, keys=on_policy_keys(self, ReinforceKeys),
+                              loss_critic_type=self.loss_critic_type, clip_value=self.clip_value,
+                              **module_options(self, gathered, OnPolicyOptions))
