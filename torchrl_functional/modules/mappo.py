@@ -12,7 +12,9 @@ from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import dispatch
 from torchrl.objectives.multiagent import mappo as _trl
 
+from ..functional import PPOOptions
 from ..functional import mappo as F
+from ._onpolicy import module_options
 from ._value_norm import functional_normalizer, store_statistics
 from .ppo import _PPOForward
 
@@ -30,7 +32,7 @@ class MAPPOLoss(_PPOForward, _trl.MAPPOLoss):
         norm, stats = functional_normalizer(self.value_norm)
         out: TensorDict = self._function(
             gathered.inputs, gathered.dist_class, keys=keys, clip_epsilon=self._clip_epsilon(),
-            value_norm=norm, value_norm_stats=stats, **self._common_kwargs(gathered),
+            value_norm=norm, value_norm_stats=stats, **module_options(self, gathered, PPOOptions),
         )
         store_statistics(self.value_norm, out.pop("value_norm", None))
         return self._finish(out)

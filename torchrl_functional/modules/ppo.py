@@ -41,9 +41,6 @@ class _PPOForward(OnPolicyModule):
                               proximal_actor_output=PROXIMAL_ACTOR_OUTPUT)
         return gathered, keys
 
-    def _common_kwargs(self, gathered: Gathered) -> dict:
-        return module_options(self, gathered, PPOOptions)
-
     def _finish(self, out: TensorDict) -> TensorDict:
         if "composite_entropy" in out.keys() and composite_lp_aggregate(nowarn=True):
             del out["composite_entropy"]  # TorchRL reports per-head entropies without aggregation only
@@ -66,7 +63,8 @@ class PPOLoss(_PPOForward, _trl.PPOLoss):
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         gathered, keys = self._inputs(tensordict, with_old_actor=False)
-        return self._finish(F.ppo_loss(gathered.inputs, gathered.dist_class, keys=keys, **self._common_kwargs(gathered)))
+        return self._finish(F.ppo_loss(gathered.inputs, gathered.dist_class, keys=keys,
+                                       **module_options(self, gathered, PPOOptions)))
 
 
 class ClipPPOLoss(_PPOForward, _trl.ClipPPOLoss):
@@ -77,7 +75,7 @@ class ClipPPOLoss(_PPOForward, _trl.ClipPPOLoss):
         gathered, keys = self._inputs(tensordict, with_old_actor=False)
         return self._finish(F.clip_ppo_loss(
             gathered.inputs, gathered.dist_class, keys=keys, clip_epsilon=self._clip_epsilon(),
-            **self._common_kwargs(gathered),
+            **module_options(self, gathered, PPOOptions),
         ))
 
 
@@ -94,7 +92,7 @@ class KLPENPPOLoss(_PPOForward, _trl.KLPENPPOLoss):
         out = F.klpen_ppo_loss(
             gathered.inputs, gathered.dist_class, keys=keys, beta=self.beta, dtarg=self.dtarg,
             increment=self.increment, decrement=self.decrement, samples_mc_kl=self.samples_mc_kl,
-            **self._common_kwargs(gathered),
+            **module_options(self, gathered, PPOOptions),
         )
         # through .data, as TorchRL: the old beta is saved for backward by this very call
         self.beta.data.copy_(out.pop("beta"))
