@@ -79,7 +79,8 @@ def test_api_reference_builds_strict(tmp_path):
     # described in the Attributes of the class declaring it
     F = torchrl_functional.functional
     for page, family in (("onpolicy", (F.OnPolicyOptions, F.A2COptions, F.PPOOptions, F.MultiAgentPPOOptions)),
-                         ("offpolicy", (F.OffPolicyOptions, F.PrioritizedOffPolicyOptions)),
+                         ("offpolicy", (F.ReplayOptions, F.OffPolicyOptions, F.PrioritizedReplayOptions,
+                                        F.PrioritizedOffPolicyOptions)),
                          ("llm", (F.GRPOOptions,)), ("dreamer_v3", (F.DreamerV3ValueOptions,))):
         for field in family[-1].__annotations__:
             assert any(f'title="torchrl_functional.functional.{c.__name__}.{field}"' in pages[page]

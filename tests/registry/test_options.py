@@ -17,19 +17,22 @@ from torchrl_functional.functional import (
     OnPolicyOptions,
     PPOOptions,
     PrioritizedOffPolicyOptions,
+    PrioritizedReplayOptions,
+    ReplayOptions,
 )
 from torchrl_functional.functional._offpolicy import options_type
 
-OPTIONS = (OffPolicyOptions, PrioritizedOffPolicyOptions, OnPolicyOptions, A2COptions, PPOOptions,
+REPLAY = (ReplayOptions, PrioritizedReplayOptions, OffPolicyOptions, PrioritizedOffPolicyOptions)
+OPTIONS = (*REPLAY, OnPolicyOptions, A2COptions, PPOOptions,
            MultiAgentPPOOptions, GRPOOptions, DreamerV3ValueOptions)
 
 
 WITH_OPTIONS = [pytest.param(s, id=s.name) for s in SPECS if options_type(s.function) is not None]
-OFF_POLICY = [p for p in WITH_OPTIONS if options_type(p.values[0].function) in (OffPolicyOptions, PrioritizedOffPolicyOptions)]
+OFF_POLICY = [p for p in WITH_OPTIONS if options_type(p.values[0].function) in REPLAY]
 
 
 def test_the_families_declare_their_options():
-    assert len(WITH_OPTIONS) >= 20 and len(OFF_POLICY) >= 13
+    assert len(WITH_OPTIONS) >= 22 and len(OFF_POLICY) >= 15
     for param in WITH_OPTIONS:
         assert options_type(param.values[0].function) in OPTIONS
 
@@ -37,8 +40,9 @@ def test_the_families_declare_their_options():
 def test_the_declarations_nest():
     keys = [set(t.__optional_keys__) for t in (OnPolicyOptions, A2COptions, PPOOptions)]
     assert keys[0] < keys[1] < keys[2]
-    assert set(OffPolicyOptions.__optional_keys__) | {"use_prioritized_weights"} == set(
-        PrioritizedOffPolicyOptions.__optional_keys__)
+    replay, prioritized, off_policy = (set(t.__optional_keys__) for t in REPLAY[:3])
+    assert replay < off_policy and replay | {"use_prioritized_weights"} == prioritized
+    assert off_policy | prioritized == set(PrioritizedOffPolicyOptions.__optional_keys__)
 
 
 @pytest.mark.parametrize("spec", WITH_OPTIONS)
@@ -50,6 +54,9 @@ def test_a_misspelt_option_is_a_type_error(spec):
     if options_type(spec.function) is OffPolicyOptions:
         with pytest.raises(TypeError, match="use_prioritized_weights"):
             spec.call(td, layout, use_prioritized_weights=True)
+    if options_type(spec.function) is PrioritizedReplayOptions:  # bootstrapped one step only, as TorchRL
+        with pytest.raises(TypeError, match="value_estimator"):
+            spec.call(td, layout, value_estimator="td1")
     if options_type(spec.function) in (OnPolicyOptions, A2COptions):
         with pytest.raises(TypeError, match="max_importance_ratio"):
             spec.call(td, layout, max_importance_ratio=2.0)

@@ -37,7 +37,7 @@ from . import (
     value_norm,
     vtrace,
 )
-from ._offpolicy import OffPolicyOptions, PrioritizedOffPolicyOptions
+from ._offpolicy import OffPolicyOptions, PrioritizedOffPolicyOptions, PrioritizedReplayOptions, ReplayOptions
 from ._td import time_dim_of
 from ._terms import A2COptions, OnPolicyOptions, PPOOptions
 from ._validation import check_finite, set_check_finite
@@ -140,7 +140,8 @@ __all__ = [
     # opt-in input checks and TorchRL's rule for the time dimension
     "check_finite", "set_check_finite", "time_dim_of",
     # the keyword options the losses share
-    "OnPolicyOptions", "A2COptions", "PPOOptions", "OffPolicyOptions", "PrioritizedOffPolicyOptions",
+    "OnPolicyOptions", "A2COptions", "PPOOptions", "ReplayOptions", "PrioritizedReplayOptions", "OffPolicyOptions",
+    "PrioritizedOffPolicyOptions",
     # .keys
     "OnPolicyKeys", "PPOKeys", "A2CKeys", "ReinforceKeys", "OffPolicyKeys", "DQNKeys", "DDPGKeys",
     "TD3Keys", "SACKeys", "SACV1Keys", "DiscreteSACKeys", "IQLKeys", "CQLKeys", "DiscreteCQLKeys",

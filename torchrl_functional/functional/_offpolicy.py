@@ -53,35 +53,46 @@ class Transition:
     steps: Tensor | None = None
 
 
-class OffPolicyOptions(TypedDict, total=False):
-    """The keyword options every off-policy loss takes, declared once (``**options`` of
-    :func:`~torchrl_functional.functional.sac_loss`, :func:`~torchrl_functional.functional.iql_loss` ...).
+class ReplayOptions(TypedDict, total=False):
+    """The keyword options every off-policy loss takes, declared once: the discount, the
+    reduction and the masks (``**options`` of :func:`~torchrl_functional.functional.tqc_loss` and
+    :func:`~torchrl_functional.functional.distributional_dqn_loss`, which TorchRL bootstraps one
+    step only; the others take :class:`OffPolicyOptions`).
 
     Attributes:
         gamma: discount, a number or a tensor carrying gradients (0-d, or per sample ``[*B]``/``[*B, 1]``);
-            default ``0.99``. A ``"gamma"`` entry of the input overrides it.
-        value_estimator: the bootstrapped target: ``"td0"`` (default, one step), ``"td1"`` or
-            ``"td_lambda"`` along ``time_dim`` (a ``"shifted_valid"`` mask ends each trajectory at its
-            last valid step), or TorchRL's ``ValueEstimators.TD0``/``TD1``/``TDLambda``. n-step data
+            default ``0.99``. A ``"gamma"`` entry of the input overrides it. n-step data
             (``"steps_to_next_obs"``) discounts each sample by ``gamma ** steps_to_next_obs``.
-        lmbda: trace decay of ``"td_lambda"``, same forms as ``gamma``; default ``0.95``.
-        time_dim: the batch dim holding time for ``"td1"``/``"td_lambda"``; default ``None``: the
-            TensorDict's dim named ``"time"``, else its last batch dim.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per-sample losses ``[*B]``).
         loss_mask_key: ``"auto"`` (default: TorchRL's masks ``("collector", "mask")`` and
             ``"shifted_valid"`` when present), an entry name, or ``None``.
     """
 
     gamma: Number
-    value_estimator: Literal["td0", "td1", "td_lambda"] | Any
-    lmbda: Number
-    time_dim: int | None
     reduction: Literal["mean", "sum", "none"]
     loss_mask_key: NestedKey | None
 
 
-class PrioritizedOffPolicyOptions(OffPolicyOptions, total=False):
-    """:class:`OffPolicyOptions` of the losses that TorchRL weights by replay priority.
+class OffPolicyOptions(ReplayOptions, total=False):
+    """:class:`ReplayOptions` and the estimator of the bootstrapped target (``**options`` of
+    :func:`~torchrl_functional.functional.sac_loss`, :func:`~torchrl_functional.functional.iql_loss` ...).
+
+    Attributes:
+        value_estimator: the bootstrapped target: ``"td0"`` (default, one step), ``"td1"`` or
+            ``"td_lambda"`` along ``time_dim`` (a ``"shifted_valid"`` mask ends each trajectory at its
+            last valid step), or TorchRL's ``ValueEstimators.TD0``/``TD1``/``TDLambda``.
+        lmbda: trace decay of ``"td_lambda"``, same forms as ``gamma``; default ``0.95``.
+        time_dim: the batch dim holding time for ``"td1"``/``"td_lambda"``; default ``None``: the
+            TensorDict's dim named ``"time"``, else its last batch dim.
+    """
+
+    value_estimator: Literal["td0", "td1", "td_lambda"] | Any
+    lmbda: Number
+    time_dim: int | None
+
+
+class PrioritizedReplayOptions(ReplayOptions, total=False):
+    """:class:`ReplayOptions` of the losses that TorchRL weights by replay priority.
 
     Attributes:
         use_prioritized_weights: weight the losses by the ``"priority_weight"`` entry ``[*B]``
@@ -89,6 +100,11 @@ class PrioritizedOffPolicyOptions(OffPolicyOptions, total=False):
     """
 
     use_prioritized_weights: bool
+
+
+class PrioritizedOffPolicyOptions(OffPolicyOptions, PrioritizedReplayOptions, total=False):
+    """:class:`OffPolicyOptions` and ``use_prioritized_weights`` (:class:`PrioritizedReplayOptions`):
+    the options of the losses that TorchRL weights by replay priority."""
 
 
 class Options(NamedTuple):
@@ -104,17 +120,18 @@ class Options(NamedTuple):
 
 
 _DEFAULTS: dict[str, Any] = {"gamma": 0.99, "value_estimator": "td0", "lmbda": 0.95, "time_dim": None,
-                             "reduction": "mean", "loss_mask_key": "auto"}
+                             "reduction": "mean", "loss_mask_key": "auto", "use_prioritized_weights": True}
 
 
 def off_policy_options(loss: str, options: Mapping[str, Any], *, loss_function: str | None = None,
-                       prioritized: bool = True, defaults: Mapping[str, Any] | None = None) -> Options:
-    """Resolve a loss's ``**options`` (:class:`OffPolicyOptions`, plus ``use_prioritized_weights``
-    when ``prioritized``) over the shared defaults (and the loss's own ``defaults``): an unknown
-    name is a ``TypeError`` as for any keyword; ``reduction``, ``value_estimator`` and
-    ``loss_function`` are checked."""
-    own = {**_DEFAULTS, **({"use_prioritized_weights": True} if prioritized else {}), **(defaults or {})}
-    o = {"use_prioritized_weights": False, **keyword_options(loss, options, own)}
+                       fields: type = PrioritizedOffPolicyOptions,
+                       defaults: Mapping[str, Any] | None = None) -> Options:
+    """Resolve a loss's ``**options`` over the shared defaults (and the loss's own ``defaults``):
+    a name its ``fields`` (the ``TypedDict`` it declares, e.g. :class:`OffPolicyOptions`) do not
+    hold is a ``TypeError`` as for any keyword; ``reduction``, ``value_estimator`` and
+    ``loss_function`` are checked. A field not declared takes its default (no priority weights)."""
+    own = {**{k: v for k, v in _DEFAULTS.items() if k in fields.__optional_keys__}, **(defaults or {})}
+    o = {**_DEFAULTS, "use_prioritized_weights": False, **keyword_options(loss, options, own)}
     estimator = check_options(loss, reduction=o["reduction"], loss_function=loss_function,
                               value_estimator=o["value_estimator"])
     return Options(estimator, o["gamma"], o["lmbda"], o["time_dim"], o["reduction"], o["loss_mask_key"],
@@ -151,13 +168,13 @@ K = TypeVar("K", bound=OffPolicyKeys)
 
 
 def open_call(loss: str, td: Any, keys: Any, keys_cls: type[K], options: Mapping[str, Any], *,
-              loss_function: str | None = None, prioritized: bool = True,
+              loss_function: str | None = None, fields: type = PrioritizedOffPolicyOptions,
               defaults: Mapping[str, Any] | None = None) -> tuple[Options, K, Transition]:
     """The opening every off-policy loss shares, in order: ``td`` is a TensorDict, the
     ``**options`` are resolved (:func:`off_policy_options`), ``keys`` resolved against
     ``keys_cls`` and the transition read (:func:`read_transition`)."""
     check_input(loss, td)
-    o = off_policy_options(loss, options, loss_function=loss_function, prioritized=prioritized, defaults=defaults)
+    o = off_policy_options(loss, options, loss_function=loss_function, fields=fields, defaults=defaults)
     keys = resolve_keys(keys, keys_cls, loss)
     return o, keys, read_transition(loss, td, keys)
 

@@ -113,7 +113,7 @@ def cql_loss(
         ``td_error = max_i (Q_i - y)^2`` ``[*B]``.
     """
     name = "cql_loss"
-    o, keys, tr = open_call(name, td, keys, CQLKeys, options, loss_function=loss_function, prioritized=False)
+    o, keys, tr = open_call(name, td, keys, CQLKeys, options, loss_function=loss_function, fields=OffPolicyOptions)
     check_range(name, "temperature", temperature, 0.0, low_open=True)
     b = tr.batch_shape
     target_entropy = _target_entropy(name, td, keys, target_entropy, b)
@@ -228,7 +228,7 @@ def discrete_cql_loss(
     """
     name = "discrete_cql_loss"
     o, keys, tr = open_call(name, td, keys, DiscreteCQLKeys, options, loss_function=loss_function,
-                            prioritized=False)
+                            fields=OffPolicyOptions)
     action_value, pred, target = discrete_q_terms(name, td, keys, tr, action_space=check_action_space(
         name, action_space), double_dqn=False, options=o)
     out = finish_losses(

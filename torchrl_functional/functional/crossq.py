@@ -73,7 +73,7 @@ def crossq_loss(
     name = "crossq_loss"
     out, log_prob = soft_actor_critic(
         name, td, keys, CrossQKeys, options, log_alpha=log_alpha, target_entropy=target_entropy,
-        loss_function=loss_function, prioritized=False,
+        loss_function=loss_function, fields=OffPolicyOptions,
         next_hint="Q_i(s', a') of the critics at a' ~ pi(s') (the second half of their joint forward)",
     )
     out["log_prob"] = log_prob.detach().squeeze(-1)

@@ -9,14 +9,14 @@ input is returned as the ``"td_error"`` entry instead.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, Unpack
 
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
-from ._offpolicy import check_action_space, mask_and_weights, open_call
+from ._offpolicy import PrioritizedReplayOptions, check_action_space, mask_and_weights, open_call
 from ._td import hyperparameter, next_key, read_float, reduce_loss, require
 from ._validation import can_inspect_values, check_unit_interval
 from .estimators import nstep_discount
@@ -74,11 +74,8 @@ def distributional_dqn_loss(
     *,
     support: Tensor,
     action_space: Literal["categorical", "one_hot"] = "categorical",
-    gamma: Number = 0.99,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
-    use_prioritized_weights: bool = True,
     keys: DistributionalDQNKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[PrioritizedReplayOptions],
 ) -> TensorDict:
     """Categorical DQN loss: cross-entropy ``-sum_j m_j log p_j(s, a)`` to the projected target ``m``.
 
@@ -102,19 +99,16 @@ def distributional_dqn_loss(
               ``"steps_to_next_obs"`` ``[*B]``/``[*B, 1]`` (n-step data: discount ``gamma ** steps``).
         support: ``[A]`` the evenly spaced return values ``z`` of the atoms (the network's ``support``).
         action_space: ``"categorical"`` or ``"one_hot"``.
-        gamma: discount (number or 0-d tensor, differentiable).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-        loss_mask_key: ``"auto"`` (TorchRL's masks), an entry name, or ``None``.
-        use_prioritized_weights: weight the loss by ``"priority_weight"`` when present.
         keys: :class:`~torchrl_functional.functional.keys.DistributionalDQNKeys` or a mapping of renamed entries.
+        **options: ``gamma``, ``reduction``, ``loss_mask_key``, ``use_prioritized_weights``
+            (:class:`~torchrl_functional.functional.PrioritizedReplayOptions`).
 
     Returns:
         TensorDict with ``loss`` and ``td_error`` ``[*B, 1]`` (the per-sample cross-entropy,
         detached: the replay priority).
     """
     name = "distributional_dqn_loss"
-    o, keys, tr = open_call(name, td, keys, DistributionalDQNKeys, {"gamma": gamma, "reduction": reduction,
-                            "loss_mask_key": loss_mask_key, "use_prioritized_weights": use_prioritized_weights})
+    o, keys, tr = open_call(name, td, keys, DistributionalDQNKeys, options, fields=PrioritizedReplayOptions)
     action_space = check_action_space(name, action_space)
     if not isinstance(support, Tensor) or not support.is_floating_point() or support.ndim != 1 or support.numel() < 2:
         raise EntryShapeError(name, "support", "expected a 1-d floating point tensor of at least 2 points, got "

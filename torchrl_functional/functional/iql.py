@@ -124,7 +124,7 @@ def iql_loss(
         ``entropy = -mean log pi(a|s)`` (detached) and ``td_error = max_i (Q_i - y)^2`` ``[*B]``.
     """
     name = "iql_loss"
-    o, keys, tr = open_call(name, td, keys, IQLKeys, options, loss_function=loss_function, prioritized=False)
+    o, keys, tr = open_call(name, td, keys, IQLKeys, options, loss_function=loss_function, fields=OffPolicyOptions)
     q = read_ensemble(name, td, keys.state_action_value, tr.batch_shape, "Q_i(s, a) of the critics (with gradients)")
     target_q = read_ensemble(name, td, keys.target_state_action_value, tr.batch_shape,
                              "Q_target_i(s, a) of the target critics", q.shape[-1], like=(keys.state_action_value, q))
@@ -163,7 +163,7 @@ def discrete_iql_loss(
         and ``td_error`` ``[*B]``.
     """
     name = "discrete_iql_loss"
-    o, keys, tr = open_call(name, td, keys, IQLKeys, options, loss_function=loss_function, prioritized=False)
+    o, keys, tr = open_call(name, td, keys, IQLKeys, options, loss_function=loss_function, fields=OffPolicyOptions)
     action_space = check_action_space(name, action_space)
     b = tr.batch_shape
     qs = read_ensemble(name, td, keys.state_action_value, b, "Q_i(s, .) of the critics (with gradients)", None)

@@ -110,7 +110,7 @@ def redq_loss(
         ``target_value`` ``[*B]`` and the replay priority ``td_error = max_i (Q_i - y)^2`` ``[*B]``.
     """
     name = "redq_loss"
-    o, keys, tr = open_call(name, td, keys, REDQKeys, options, loss_function=loss_function, prioritized=False)
+    o, keys, tr = open_call(name, td, keys, REDQKeys, options, loss_function=loss_function, fields=OffPolicyOptions)
     b = tr.batch_shape
     target_entropy = _target_entropy(name, td, keys, target_entropy, b)
     pred = read_ensemble(name, td, keys.state_action_value, b, "Q_i(s, a) of the critics (with gradients)")

@@ -150,7 +150,7 @@ def soft_actor_critic(
     log_alpha: Number,
     target_entropy: Number | Literal["auto"] | None,
     loss_function: str,
-    prioritized: bool = True,
+    fields: type = PrioritizedOffPolicyOptions,
     next_hint: str = "Q_target_i(s', a') of the target critics at a' ~ pi(s')",
 ) -> tuple[TensorDict, Tensor]:
     """The SAC (v2) losses of :func:`sac_loss` for the loss ``name`` (also :func:`crossq_loss`).
@@ -163,14 +163,15 @@ def soft_actor_critic(
         keys_cls: the loss's keys class.
         options: the ``**options`` of the loss (:class:`~torchrl_functional.functional.OffPolicyOptions`).
         log_alpha, target_entropy, loss_function: as :func:`sac_loss`.
-        prioritized: whether the loss takes ``use_prioritized_weights`` (TorchRL's ``SACLoss`` does).
+        fields: the options ``TypedDict`` the loss declares (``use_prioritized_weights`` with
+            :class:`~torchrl_functional.functional.PrioritizedOffPolicyOptions`, as TorchRL's ``SACLoss``).
         next_hint: what ``("next", state_action_value)`` holds, for the missing-entry message.
 
     Returns:
         The output TensorDict of :func:`sac_loss` and ``log pi(a~|s)`` ``[*B, 1]`` as given.
     """
     options, keys, tr = open_call(name, td, keys, keys_cls, options, loss_function=loss_function,
-                                  prioritized=prioritized)
+                                  fields=fields)
     b = tr.batch_shape
     target_entropy = _target_entropy(name, td, keys, target_entropy, b)
     pred = read_ensemble(name, td, keys.state_action_value, b, "Q_i(s, a) of the critics (with gradients)")

@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, Unpack
 
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
-from ._offpolicy import Options, Transition, bootstrap_target, mask_and_weights, open_call, read_ensemble, read_log_prob
+from ._offpolicy import (
+    Options,
+    PrioritizedReplayOptions,
+    ReplayOptions,
+    Transition,
+    bootstrap_target,
+    mask_and_weights,
+    open_call,
+    read_ensemble,
+    read_log_prob,
+)
 from ._td import finish_losses, next_key
 from .keys import NestedKey, TQCKeys
 from .sac import _target_entropy, alpha_loss, log_alpha_terms
@@ -68,7 +78,7 @@ def tqc_target(
         ``[*B, E * (K - d)]`` target atoms.
     """
     name = "tqc_target"
-    o, keys, tr = open_call(name, td, keys, TQCKeys, {"gamma": gamma}, prioritized=False)
+    o, keys, tr = open_call(name, td, keys, TQCKeys, {"gamma": gamma}, fields=ReplayOptions)
     return _target(name, td, tr, keys, o, top_quantiles_to_drop, None, log_alpha)
 
 
@@ -78,11 +88,8 @@ def tqc_loss(
     top_quantiles_to_drop: int = 2,
     log_alpha: Number = 0.0,
     target_entropy: Number | Literal["auto"] | None = "auto",
-    gamma: Number = 0.99,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-    loss_mask_key: NestedKey | None = "auto",
-    use_prioritized_weights: bool = True,
     keys: TQCKeys | Mapping[str, NestedKey] | None = None,
+    **options: Unpack[PrioritizedReplayOptions],
 ) -> TensorDict:
     """TQC: quantile critics regressed on truncated pooled targets, SAC actor and temperature.
 
@@ -111,11 +118,9 @@ def tqc_loss(
         log_alpha: log of the temperature (number or 0-d tensor, e.g. a ``Parameter``).
         target_entropy: number or tensor; ``"auto"`` is minus the action dimensions; ``None``
             makes ``loss_alpha`` zero.
-        gamma: discount (number or tensor, differentiable).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-        loss_mask_key: ``"auto"`` (TorchRL's masks), an entry name, or ``None``.
-        use_prioritized_weights: weight every loss by ``"priority_weight"`` when present.
         keys: :class:`~torchrl_functional.functional.keys.TQCKeys` or a mapping of renamed entries.
+        **options: ``gamma``, ``reduction``, ``loss_mask_key``, ``use_prioritized_weights``
+            (:class:`~torchrl_functional.functional.PrioritizedReplayOptions`).
 
     Returns:
         TensorDict with ``loss_actor``, ``loss_qvalue``, ``loss_alpha``, ``alpha`` (detached),
@@ -123,8 +128,7 @@ def tqc_loss(
         ``td_error = max_i mean_{k,j} |y_j - Z_i,k(s, a)|`` ``[*B]`` (detached).
     """
     name = "tqc_loss"
-    o, keys, tr = open_call(name, td, keys, TQCKeys, {"gamma": gamma, "reduction": reduction, "loss_mask_key":
-                            loss_mask_key, "use_prioritized_weights": use_prioritized_weights})
+    o, keys, tr = open_call(name, td, keys, TQCKeys, options, fields=PrioritizedReplayOptions)
     b = tr.batch_shape
     target_entropy = _target_entropy(name, td, keys, target_entropy, b)
     pred = read_ensemble(name, td, keys.state_action_value, b, "Z_i(s, a) quantiles of the critics (with gradients)",
