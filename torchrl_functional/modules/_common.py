@@ -1,5 +1,8 @@
 """Names shared by the drop-in modules."""
 
+import dataclasses
+import functools
+
 #: Entries the modules add to the (shallow) copy they hand to the functional loss.
 #: Nested under a private root so they can never collide with user entries.
 PRIVATE = "_torchrl_functional"
@@ -16,12 +19,28 @@ def cached_keys(cls: type, **names):
     """``cls(**names)``, one shared object per set of names (the keys objects are frozen and
     validate their names when built; the modules name their entries on every call)."""
     try:
-        key = (cls, tuple(names.items()))
+        # a list of keys is cached apart from the nested key of the same names (a tuple)
+        key = (cls, tuple((k, v) if type(v) is not list else (k, list, tuple(v)) for k, v in names.items()))
         keys = _KEYS_CACHE.get(key)
-    except TypeError:  # unhashable names (a list of keys): build it
+    except TypeError:  # unhashable names: build it
         return cls(**names)
     if keys is None:
         if len(_KEYS_CACHE) >= 1024:
             _KEYS_CACHE.clear()
         keys = _KEYS_CACHE[key] = cls(**names)
     return keys
+
+
+@functools.cache
+def _shared_fields(tensor_keys_cls: type, cls: type) -> tuple[str, ...]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return tuple(f.name for f in dataclasses.fields(tensor_keys_cls) if f.name in names)
+
+
+def keys_from(tensor_keys, cls: type, **extra):
+    """Our keys object ``cls`` from a TorchRL module's ``tensor_keys``: the entry names of the
+    fields both declare, plus ``extra`` (private entries of the module), shared as
+    :func:`cached_keys` shares them."""
+    names = {f: getattr(tensor_keys, f) for f in _shared_fields(type(tensor_keys), cls)}
+    names.update(extra)
+    return cached_keys(cls, **names)

@@ -42,6 +42,21 @@ def _pair(loss: str, td: TensorDictBase, pred_key: Any, true_key: Any, pred_hint
     return pred, true
 
 
+def _head(keys: WorldModelKeys, term: str) -> tuple[NestedKey, NestedKey, str, str]:
+    """A term's prediction and target entries, who writes the prediction, what the target is."""
+    if term == "reward":
+        return (next_key(keys.reward), next_key(keys.true_reward),
+                "written by the world model's reward head under 'next'",
+                "the observed reward (TorchRL's module renames ('next', 'reward') to it)")
+    if term == "done":
+        return (next_key(keys.done), next_key(keys.true_done), "written by the world model's done head under 'next'",
+                "the observed done flag (TorchRL's module renames ('next', 'done') to it)")
+    if term == "reconstruction":
+        return keys.reconstructed_observation, keys.observation, "written by the world model's decoder", "the observation"
+    return (keys.predicted_latent, keys.target_latent, "the dynamics model's predicted next latent",
+            "the target next latent (e.g. the encoder's)")
+
+
 def world_model_loss(
     td: TensorDictBase,
     *,
@@ -90,22 +105,9 @@ def world_model_loss(
     for term, distance in distances.items():
         check_choice(name, f"{term}_loss", distance, LOSS_FUNCTIONS)
     keys = resolve_keys(keys, WorldModelKeys, name)
-    # each term: its prediction and target entries, who writes the prediction, what the target is
-    heads = {
-        "reward": (next_key(keys.reward), next_key(keys.true_reward),
-                   "written by the world model's reward head under 'next'",
-                   "the observed reward (TorchRL's module renames ('next', 'reward') to it)"),
-        "done": (next_key(keys.done), next_key(keys.true_done),
-                 "written by the world model's done head under 'next'",
-                 "the observed done flag (TorchRL's module renames ('next', 'done') to it)"),
-        "reconstruction": (keys.reconstructed_observation, keys.observation,
-                           "written by the world model's decoder", "the observation"),
-        "latent": (keys.predicted_latent, keys.target_latent,
-                   "the dynamics model's predicted next latent", "the target next latent (e.g. the encoder's)"),
-    }
     out: dict[str, Tensor] = {}
     for term in WORLD_MODEL_LOSSES:
         if term in losses:
-            pred, true = _pair(name, td, *heads[term], flag=term == "done")
+            pred, true = _pair(name, td, *_head(keys, term), flag=term == "done")
             out[f"loss_{term}"] = weights[term] * distance_loss(pred, true, distances[term]).mean()
     return TensorDict(out, batch_size=[])

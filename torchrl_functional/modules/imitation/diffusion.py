@@ -9,7 +9,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torchrl.objectives import diffusion_bc as _trl_diffusion
 
-from ...functional.imitation import DiffusionBCKeys, ddpm_add_noise, diffusion_bc_loss, sample_diffusion_inputs
+from ...functional.imitation import ddpm_add_noise, diffusion_bc_loss, sample_diffusion_inputs
 from .._binding import FunctionalCallMixin, params_context
 
 __all__ = ["DiffusionBCLoss"]
@@ -34,4 +34,4 @@ class DiffusionBCLoss(FunctionalCallMixin, _trl_diffusion.DiffusionBCLoss):
             model_input = torch.cat([noisy_action, observation, t.to(dtype=noisy_action.dtype).unsqueeze(-1)], dim=-1)
             predicted_noise = ddpm.score_network(model_input)
         inputs = TensorDict({"noise": noise, "noise_pred": predicted_noise}, batch_size=[])
-        return diffusion_bc_loss(inputs, reduction=self.reduction, keys=DiffusionBCKeys())
+        return diffusion_bc_loss(inputs, reduction=self.reduction, keys=None)

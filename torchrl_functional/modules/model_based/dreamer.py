@@ -20,7 +20,7 @@ from ...functional.model_based import (
     dreamer_value_loss,
 )
 from .._binding import FunctionalCallMixin
-from .._common import cached_keys
+from .._common import cached_keys, keys_from
 from .._estimate import td_estimator
 
 __all__ = ["DreamerModelLoss", "DreamerActorLoss", "DreamerValueLoss"]
@@ -45,7 +45,7 @@ class DreamerModelLoss(FunctionalCallMixin, _trl.DreamerModelLoss):
             lambda_kl=self.lambda_kl, lambda_reco=self.lambda_reco, lambda_reward=self.lambda_reward,
             reco_loss=self.reco_loss, reward_loss=self.reward_loss, free_nats=self.free_nats,
             delayed_clamp=self.delayed_clamp, global_average=self.global_average,
-            keys=cached_keys(DreamerModelKeys, **{f: getattr(tk, f) for f in DreamerModelKeys.__dataclass_fields__}),
+            keys=keys_from(tk, DreamerModelKeys),
         )
         return out, tensordict.data
 

@@ -7,7 +7,6 @@ model-based environment, the online and slow critics) and hand their outputs to 
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 
 import torch
@@ -30,29 +29,13 @@ from ...functional.model_based import (
     two_hot_decode,
 )
 from .._binding import FunctionalCallMixin, params_context
-from .._common import PRIVATE
+from .._common import PRIVATE, cached_keys, keys_from
 from .._estimate import td_estimator
 
 __all__ = ["DreamerV3ModelLoss", "DreamerV3ActorLoss", "DreamerV3ValueLoss"]
 
 _LEGACY = ("Storing DreamerV3 categorical {what} logits under the decoded {what} key {key!r} is deprecated and "
            "will be removed in v0.16. Write logits to the configured {what}_logits key instead.")
-
-
-#: keys objects already built, by class and entry names (frozen: safe to share)
-_KEYS: dict = {}
-
-
-def _keys_from(tensor_keys, cls: type, **private):
-    """Our keys object from TorchRL's ``tensor_keys`` (the fields both name), plus private entries."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    given = {f.name: getattr(tensor_keys, f.name) for f in dataclasses.fields(tensor_keys) if f.name in names}
-    given.update(private)
-    cache_key = (cls, tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(given.items())))
-    keys = _KEYS.get(cache_key)
-    if keys is None:
-        keys = _KEYS[cache_key] = cls(**given)
-    return keys
 
 
 def _match_trailing_dim(source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -73,7 +56,7 @@ class DreamerV3ModelLoss(FunctionalCallMixin, _trl.DreamerV3ModelLoss):
         tensordict = tensordict.select(*tensordict.keys(True, True))
         tensordict.rename_key_(("next", tk.reward), ("next", tk.true_reward))
         tensordict = self.world_model(tensordict)
-        keys = _keys_from(tk, DreamerV3ModelKeys)
+        keys = keys_from(tk, DreamerV3ModelKeys)
         if self.reward_two_hot and tensordict.get(unravel_key(("next", tk.reward_logits)), None) is None:
             legacy = unravel_key(("next", tk.reward))
             warnings.warn(_LEGACY.format(what="reward", key=legacy), DeprecationWarning, stacklevel=2)
@@ -118,7 +101,7 @@ class DreamerV3ValueLoss(FunctionalCallMixin, _trl.DreamerV3ValueLoss):
 
     def _critic_inputs(self, tensordict: TensorDictBase, legacy: bool) -> tuple[TensorDict, DreamerV3ValueKeys]:
         tk = self.tensor_keys
-        keys = _keys_from(tk, DreamerV3ValueKeys, slow_value=self._SLOW, lambda_target="lambda_target")
+        keys = keys_from(tk, DreamerV3ValueKeys, slow_value=self._SLOW, lambda_target="lambda_target")
         online = self._critic(tensordict, self.value_model_params)
         inputs = TensorDict({}, batch_size=tensordict.batch_size)
         if self.value_loss == "two_hot":
@@ -282,8 +265,8 @@ class DreamerV3ActorLoss(FunctionalCallMixin, _trl.DreamerV3ActorLoss):
             return_normalization_rate=self.retnorm.rate,
             return_normalization_quantiles=self.retnorm.quantiles,
             return_normalization_min_scale=self.retnorm.min_scale,
-            keys=DreamerV3ActorKeys(reward=tk.reward, value=tk.value, continuation=tk.continuation,
-                                    log_prob=self._LOG_PROB, entropy=self._ENTROPY),
+            keys=cached_keys(DreamerV3ActorKeys, reward=tk.reward, value=tk.value, continuation=tk.continuation,
+                             log_prob=self._LOG_PROB, entropy=self._ENTROPY),
         )
         if update:
             with torch.no_grad():

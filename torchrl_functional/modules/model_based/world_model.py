@@ -8,6 +8,7 @@ from torchrl.objectives import world_model_loss as _trl
 
 from ...functional.model_based import WorldModelKeys, world_model_loss
 from .._binding import FunctionalCallMixin
+from .._common import keys_from
 
 __all__ = ["WorldModelLoss"]
 
@@ -35,5 +36,5 @@ class WorldModelLoss(FunctionalCallMixin, _trl.WorldModelLoss):
             reconstruction_loss=self.reconstruction_loss, latent_loss=self.latent_loss,
             reward_weight=self.reward_weight, done_weight=self.done_weight,
             reconstruction_weight=self.reconstruction_weight, latent_weight=self.latent_weight,
-            keys=WorldModelKeys(**{f: getattr(tk, f) for f in WorldModelKeys.__dataclass_fields__}),
+            keys=keys_from(tk, WorldModelKeys),
         )
