@@ -81,7 +81,8 @@ def run_ours(our_cls, nets, kwargs, opts, discrete=None):
     if opts.get("keys"):
         loss.set_keys(**opts["keys"])
     if opts.get("estimator") is not None:
-        loss.make_value_estimator(opts["estimator"], gamma=0.9)
+        estimator, extra = opts["estimator"] if isinstance(opts["estimator"], tuple) else (opts["estimator"], {})
+        loss.make_value_estimator(estimator, gamma=0.9, **extra)
     data = common.data_for(opts, discrete)
     torch.manual_seed(0)
     with forbid_torchrl_math():

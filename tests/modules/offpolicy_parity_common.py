@@ -209,11 +209,13 @@ def build(ref_cls, our_cls, nets, kwargs, keys=None, estimator=None):
         warnings.simplefilter("ignore")
         ref = ref_cls(*copy.deepcopy(nets), **kwargs)
         mine = our_cls(*copy.deepcopy(nets), **kwargs)
+    # a ValueEstimators member, or (member, its extra arguments)
+    estimator, extra = estimator if isinstance(estimator, tuple) else (estimator, {})
     for loss in (ref, mine):
         if keys:
             loss.set_keys(**keys)
         if estimator is not None:
-            hp = {"gamma": 0.9}
+            hp = {"gamma": 0.9, **extra}
             if estimator is ValueEstimators.TDLambda:
                 hp["lmbda"] = 0.7
             loss.make_value_estimator(estimator, **hp)
@@ -245,6 +247,10 @@ COMMON = [
     # "shifted_valid": a loss mask, and the end of each trajectory for multi-step returns
     ("shifted_td1_BT", {}, {"batch": (4, 6), "shifted": True, "estimator": ValueEstimators.TD1}),
     ("shifted_tdlambda_BT", {}, {"batch": (4, 6), "shifted": True, "estimator": ValueEstimators.TDLambda}),
+    # rewards standardised over the batch before the target (the estimators' average_rewards)
+    ("average_rewards", {}, {"estimator": (ValueEstimators.TD0, {"average_rewards": True})}),
+    ("average_rewards_tdlambda_BT", {}, {"batch": (2, 6),
+                                         "estimator": (ValueEstimators.TDLambda, {"average_rewards": True})}),
 ]
 # priority weights (only for losses that read them)
 WEIGHTED = [

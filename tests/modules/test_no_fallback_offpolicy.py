@@ -54,3 +54,34 @@ def test_a_fallback_would_be_caught(spec, case):
     theirs, _ = _build(case)
     with forbid_torchrl_math(), pytest.raises(Reached):
         theirs(case.data(4))
+
+
+FIRST_CASES = [pytest.param(spec, spec.module_cases()[0], id=spec.name) for spec in off_policy_specs()]
+
+
+@pytest.mark.parametrize("spec, case", FIRST_CASES)
+def test_average_rewards_as_torchrl_or_refused_by_name(spec, case):
+    """An estimator built with ``average_rewards=True``: our module's losses are TorchRL's (its
+    rewards standardised), or the module refuses it naming its class; group-wise standardisation
+    (``group_key``) is refused wherever the estimator's options are read."""
+    theirs, mine = _build(case)
+    for loss in (theirs, mine):
+        loss.make_value_estimator(gamma=0.9, average_rewards=True)
+    data = case.data(4)
+    torch.manual_seed(0)
+    try:
+        ours = mine(data.clone())
+    except NotImplementedError as err:
+        assert type(mine).__name__ in str(err) and "average_rewards" in str(err)
+        return
+    torch.manual_seed(0)
+    ref = theirs(data.clone())
+    ours, ref = (out[0] if isinstance(out, tuple) else out for out in (ours, ref))
+    for key in ref.keys():
+        if key.startswith("loss"):
+            torch.testing.assert_close(ours[key], ref[key], rtol=1e-5, atol=1e-5)
+    if spec.name == "distributional_dqn_loss":  # reads the estimator's gamma only, as TorchRL's class
+        return
+    mine.make_value_estimator(gamma=0.9, average_rewards=True, group_key="group")
+    with pytest.raises(NotImplementedError, match=f"{type(mine).__name__}.*group_key"):
+        mine(data.clone())

@@ -78,3 +78,33 @@ def test_gamma_and_reduction_are_read(spec):
     for key in summed.keys():
         if key.startswith("loss") and per_sample[key].ndim:
             torch.testing.assert_close(summed[key], per_sample[key].sum(), rtol=1e-5, atol=1e-5)
+
+
+AVERAGING = [p for p in OFF_POLICY if "average_rewards" in options_type(p.values[0].function).__optional_keys__]
+
+
+def test_the_one_step_losses_do_not_take_average_rewards():
+    assert len(AVERAGING) >= 13
+    assert "average_rewards" not in PrioritizedReplayOptions.__optional_keys__
+
+
+@pytest.mark.parametrize("spec", AVERAGING)
+def test_average_rewards_standardises_the_rewards_first(spec):
+    """``average_rewards=True`` is the loss on rewards standardised by hand (float64, over every
+    sample, unbiased std), and differs from the loss on the raw rewards."""
+    layout = spec.layouts[0]
+    td = layout.make_td(0, torch.float64)
+    key = ("next", "reward")
+    reward = td.get(key)
+    standardised = td.clone()
+    standardised.set(key, (reward - reward.mean()) / reward.std())
+    torch.manual_seed(0)
+    averaged = spec.call(td, layout, average_rewards=True)
+    torch.manual_seed(0)
+    by_hand = spec.call(standardised, layout)
+    torch.manual_seed(0)
+    raw = spec.call(td, layout)
+    losses = [k for k in averaged.keys() if k.startswith("loss")]
+    for k in losses:
+        torch.testing.assert_close(averaged[k], by_hand[k])
+    assert any(not torch.allclose(averaged[k], raw[k]) for k in losses)

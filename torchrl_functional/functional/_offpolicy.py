@@ -84,11 +84,15 @@ class OffPolicyOptions(ReplayOptions, total=False):
         lmbda: trace decay of ``"td_lambda"``, same forms as ``gamma``; default ``0.95``.
         time_dim: the batch dim holding time for ``"td1"``/``"td_lambda"``; default ``None``: the
             TensorDict's dim named ``"time"``, else its last batch dim.
+        average_rewards: standardise the rewards over the whole batch before the target,
+            ``(r - mean r) / max(std r, eps)`` with ``eps`` ``1e-5`` (``1e-4`` for ``"td_lambda"``),
+            as TorchRL's estimators built with ``average_rewards=True``; default ``False``.
     """
 
     value_estimator: Literal["td0", "td1", "td_lambda"] | Any
     lmbda: Number
     time_dim: int | None
+    average_rewards: bool
 
 
 class PrioritizedReplayOptions(ReplayOptions, total=False):
@@ -117,10 +121,12 @@ class Options(NamedTuple):
     reduction: str
     loss_mask_key: NestedKey | None
     use_prioritized_weights: bool
+    average_rewards: bool = False
 
 
 _DEFAULTS: dict[str, Any] = {"gamma": 0.99, "value_estimator": "td0", "lmbda": 0.95, "time_dim": None,
-                             "reduction": "mean", "loss_mask_key": "auto", "use_prioritized_weights": True}
+                             "reduction": "mean", "loss_mask_key": "auto", "use_prioritized_weights": True,
+                             "average_rewards": False}
 
 
 def off_policy_options(loss: str, options: Mapping[str, Any], *, loss_function: str | None = None,
@@ -135,7 +141,7 @@ def off_policy_options(loss: str, options: Mapping[str, Any], *, loss_function: 
     estimator = check_options(loss, reduction=o["reduction"], loss_function=loss_function,
                               value_estimator=o["value_estimator"])
     return Options(estimator, o["gamma"], o["lmbda"], o["time_dim"], o["reduction"], o["loss_mask_key"],
-                   bool(o["use_prioritized_weights"]))
+                   bool(o["use_prioritized_weights"]), bool(o["average_rewards"]))
 
 
 def options_type(fn: Any) -> Any:
@@ -341,7 +347,8 @@ def bootstrap_target(
     trajectory ending at its last ``"shifted_valid"`` step as TorchRL's ``TD1Estimator`` /
     ``TDLambdaEstimator.value_estimate`` do. The reward, ``gamma`` and ``lmbda`` keep their
     graphs; ``gamma``/``lmbda`` entries of ``td`` (``[*B]`` or ``[*B, 1]``) override the
-    keywords. n-step data (``tr.steps``) discounts each sample by ``gamma ** steps_to_next_obs``.
+    keywords. n-step data (``tr.steps``) discounts each sample by ``gamma ** steps_to_next_obs``;
+    ``options.average_rewards`` standardises the rewards first.
     """
     value_estimator, gamma, lmbda, time_dim = options[:4]
     if tr.steps is not None and td.get("gamma", None) is not None:
@@ -367,8 +374,11 @@ def bootstrap_target(
     if value_estimator == "td_lambda":
         lmbda = hyperparameter(loss, td, "lmbda", lmbda, tr.batch_shape)
         check_unit_interval(loss, "lmbda", lmbda)
+    reward = tr.reward
+    if options.average_rewards:  # over every sample, as TorchRL's estimators standardise them
+        reward = (reward - reward.mean()) / reward.std().clamp_min(1e-4 if value_estimator == "td_lambda" else 1e-5)
     _, target = value_target(
-        value_estimator, gamma=gamma, next_state_value=next_value.detach(), reward=tr.reward, done=done,
+        value_estimator, gamma=gamma, next_state_value=next_value.detach(), reward=reward, done=done,
         terminated=terminated, lmbda=lmbda, time_dim=dim, steps_to_next_obs=tr.steps, loss=loss,
     )
     return target

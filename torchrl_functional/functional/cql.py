@@ -103,7 +103,7 @@ def cql_loss(
         max_q_backup, deterministic_backup: the bootstrap value ``V'``.
         with_lagrange, log_alpha_prime, lagrange_thresh: the Lagrangian penalty weight.
         loss_function, keys: as :func:`sac_loss`.
-        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``average_rewards``, ``reduction``,
             ``loss_mask_key`` (:class:`~torchrl_functional.functional.OffPolicyOptions`; no
             priority weights, as TorchRL's).
 
@@ -217,7 +217,7 @@ def discrete_cql_loss(
             or one-hot ``[*B, N]``), ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``;
             optional masks and ``"gamma"``/``"lmbda"`` overrides.
         action_space, loss_function, keys: as :func:`dqn_loss`.
-        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``average_rewards``, ``reduction``,
             ``loss_mask_key`` (:class:`~torchrl_functional.functional.OffPolicyOptions`; no
             priority weights, as TorchRL's).
 

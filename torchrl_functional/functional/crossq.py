@@ -61,7 +61,7 @@ def crossq_loss(
               when ``target_entropy="auto"``; optional masks, ``"gamma"``/``"lmbda"`` overrides.
         log_alpha, target_entropy, loss_function: as :func:`sac_loss`.
         keys: :class:`~torchrl_functional.functional.keys.CrossQKeys` or a mapping of renamed entries.
-        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``average_rewards``, ``reduction``,
             ``loss_mask_key`` (:class:`~torchrl_functional.functional.OffPolicyOptions`; no
             priority weights, as TorchRL's).
 

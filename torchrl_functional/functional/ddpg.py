@@ -46,7 +46,7 @@ def ddpg_loss(
             - optional ``"priority_weight"`` ``[*B]``, masks, ``"gamma"``/``"lmbda"`` overrides.
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
         keys: :class:`~torchrl_functional.functional.keys.DDPGKeys` or a mapping of renamed entries.
-        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``average_rewards``, ``reduction``,
             ``loss_mask_key``, ``use_prioritized_weights``
             (:class:`~torchrl_functional.functional.PrioritizedOffPolicyOptions`).
 

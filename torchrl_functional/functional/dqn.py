@@ -126,7 +126,7 @@ def dqn_loss(
         double_dqn: pick the bootstrap action with the online network.
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
         keys: :class:`~torchrl_functional.functional.keys.DQNKeys` or a mapping of renamed entries.
-        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``average_rewards``, ``reduction``,
             ``loss_mask_key``, ``use_prioritized_weights``
             (:class:`~torchrl_functional.functional.PrioritizedOffPolicyOptions`).
 

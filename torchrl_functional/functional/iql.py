@@ -115,7 +115,7 @@ def iql_loss(
         temperature: ``beta >= 0`` of the actor's weight (number or tensor, differentiable).
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
         keys: :class:`~torchrl_functional.functional.keys.IQLKeys` or a mapping of renamed entries.
-        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``average_rewards``, ``reduction``,
             ``loss_mask_key`` (:class:`~torchrl_functional.functional.OffPolicyOptions`; no
             priority weights, as TorchRL's).
 

@@ -48,7 +48,7 @@ def qmixer_loss(
               ``[*B]`` (n-step data), ``"priority_weight"`` ``[*B]`` and masks (when enabled).
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
         keys: :class:`~torchrl_functional.functional.keys.QMixerKeys` or a mapping of renamed entries.
-        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``average_rewards``, ``reduction``,
             ``loss_mask_key`` (default ``None`` here), ``use_prioritized_weights`` (default ``False``
             here) (:class:`~torchrl_functional.functional.PrioritizedOffPolicyOptions`).
 

@@ -99,7 +99,7 @@ def redq_loss(
         generator: :class:`torch.Generator` for that draw (``None``: the global RNG, as TorchRL).
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
         keys: :class:`~torchrl_functional.functional.keys.REDQKeys` or a mapping of renamed entries.
-        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``average_rewards``, ``reduction``,
             ``loss_mask_key`` (:class:`~torchrl_functional.functional.OffPolicyOptions`; no
             priority weights, as TorchRL's).
 

@@ -126,7 +126,7 @@ def sac_loss(
             the heads of a composite action, a sub-TensorDict); ``None`` makes ``loss_alpha`` zero.
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"``.
         keys: :class:`~torchrl_functional.functional.keys.SACKeys` or a mapping of renamed entries.
-        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``reduction``,
+        **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``average_rewards``, ``reduction``,
             ``loss_mask_key``, ``use_prioritized_weights``
             (:class:`~torchrl_functional.functional.PrioritizedOffPolicyOptions`).
 

@@ -36,18 +36,20 @@ KINDS: dict[type, str] = {
 }
 
 
-def td_estimator(loss_module, est: nn.Module | None = None) -> tuple[str, Any, Any]:
+def td_estimator(loss_module, est: nn.Module | None = None, *, average_rewards: bool = False) -> tuple[str, Any, Any]:
     """``loss_module``'s value estimator (``est`` when the caller has read it already) as
     ``(kind, gamma, lmbda)`` when it is one of TorchRL's TD(0)/TD(1)/TD(lambda) estimators
     (subclasses included; ``lmbda`` is ``None`` without one): the estimators the off-policy and
-    model-based losses take."""
+    model-based losses take. Its ``average_rewards`` is refused unless the caller passes it on
+    (``average_rewards=True``; group-wise, with a ``group_key``, it is refused always)."""
     name = type(loss_module).__name__
     est = loss_module.value_estimator if est is None else est
     kind = next((k for cls, k in KINDS.items() if k in ("td0", "td1", "td_lambda") and isinstance(est, cls)), None)
     if kind is None:
         raise NotImplementedError(f"{name}: value estimator {type(est).__name__} is not supported")
-    if getattr(est, "average_rewards", False):
-        raise NotImplementedError(f"{name}: value estimators with average_rewards=True are not supported yet")
+    if getattr(est, "average_rewards", False) and (not average_rewards or getattr(est, "group_key", None) is not None):
+        what = "with a group_key" if average_rewards else "in this loss"
+        raise NotImplementedError(f"{name}: value estimators with average_rewards=True {what} are not supported yet")
     return kind, est.gamma, getattr(est, "lmbda", None)
 
 

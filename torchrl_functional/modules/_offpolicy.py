@@ -59,14 +59,16 @@ def scatter_rows(x: torch.Tensor, keep: torch.Tensor, dim: int = 0) -> torch.Ten
 
 def estimator_kwargs(loss_module, tensordict: TensorDictBase | None = None) -> dict:
     """The loss module's value estimator (TorchRL's TD0 by default) as keyword arguments of
-    the off-policy functional losses: ``value_estimator``, ``gamma``, ``lmbda``, ``time_dim``."""
+    the off-policy functional losses: ``value_estimator``, ``gamma``, ``lmbda``, ``time_dim``,
+    ``average_rewards``."""
     name = type(loss_module).__name__
     est = loss_module.value_estimator
-    kind, gamma, lmbda = td_estimator(loss_module, est)
+    kind, gamma, lmbda = td_estimator(loss_module, est, average_rewards=True)
     time_dim = getattr(est, "time_dim", None)
     if time_dim is None and tensordict is not None and tensordict.batch_dims:
         time_dim = time_dim_of(tensordict, loss=name)
-    return {"value_estimator": kind, "gamma": gamma, "lmbda": 0.95 if lmbda is None else lmbda, "time_dim": time_dim}
+    return {"value_estimator": kind, "gamma": gamma, "lmbda": 0.95 if lmbda is None else lmbda, "time_dim": time_dim,
+            "average_rewards": bool(est.average_rewards)}
 
 
 def transition_inputs(loss_module, tensordict: TensorDictBase, *extra: Any) -> TensorDictBase:

@@ -13,9 +13,9 @@ from ..functional.keys import TQCKeys
 from ..functional.tqc import tqc_loss, tqc_target
 from ._binding import FunctionalCallMixin, params_context
 from ._common import PRIVATE
+from ._estimate import td_estimator
 from ._offpolicy import (
     clamp_log_alpha,
-    estimator_kwargs,
     off_policy_keys,
     output_td,
     scatter_rows,
@@ -96,7 +96,7 @@ class TQCLoss(FunctionalCallMixin, _trl.TQCLoss):
             top_quantiles_to_drop=self.top_quantiles_to_drop_per_net,
             log_alpha=self.log_alpha,
             target_entropy=self.target_entropy,
-            gamma=estimator_kwargs(self, tensordict)["gamma"],
+            gamma=td_estimator(self)[1],
             reduction=self.reduction,
             loss_mask_key=self.loss_mask_key,
             use_prioritized_weights=self.use_prioritized_weights in (True, "auto"),
@@ -108,7 +108,7 @@ class TQCLoss(FunctionalCallMixin, _trl.TQCLoss):
         clamp_log_alpha(self)
         return tqc_target(self._inputs(tensordict, current=False),
                           top_quantiles_to_drop=self.top_quantiles_to_drop_per_net, log_alpha=self.log_alpha,
-                          gamma=estimator_kwargs(self, tensordict)["gamma"], keys=self._keys())
+                          gamma=td_estimator(self)[1], keys=self._keys())
 
     def actor_loss(self, tensordict: TensorDictBase) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out, inputs = self._loss(tensordict)
