@@ -15,7 +15,9 @@ KEYS = {"value": ("agents", "state_value"), "action": ("agents", "action"),
         "sample_log_prob": ("agents", "action_log_prob")}
 
 
-def nets(seed: int, centralized: bool):
+def nets(seed: int, centralized: bool, share_critic: bool | None = None):
+    """A shared-parameter TanhNormal actor and a critic (centralised or per agent; its
+    parameters shared across agents by default when it is not centralised)."""
     torch.manual_seed(seed)
     backbone = torch.nn.Sequential(
         MultiAgentMLP(n_agent_inputs=OBS, n_agent_outputs=2 * ACT, n_agents=N, centralized=False,
@@ -29,7 +31,7 @@ def nets(seed: int, centralized: bool):
     )
     critic = TensorDictModule(
         MultiAgentMLP(n_agent_inputs=OBS, n_agent_outputs=1, n_agents=N, centralized=centralized,
-                      share_params=not centralized, depth=1, num_cells=8),
+                      share_params=not centralized if share_critic is None else share_critic, depth=1, num_cells=8),
         in_keys=[("agents", "observation")], out_keys=[("agents", "state_value")],
     )
     return actor, critic

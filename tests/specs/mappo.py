@@ -8,11 +8,10 @@ import functools
 
 import torch
 from tensordict import TensorDict
-from tensordict.nn import TensorDictModule
-from torchrl.modules import MultiAgentMLP, PopArtValueNorm, ProbabilisticActor, RunningValueNorm
-from torchrl.modules.distributions import NormalParamExtractor, TanhNormal
+from torchrl.modules import PopArtValueNorm, RunningValueNorm
 from torchrl.objectives.multiagent import mappo as trl_mappo
 
+from tests.modules.multiagent_nets import KEYS, nets
 from torchrl_functional import modules
 from torchrl_functional.functional import PPOKeys, ValueNormalizer, ippo_loss, mappo_loss
 
@@ -97,28 +96,8 @@ def hypers() -> tuple[Hyper, ...]:
 
 # ----------------------------------------------------------------------------- drop-in cases
 
-KEYS = {"value": ("agents", "state_value"), "action": ("agents", "action"),
-        "sample_log_prob": ("agents", "action_log_prob")}
-
-
 def _nets(centralized: bool):
-    torch.manual_seed(5)
-    body = torch.nn.Sequential(
-        MultiAgentMLP(n_agent_inputs=OBS, n_agent_outputs=4, n_agents=N_AGENTS, centralized=False,
-                      share_params=True, depth=1, num_cells=8),
-        NormalParamExtractor(),
-    )
-    actor = ProbabilisticActor(
-        TensorDictModule(body, in_keys=[("agents", "observation")], out_keys=[("agents", "loc"), ("agents", "scale")]),
-        in_keys={"loc": ("agents", "loc"), "scale": ("agents", "scale")}, out_keys=[("agents", "action")],
-        distribution_class=TanhNormal, return_log_prob=True, log_prob_key=("agents", "action_log_prob"),
-    )
-    critic = TensorDictModule(
-        MultiAgentMLP(n_agent_inputs=OBS, n_agent_outputs=1, n_agents=N_AGENTS, centralized=centralized,
-                      share_params=True, depth=1, num_cells=8),
-        in_keys=[("agents", "observation")], out_keys=[("agents", "state_value")],
-    )
-    return actor, critic
+    return nets(5, centralized, share_critic=True)
 
 
 def module_case(case_id: str, cls_name: str, norm, kwargs: dict | None = None, batch: tuple[int, int] = (2, 5),

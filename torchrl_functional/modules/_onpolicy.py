@@ -77,6 +77,12 @@ _NOT_ATTRIBUTES = frozenset({"value_estimator", "gamma", "lmbda", "time_dim", "r
                              "diagnostics", "generator"})
 
 
+def entropy_coeff(loss_module) -> Any:
+    """The module's entropy coefficient: TorchRL's per-head mapping when it has one, else the number."""
+    coeff_map = getattr(loss_module, "_entropy_coeff_map", None)
+    return loss_module.entropy_coeff if coeff_map is None else coeff_map
+
+
 def module_options(loss_module, gathered: Gathered, options: type) -> dict[str, Any]:
     """The keyword options ``options`` declares (:class:`~torchrl_functional.functional.OnPolicyOptions`,
     ``A2COptions`` or ``PPOOptions``), read from the TorchRL module's attributes of the same name
@@ -86,8 +92,7 @@ def module_options(loss_module, gathered: Gathered, options: type) -> dict[str, 
     m = loss_module
     read = {
         "entropy_bonus": lambda: bool(m.entropy_bonus),
-        "entropy_coeff": lambda: m.entropy_coeff if getattr(m, "_entropy_coeff_map", None) is None
-        else m._entropy_coeff_map,
+        "entropy_coeff": lambda: entropy_coeff(m),
         "critic_coeff": lambda: m.critic_coeff if getattr(m, "_has_critic", True) else None,
         "normalize_advantage_exclude_dims": lambda: tuple(m.normalize_advantage_exclude_dims),
         "advantage_scale": lambda: gathered.advantage_scale,

@@ -20,7 +20,7 @@ from ..functional import composite as C
 from ..functional import ppo as F
 from ..functional.keys import PPOKeys
 from ._common import OLD_ACTOR_OUTPUT, PROXIMAL_ACTOR_OUTPUT
-from ._onpolicy import Gathered, OnPolicyModule, module_options, on_policy_inputs, on_policy_keys
+from ._onpolicy import Gathered, OnPolicyModule, entropy_coeff, module_options, on_policy_inputs, on_policy_keys
 
 __all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss"]
 
@@ -49,7 +49,7 @@ class _PPOForward(OnPolicyModule):
     def _weighted_loss_entropy(self, entropy: torch.Tensor | TensorDictBase) -> torch.Tensor:
         """``-entropy_coeff * H`` (per head with a coefficient mapping); the math of
         :func:`torchrl_functional.functional.composite.entropy_loss`."""
-        coeff = self._entropy_coeff_map if self._entropy_coeff_map is not None else self.entropy_coeff
+        coeff = entropy_coeff(self)
         if isinstance(entropy, TensorDictBase):
             heads = entropy
             entropy = entropy.sum(dim="feature", reduce=True) if self._entropy_coeff_map is None else None
