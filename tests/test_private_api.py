@@ -56,3 +56,90 @@ def test_torchrl_loss_module_private_hooks():
     assert runs
     for spec in runs:
         assert "_device_fallback" in inspect.getsource(spec.torchrl.__init__), spec.torchrl.__name__
+
+
+def _layouts():
+    """TensorDicts of every kind a loss may be handed, with the keys to read from each."""
+    from tensordict import LazyStackedTensorDict, NonTensorData
+
+    plain = TensorDict({"a": torch.ones(3, 1), "next": {"reward": torch.zeros(3, 1), "agents": {"q": torch.ones(3, 2, 1)}},
+                        "text": NonTensorData("hello", batch_size=[3])}, [3])
+    keys = ["a", "b", ("a",), ("next", "reward"), ("next", "agents", "q"), ("next", "missing"), ("missing", "x"),
+            ("next", ("agents", "q")), "next", ("next", "agents"), "text", ()]
+    lazy = LazyStackedTensorDict.lazy_stack([plain[0].exclude("text"), plain[1].exclude("text")])
+    nested_lazy = TensorDict({"next": lazy}, [2])
+    params = TensorDictParams(TensorDict({"w": torch.nn.Parameter(torch.ones(2)), "sub": {"v": torch.ones(1)}}, []))
+    return [(plain, keys), (lazy, keys), (nested_lazy, keys), (params, ["w", ("sub", "v"), "x", ("sub", "x")]),
+            (TensorDict({}, []), keys)]
+
+
+def _outcome(fn):
+    try:
+        return "value", fn()
+    except Exception as err:  # the same exception type as TensorDict.get
+        return "error", type(err)
+
+
+def test_entry_reads_what_get_reads():
+    # functional/_td.py: ``entry`` reads a plain TensorDict's storage (TensorDict._tensordict,
+    # a dict of string keys) and must give TensorDict.get's answer (value, None or exception)
+    # for every TensorDict type and key form a loss may meet
+    from torchrl_functional.functional._td import entry
+
+    assert isinstance(TensorDict({"a": torch.ones(1)}, [])._tensordict, dict)
+    for td, keys in _layouts():
+        for key in keys:
+            got, want = _outcome(lambda: entry(td, key)), _outcome(lambda: td.get(key, None))
+            assert got[0] == want[0], (type(td).__name__, key, got, want)
+            if got[0] == "error":
+                assert got[1] is want[1], (key, got, want)
+            elif isinstance(want[1], torch.Tensor):
+                assert got[1] is want[1] or torch.equal(got[1], want[1]), (type(td).__name__, key)
+            else:
+                assert type(got[1]) is type(want[1]), (type(td).__name__, key, got, want)
+                # a stored sub-TensorDict or non-tensor leaf is the same object; a lazy stack's
+                # view is rebuilt by each get, equal
+                assert got[1] is want[1] or bool((got[1] == want[1]).all()), (type(td).__name__, key)
+        # the default is returned for an absent entry, as get's
+        marker = object()
+        assert entry(td, "absent_entry", marker) is td.get("absent_entry", marker)
+
+
+def test_pack_builds_what_the_constructor_builds():
+    # functional/_td.py: ``pack`` stores a source of tensors with TensorDict._new_unsafe; the
+    # result must equal the constructor's (keys, values, batch size, device), and anything the
+    # constructor would convert (numbers, tuple keys, another device) goes through it
+    from torchrl_functional.functional._td import pack
+
+    x, y = torch.randn(4, 2), torch.randn(4)
+    for source, batch, device in (
+        ({"loss": x.sum(), "td_error": y}, [], None),
+        ({"a": x, "next": {"b": y}}, [4], None),
+        ({"a": x, "next": {"b": y}}, torch.Size([4]), torch.device("cpu")),
+        ({"a": 1.5, "b": x}, [], None),  # a number: converted by the constructor
+        ({("next", "b"): y}, [4], None),  # a tuple key: the constructor nests it
+    ):
+        got, want = pack(dict(source), batch, device), TensorDict(dict(source), batch_size=batch, device=device)
+        assert type(got) is TensorDict and got.batch_size == want.batch_size and got.device == want.device
+        assert set(got.keys(True, True)) == set(want.keys(True, True))
+        for key in want.keys(True, True):
+            assert torch.equal(got.get(key), want.get(key)), key
+        if all(isinstance(v, (torch.Tensor, dict)) for v in source.values()) and all(isinstance(k, str) for k in source):
+            assert got.get("loss", got.get("a")) is source.get("loss", source.get("a"))  # stored, not copied
+
+
+def test_gather_holds_what_select_holds():
+    # modules/_offpolicy.py builds a loss's inputs with gather + pack instead of select + set:
+    # the same leaves at the same paths, for leaves, sub-TensorDicts, absent and nested keys
+    from torchrl_functional.functional._td import gather, pack
+
+    td = TensorDict({"action": {"head0": torch.ones(3, 1), "head1": {"x": torch.zeros(3, 2)}}, "a": torch.ones(3, 1),
+                     "next": {"reward": torch.zeros(3, 1), "done": torch.zeros(3, 1, dtype=torch.bool)}}, [3])
+    keys = ["action", "a", ("next", "reward"), ("next", ("done",)), ("next", "terminated"), "missing", ("x", "y")]
+    want = TensorDict(batch_size=[])
+    for key, value in td.select(*keys, strict=False).items(True, True):
+        want.set(key, value)
+    got = pack(gather(td, keys))
+    assert set(got.keys(True, True)) == set(want.keys(True, True))
+    for key in want.keys(True, True):
+        assert got.get(key) is want.get(key), key

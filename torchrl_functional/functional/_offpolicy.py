@@ -23,6 +23,7 @@ from ._td import (
     check_float,
     check_reduction,
     check_shape,
+    entry,
     hyperparameter,
     loss_mask,
     next_key,
@@ -209,7 +210,7 @@ def read_transition(loss: str, td: TensorDictBase, keys: OffPolicyKeys) -> Trans
             + (" (add it: reward.unsqueeze(-1))" if reward.ndim else ""),
         )
     done = require(loss, td, next_key(keys.done), hint)
-    terminated = td.get(next_key(keys.terminated), None)
+    terminated = entry(td, next_key(keys.terminated))
     for key, flag in ((next_key(keys.done), done), (next_key(keys.terminated), terminated)):
         if flag is not None:
             check_bool(loss, key, flag)
@@ -221,7 +222,7 @@ def read_transition(loss: str, td: TensorDictBase, keys: OffPolicyKeys) -> Trans
 def read_steps_to_next_obs(loss: str, td: TensorDictBase, key: Any, reward_shape: torch.Size) -> Tensor | None:
     """n-step data (TorchRL's ``MultiStep``): the integer number of steps from each sample to
     the observation its target bootstraps from, ``[*B]`` or ``[*B, 1]``, as ``[*B, 1]``."""
-    steps = td.get(key, None)
+    steps = entry(td, key)
     if steps is None:
         return None
     if not isinstance(steps, Tensor) or steps.is_floating_point() or steps.is_complex() or steps.dtype == torch.bool:
@@ -261,7 +262,7 @@ def ensemble_dim(td: TensorDictBase, key: Any) -> int:
     vmapped critics return it), after the batch in TorchRL's ``[*B]``-batched replay data
     (``[*B, E, F]``: a TensorDict entry must start with its container's batch)."""
     if isinstance(key, tuple) and len(key) > 1:
-        parent = td.get(key[:-1], None)
+        parent = entry(td, key[:-1])
         if isinstance(parent, TensorDictBase):
             return parent.batch_dims
     return td.batch_dims
@@ -310,7 +311,7 @@ def priority_weight(loss: str, td: TensorDictBase, keys: OffPolicyKeys, batch_sh
     """The ``priority_weight`` entry ``[*B]``/``[*B, 1]`` as ``[*B, 1]``, if present and used."""
     if not use_prioritized_weights:
         return None
-    w = td.get(keys.priority_weight, None)
+    w = entry(td, keys.priority_weight)
     if w is None:
         return None
     check_float(loss, keys.priority_weight, w)
@@ -351,7 +352,7 @@ def bootstrap_target(
     ``options.average_rewards`` standardises the rewards first.
     """
     value_estimator, gamma, lmbda, time_dim = options[:4]
-    if tr.steps is not None and td.get("gamma", None) is not None:
+    if tr.steps is not None and entry(td, "gamma") is not None:
         raise HyperparameterError(
             loss, "gamma",
             "the input holds both a 'gamma' entry and n-step data ('steps_to_next_obs'; MultiStep writes both, "
@@ -363,7 +364,7 @@ def bootstrap_target(
     done, terminated, dim = tr.done, tr.terminated, -2
     if value_estimator != "td0":
         dim = time_dim_of(td, time_dim, loss=loss, entries_batch=tr.batch_shape)
-        valid = td.get("shifted_valid", None)
+        valid = entry(td, "shifted_valid")
         if valid is not None:
             check_bool(loss, "shifted_valid", valid)
             if valid.shape == tr.batch_shape:

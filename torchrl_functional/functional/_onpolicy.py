@@ -23,6 +23,7 @@ from ._td import (
     check_float,
     check_per_sample,
     check_shape,
+    entry,
     hyperparameter,
     missing,
     next_key,
@@ -64,11 +65,11 @@ def read_params(loss: str, td: TensorDictBase, key: Any) -> Any:
     """Distribution keyword arguments under ``key`` (a sub-TensorDict, or a list of entries each
     passed under its last key element), or ``None`` when absent."""
     if not isinstance(key, list):
-        params = td.get(key, None)
+        params = entry(td, key)
         if params is not None:
             check_finite_leaves(loss, key, params)
         return params
-    found = {k: td.get(k, None) for k in key}
+    found = {k: entry(td, k) for k in key}
     if all(v is None for v in found.values()):
         return None
     params = {}
@@ -100,7 +101,7 @@ def _composite_batch_shape(td: TensorDictBase, keys: OnPolicyKeys, prev: Any) ->
     if isinstance(prev, Tensor):
         return prev.shape, keys.sample_log_prob
     for key in (keys.advantage, keys.value, keys.value_target):
-        x = td.get(key, None)
+        x = entry(td, key)
         if isinstance(x, Tensor) and x.ndim >= 1:
             return x.shape[:-1], key
     return td.batch_size, "batch_size"
@@ -123,7 +124,7 @@ def current_policy(
     params_key = keys.actor_output if params_key is None else params_key
     params = read_params(loss, td, params_key)
     if params is None:
-        log_prob = td.get(keys.log_prob, None)
+        log_prob = entry(td, keys.log_prob)
         if log_prob is None:
             raise missing(loss, params_key, _ACTOR_HINT.format(actor_output=params_key, log_prob=keys.log_prob))
         check_float(loss, keys.log_prob, log_prob)
@@ -188,7 +189,7 @@ def _values(loss: str, td: TensorDictBase, keys: OnPolicyKeys, batch_shape: torc
     hint = f"needed to estimate the advantage (or pass {keys.advantage!r} precomputed)"
     reward = require(loss, td, next_key(keys.reward), hint)
     done = require(loss, td, next_key(keys.done), hint)
-    terminated = td.get(next_key(keys.terminated), None)
+    terminated = entry(td, next_key(keys.terminated))
     value = require(loss, td, keys.value, "the critic's V(s), " + hint)
     next_value = require(loss, td, next_key(keys.value), "the critic's V(s'), " + hint)
     for key, x in ((keys.value, value), (next_key(keys.value), next_value)):
@@ -259,7 +260,7 @@ def advantage_and_target(
     **estimator: Any,
 ) -> tuple[Tensor, Tensor | None]:
     """The advantage as given (graph kept), or estimated with its value target."""
-    advantage = td.get(keys.advantage, None)
+    advantage = entry(td, keys.advantage)
     if advantage is None:
         advantage, target = estimate_advantage(loss, td, keys, batch_shape, **estimator)
     else:
@@ -294,7 +295,7 @@ def scale_advantage(
         check_range(loss, "advantage_scale", advantage_scale, 0.0, low_open=True)
         return advantage / advantage_scale
     if normalize_advantage and advantage.numel() > 1:
-        valid = td.get("shifted_valid", None)
+        valid = entry(td, "shifted_valid")
         if valid is None:
             eps = torch.finfo(torch.float).resolution
             return standardize(advantage, exclude_dims=tuple(normalize_advantage_exclude_dims), eps=eps)
@@ -381,7 +382,7 @@ def entropy_terms(
     ``joint_mc``: a composite policy's entropy is one reparameterised Monte-Carlo estimate over
     every head, without per-head values (TorchRL's ``A2CLoss``).
     """
-    given = td.get(keys.entropy, None)
+    given = entry(td, keys.entropy)
     if given is not None:
         check_float(loss, keys.entropy, given)
         check_shape(loss, keys.entropy, given, policy.batch_shape, "the shape of the current log-prob")

@@ -28,7 +28,7 @@ from ._onpolicy import (
     read_params,
     scale_advantage,
 )
-from ._td import check_reduction, hyperparameter, loss_mask
+from ._td import check_reduction, entry, hyperparameter, loss_mask
 from ._validation import check_range
 from .estimators import estimator_name
 from .keys import NestedKey, OnPolicyKeys
@@ -184,7 +184,7 @@ def prepare(
             log_weight = log_ratio(name, policy, proximal, keys)
         log_weight = log_weight.unsqueeze(-1)
     estimator = {k: options[k] for k in ("value_estimator", "gamma", "lmbda", "time_dim", "rho_thresh", "c_thresh")}
-    if td.get(keys.advantage, None) is None and estimator_name(options["value_estimator"], name) == "vtrace":
+    if entry(td, keys.advantage) is None and estimator_name(options["value_estimator"], name) == "vtrace":
         if prev is None:
             prev = read_behaviour(name, td, keys)
         estimator.update(log_pi=policy.log_prob, log_mu=_sum_behaviour(name, policy, prev))

@@ -22,7 +22,7 @@ from torch import Tensor
 from torch import distributions as D
 
 from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError, MissingEntryError
-from ._td import check_constant, missing
+from ._td import check_constant, entry, missing
 from .distributions import entropy as dist_entropy
 from .distributions import has_analytic_entropy, is_continuous, sample_and_log_prob
 
@@ -65,7 +65,7 @@ def head_log_probs(loss: str, dist: D.Distribution, action: TensorDictBase, para
     """
     out = {}
     for name, component in dist.dists.items():
-        a = action.get(name, None)
+        a = entry(action, name)
         if a is None:
             raise missing(loss, name, "the action of this head of the composite policy, written by the collector")
         check_constant(loss, name, a, "the action must be a constant of the data")

@@ -27,7 +27,7 @@ from ._offpolicy import (
     read_ensemble,
     read_log_prob,
 )
-from ._td import check_float, finish_losses, loss_mask, next_key, reduce_loss, require
+from ._td import check_float, entry, finish_losses, loss_mask, next_key, reduce_loss, require
 from ._validation import check_range
 from .dqn import discrete_q_terms
 from .keys import CQLKeys, DiscreteCQLKeys, NestedKey
@@ -165,7 +165,7 @@ def cql_loss(
                             "Q_i(s, a~) of the critics (detached parameters) at a~ ~ pi(s)", like=(keys.state_action_value, pred))
     log_prob = read_log_prob(name, td, keys.log_prob, b, "log pi(a~|s) of the reparameterised sample at s").unsqueeze(-1)
     bc_log_prob = read_log_prob(name, td, keys.bc_log_prob, b, "log pi(a|s) of the replayed action (with gradients)")
-    bc_sample = td.get(keys.bc_sample_log_prob, None)
+    bc_sample = entry(td, keys.bc_sample_log_prob)
     if bc_sample is None:
         bc_sample = log_prob
     else:

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
 from ._offpolicy import PrioritizedReplayOptions, check_action_space, mask_and_weights, open_call
-from ._td import hyperparameter, next_key, read_float, reduce_loss, require
+from ._td import entry, hyperparameter, next_key, pack, read_float, reduce_loss, require
 from ._validation import can_inspect_values, check_unit_interval
 from .estimators import nstep_discount
 from .keys import DistributionalDQNKeys, NestedKey
@@ -122,7 +122,7 @@ def distributional_dqn_loss(
     next_index = _action_index(name, td, next_key(keys.action), b, n, action_space, exact=False)
     next_p = _at_action(next_log_p.detach(), next_index).exp()
 
-    if tr.steps is not None and td.get("gamma", None) is not None:
+    if tr.steps is not None and entry(td, "gamma") is not None:
         raise HyperparameterError(name, "gamma", "the input holds both a 'gamma' entry and n-step data "
                                                  "('steps_to_next_obs'): the discount is ambiguous; drop the "
                                                  "'gamma' entry")
@@ -134,4 +134,4 @@ def distributional_dqn_loss(
 
     ce = -(target * log_p_a).sum(-1, keepdim=True)
     value = reduce_loss(name, ce, o.reduction, *mask_and_weights(name, td, keys, o, b))
-    return TensorDict({"loss": value, "td_error": ce.detach()}, batch_size=[])
+    return pack({"loss": value, "td_error": ce.detach()})

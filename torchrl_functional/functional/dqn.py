@@ -26,7 +26,7 @@ from ._offpolicy import (
     open_call,
     read_per_sample,
 )
-from ._td import next_key, reduce_loss
+from ._td import next_key, pack, reduce_loss
 from .keys import DQNKeys, NestedKey
 from .value_learning import distance_loss
 
@@ -140,4 +140,4 @@ def dqn_loss(
                                        double_dqn=double_dqn, options=o)
     value = reduce_loss(name, distance_loss(target, pred, loss_function), o.reduction,
                         *mask_and_weights(name, td, keys, o, tr.batch_shape))
-    return TensorDict({"loss": value, "td_error": (pred - target).detach().pow(2)}, batch_size=[])
+    return pack({"loss": value, "td_error": (pred - target).detach().pow(2)})

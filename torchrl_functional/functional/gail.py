@@ -16,7 +16,7 @@ from torch import Tensor
 from torch.nn import functional as nnf
 
 from ..errors import EntryShapeError
-from ._td import check_float, check_reduction, check_shape, loss_mask, reduce_loss, require
+from ._td import check_float, check_reduction, check_shape, loss_mask, pack, reduce_loss, require
 from ._validation import check_range
 from .keys import GAILKeys, NestedKey, resolve_keys
 
@@ -101,4 +101,4 @@ def gail_loss(
         out["gp_loss"] = gp.detach()
     reduced = reduce_loss(name, loss, reduction, loss_mask(name, td, loss_mask_key))
     out["loss"] = reduced.unsqueeze(-1) if reduction == "none" else reduced  # TorchRL keeps [*B, 1]
-    return TensorDict(out, batch_size=[])
+    return pack(out)

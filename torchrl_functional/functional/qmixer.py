@@ -15,7 +15,7 @@ from typing import Unpack
 from tensordict import TensorDict, TensorDictBase
 
 from ._offpolicy import PrioritizedOffPolicyOptions, bootstrap_target, mask_and_weights, open_call, read_per_sample
-from ._td import next_key, reduce_loss
+from ._td import next_key, pack, reduce_loss
 from .keys import NestedKey, QMixerKeys
 from .value_learning import distance_loss
 
@@ -66,4 +66,4 @@ def qmixer_loss(
     target = bootstrap_target(name, td, tr, next_value, o)
     value = reduce_loss(name, distance_loss(pred, target, loss_function), o.reduction,
                         *mask_and_weights(name, td, keys, o, b))
-    return TensorDict({"loss": value, "td_error": (pred - target).detach().pow(2)}, batch_size=[])
+    return pack({"loss": value, "td_error": (pred - target).detach().pow(2)})

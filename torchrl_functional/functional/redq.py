@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ..errors import EntryDtypeError, EntryShapeError, HyperparameterError
 from ._offpolicy import OffPolicyOptions, bootstrap_target, open_call, read_ensemble, read_log_prob
-from ._td import finish_losses, loss_mask, next_key
+from ._td import entry, finish_losses, loss_mask, next_key
 from ._validation import can_inspect_values
 from .keys import NestedKey, REDQKeys
 from .sac import _target_entropy, alpha_loss, log_alpha_terms
@@ -157,7 +157,7 @@ def _critic_subset(loss: str, td: TensorDictBase, key: NestedKey, pred: Tensor, 
                    generator: torch.Generator | None) -> Tensor:
     """The ``critic_subset`` entry (checked), or a draw of :func:`redq_critic_subset`."""
     num_critics = pred.shape[0]
-    subset = td.get(key, None)
+    subset = entry(td, key)
     if subset is None:
         return redq_critic_subset(num_critics, sub_sample_len, generator).to(pred.device)
     if subset.is_floating_point() or subset.is_complex() or subset.dtype == torch.bool:

@@ -18,7 +18,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ..errors import EntryShapeError
-from ._td import _and, check_per_sample, check_reduction, loss_mask, read_float, reduce_loss
+from ._td import _and, check_per_sample, check_reduction, loss_mask, pack, read_float, reduce_loss
 from ._validation import check_range
 from .keys import NestedKey, RNDKeys, resolve_keys
 
@@ -114,7 +114,7 @@ def rnd_loss(
     check_per_sample(name, keys.predictor_features, pred, td.batch_size)
     target = read_float(name, td, keys.target_features, "the frozen target network's features of the next observation",
                         pred.shape, f"the shape of {keys.predictor_features!r}")
-    per_sample = (pred - target.detach()).pow(2).mean(-1, keepdim=True)
+    per_sample = (pred - (target.detach() if target.requires_grad else target)).pow(2).mean(-1, keepdim=True)
     mask = loss_mask(name, td, loss_mask_key)
     if update_fraction < 1.0:
         batch = per_sample.shape[:-1]
@@ -126,5 +126,5 @@ def rnd_loss(
             noise = noise.unsqueeze(-1)
         selected = noise < update_fraction
         mask = selected if mask is None else _and(mask, selected)
-    return TensorDict({"loss_predictor": reduce_loss(name, per_sample, reduction, mask)}, batch_size=[])
+    return pack({"loss_predictor": reduce_loss(name, per_sample, reduction, mask)})
 

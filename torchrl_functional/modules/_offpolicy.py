@@ -12,7 +12,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from ..functional._offpolicy import option_names
-from ..functional._td import time_dim_of
+from ..functional._td import gather, pack, time_dim_of
 from ._binding import params_context
 from ._common import PRIVATE, cached_keys
 from ._estimate import td_estimator
@@ -81,10 +81,7 @@ def transition_inputs(loss_module, tensordict: TensorDictBase, *extra: Any) -> T
     if getattr(loss_module, "use_prioritized_weights", False) in (True, "auto") and hasattr(tk, "priority_weight"):
         keys.append(tk.priority_weight)
     # Q-ensemble outputs are [E, *B, 1]: the inputs carry no batch dimensions
-    inputs = TensorDict(batch_size=[], device=tensordict.device)
-    for key, value in tensordict.select(*keys, strict=False).items(True, True):
-        inputs.set(key, value)
-    return inputs
+    return pack(gather(tensordict, keys), device=tensordict.device)
 
 
 def steps_key(loss_module) -> Any:

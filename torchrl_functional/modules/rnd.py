@@ -8,7 +8,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torchrl.objectives import rnd as _trl
 
-from ..functional._td import AUTO_LOSS_MASK_KEYS
+from ..functional._td import AUTO_LOSS_MASK_KEYS, gather, pack
 from ..functional.keys import RNDKeys
 from ..functional.rnd import rnd_loss, rnd_normalize_observation
 from ._binding import FunctionalCallMixin
@@ -32,11 +32,8 @@ class RNDLoss(FunctionalCallMixin, _trl.RNDLoss):
         with torch.no_grad():
             target = self.target_network(obs)
         pred = self.predictor_network(obs)
-        inputs = TensorDict({"predictor_features": pred, "target_features": target}, batch_size=pred.shape[:-1])
         key = self.loss_mask_key
-        for mask_key in AUTO_LOSS_MASK_KEYS if key == "auto" else (() if key is None else (key,)):
-            mask = tensordict.get(mask_key, None)
-            if mask is not None:
-                inputs.set(mask_key, mask)
-        return rnd_loss(inputs, update_fraction=self.update_fraction, reduction=self.reduction,
+        source = gather(tensordict, AUTO_LOSS_MASK_KEYS if key == "auto" else (() if key is None else (key,)))
+        source.update(predictor_features=pred, target_features=target)
+        return rnd_loss(pack(source, pred.shape[:-1]), update_fraction=self.update_fraction, reduction=self.reduction,
                         loss_mask_key=key, keys=cached_keys(RNDKeys))

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from ...errors import EntryShapeError
 from .._offpolicy import Number
-from .._td import check_constant, reduce_loss
+from .._td import check_constant, pack, reduce_loss
 from .._validation import check_range
 from ..keys import NestedKey
 from ._inputs import check_same_shape, open_loss, read_floats
@@ -85,7 +85,6 @@ def act_loss(
     check_same_shape(name, keys.log_var, log_var, keys.mu, mu, "the CVAE mean")
     recon = reduce_loss(name, F.l1_loss(pred, chunk, reduction="none").mean(dim=(-2, -1)), reduction, squeeze=False)
     kl = reduce_loss(name, gaussian_kl_to_standard(mu, log_var), reduction, squeeze=False)
-    return TensorDict(
+    return pack(
         {"loss_act": recon + kl_weight * kl, "loss_reconstruction": recon.detach(), "loss_kl": kl.detach()},
-        batch_size=[],
     )

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from ...errors import EntryDtypeError, EntryShapeError, MaskShapeError
 from .._onpolicy import DistClass
-from .._td import check_bool, check_constant, check_float, expand_mask, loss_mask, reduce_loss, require
+from .._td import check_bool, check_constant, check_float, entry, expand_mask, loss_mask, pack, reduce_loss, require
 from .._validation import check_choice
 from ..distributions import build_distribution
 from ..keys import NestedKey
@@ -138,7 +138,7 @@ def bc_loss(
             value = _cross_entropy(name, keys, pred, expert)
         else:
             value = _regression(name, keys, pred, expert, loss_function)
-    pad = None if keys.pad_mask is None else td.get(keys.pad_mask, None)
+    pad = None if keys.pad_mask is None else entry(td, keys.pad_mask)
     if pad is None:
         loss = reduce_loss(name, value, reduction, loss_mask(name, td, loss_mask_key), squeeze=False)
     else:
@@ -149,4 +149,4 @@ def bc_loss(
         if valid is not None:
             unpadded = unpadded & expand_mask(name, valid, value)
         loss = value[unpadded] if reduction == "none" else reduce_loss(name, value, reduction, unpadded)
-    return TensorDict({"loss_bc": loss}, batch_size=[])
+    return pack({"loss_bc": loss})

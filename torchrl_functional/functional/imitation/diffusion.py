@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from ...errors import EntryDtypeError
-from .._td import check_constant
+from .._td import check_constant, pack
 from ..keys import NestedKey
 from ._inputs import check_same_shape, open_loss, read_floats
 from .keys import DiffusionBCKeys
@@ -101,4 +101,4 @@ def diffusion_bc_loss(
     if pred.dtype != noise.dtype:
         raise EntryDtypeError(name, keys.noise_pred, f"dtype {pred.dtype} differs from the dtype {noise.dtype} of "
                                                      f"the noise {keys.noise!r}")
-    return TensorDict({"loss_diffusion_bc": F.mse_loss(pred, noise, reduction=reduction)}, batch_size=[])
+    return pack({"loss_diffusion_bc": F.mse_loss(pred, noise, reduction=reduction)})

@@ -18,7 +18,7 @@ from torch import Tensor
 from ...errors import EntryDtypeError, EntryShapeError, HyperparameterError
 from .._offpolicy import Number
 from .._onpolicy import DistClass
-from .._td import check_constant, loss_mask, read_float, reduce_loss, require
+from .._td import check_constant, loss_mask, pack, read_float, reduce_loss, require
 from .._validation import check_choice, check_range
 from ..distributions import build_distribution, sample_and_log_prob
 from ..keys import NestedKey
@@ -78,7 +78,7 @@ def dt_loss(
     check_same_shape(name, keys.action_pred, pred, keys.action_target, target, "the target")
     value = distance_loss(target.detach(), pred, loss_function)
     valid = loss_mask(name, td, loss_mask_key)
-    return TensorDict({"loss": reduce_loss(name, value, reduction, valid, squeeze=False)}, batch_size=[])
+    return pack({"loss": reduce_loss(name, value, reduction, valid, squeeze=False)})
 
 
 def online_dt_loss(
@@ -175,4 +175,4 @@ def online_dt_loss(
     out = {k: reduce_loss(name, v, reduction, valid) for k, v in out.items()}
     out["entropy"] = entropy.detach().mean()
     out["alpha"] = alpha
-    return TensorDict(out, batch_size=[])
+    return pack(out)

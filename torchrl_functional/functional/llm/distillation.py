@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-from .._td import check_bool, check_reduction
+from .._td import check_bool, check_reduction, pack
 from .._validation import check_choice
 from ..keys import NestedKey, resolve_keys
 from ._tokens import check_log_prob, read_tokens, reference_tokens
@@ -81,6 +81,4 @@ def distillation_loss(
     else:
         kl = kl_token_estimate(student, teacher, "k3")
     summed = sequence_sum(kl, mask, normalize_by_seq_length)
-    return TensorDict(
-        {"loss_distill": reduce_sequences(summed, reduction), "kl_to_teacher": summed.detach().mean()}, batch_size=[]
-    )
+    return pack({"loss_distill": reduce_sequences(summed, reduction), "kl_to_teacher": summed.detach().mean()})

@@ -31,7 +31,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ...errors import HyperparameterError
-from .._td import check_bool, check_float, check_reduction, expand_mask, loss_mask
+from .._td import check_bool, check_float, check_reduction, expand_mask, loss_mask, pack
 from .._validation import check_choice, check_range, keyword_options
 from ..keys import NestedKey, resolve_keys
 from ..policy_gradient import clip_bounds, clipped_surrogate_loss
@@ -239,7 +239,7 @@ def _policy_loss(
         kl = _kl_penalty(prev, cur, valid)
         out["loss_kl_to_inference"] = kl_to_inference_coeff * kl
         out["kl_to_inference"] = kl.detach()
-    return TensorDict(out, batch_size=[])
+    return pack(out)
 
 
 def _read(name: str, td: TensorDictBase, keys: GRPOKeys, field: str, layout: TokenLayout, **kwargs: Any) -> Tensor:

@@ -16,7 +16,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 from torch.nn import functional as F
 
-from .._td import check_bool, check_reduction
+from .._td import check_bool, check_reduction, pack
 from .._validation import check_choice, check_range
 from ..keys import NestedKey, resolve_keys
 from ._tokens import TokenLayout, check_log_prob, read_tokens, reference_tokens
@@ -106,7 +106,7 @@ def sft_loss(
             kl = token_kl_to_ref(ref, masked_log_probs, layout)
             out["loss_kl_to_ref"] = kl_to_ref_coeff * kl
             out["kl_to_ref"] = kl.detach()
-        return TensorDict(out, batch_size=[])
+        return pack(out)
     summed_ref = ref.sum(-1)
     if normalize_by_seq_length:
         summed_ref = summed_ref / mask.sum(-1).clamp(min=1)
@@ -116,4 +116,4 @@ def sft_loss(
             kl = token_kl_to_ref(ref, masked_log_probs, layout)
             out["loss_kl_to_ref"] = kl_to_ref_coeff * kl
             out["kl_to_ref"] = kl
-    return TensorDict(out, batch_size=[])
+    return pack(out)

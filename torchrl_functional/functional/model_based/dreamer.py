@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ...errors import EntryShapeError, HyperparameterError
 from .._offpolicy import check_input
-from .._td import check_bool, check_per_sample, check_shape, next_key, read_float, require, time_dim_of
+from .._td import check_bool, check_per_sample, check_shape, entry, next_key, pack, read_float, require, time_dim_of
 from .._validation import check_choice, check_unit_interval
 from ..estimators import estimator_name, value_target
 from ..keys import resolve_keys
@@ -145,13 +145,12 @@ def dreamer_model_loss(
     reward_term = distance_loss(true_reward, pred_reward, reward_loss)
     if not global_average:
         reward_term = reward_term.squeeze(-1)
-    return TensorDict(
+    return pack(
         {
             "loss_model_kl": lambda_kl * kl.unsqueeze(-1),
             "loss_model_reco": lambda_reco * reco_term.mean().unsqueeze(-1),
             "loss_model_reward": lambda_reward * reward_term.mean().unsqueeze(-1),
         },
-        batch_size=[],
     )
 
 
@@ -215,7 +214,7 @@ def dreamer_actor_loss(
     flags = {}
     for field in ("done", "terminated"):
         key = next_key(getattr(keys, field))
-        flag = td.get(key, None) if field == "terminated" else require(name, td, key, "the done flags " + hint)
+        flag = entry(td, key) if field == "terminated" else require(name, td, key, "the done flags " + hint)
         if flag is not None:
             check_bool(name, key, flag)
             check_shape(name, key, flag, reward.shape, f"the shape of {reward_key!r}")
@@ -232,7 +231,7 @@ def dreamer_actor_loss(
     else:
         weighted = target
     loss = -weighted.sum((t, -1)).mean()
-    return TensorDict({"loss_actor": loss, "lambda_target": target.detach()}, batch_size=[])
+    return pack({"loss_actor": loss, "lambda_target": target.detach()})
 
 
 # --------------------------------------------------------------------------- value
@@ -280,4 +279,4 @@ def dreamer_value_loss(
     distance = distance_loss(value, target, value_loss)
     if discount_loss:
         distance = _step_discount(name, gamma, target, t) * distance
-    return TensorDict({"loss_value": distance.sum((t, -1)).mean()}, batch_size=[])
+    return pack({"loss_value": distance.sum((t, -1)).mean()})

@@ -15,7 +15,18 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ...errors import EntryShapeError
-from .._td import check_bool, check_float, check_reduction, check_shape, next_key, read_float, reduce_loss, require
+from .._td import (
+    check_bool,
+    check_float,
+    check_reduction,
+    check_shape,
+    entry,
+    next_key,
+    pack,
+    read_float,
+    reduce_loss,
+    require,
+)
 from .._validation import check_choice, check_range, keyword_options
 from ..keys import NestedKey, resolve_keys
 from ..value import td_lambda_return_estimate
@@ -35,7 +46,7 @@ Scalar = float | Tensor
 
 def read_flag(loss: str, td: TensorDictBase, key: Any, batch: torch.Size) -> Tensor | None:
     """A bool ``[*B]``/``[*B, 1]`` entry as ``[*B]``, or ``None`` when absent."""
-    x = td.get(key, None)
+    x = entry(td, key)
     if x is None:
         return None
     check_bool(loss, key, x)
@@ -191,7 +202,7 @@ def dreamer_v3_model_loss(
         target = (~ended).to(cont.dtype) * continue_target_scale
         bce = torch.nn.functional.binary_cross_entropy_with_logits(cont.reshape(batch), target)
         out["loss_model_continue"] = lambda_continue * bce.unsqueeze(-1)
-    return TensorDict(out, batch_size=[])
+    return pack(out)
 
 
 class DreamerV3ValueOptions(TypedDict, total=False):
@@ -287,7 +298,7 @@ def dreamer_v3_value_loss(
     target = read_float(name, td, k.lambda_target, "the imagined lambda-return (DreamerV3ActorLoss writes it)",
                         batch + (1,), "[*B, 1]").squeeze(-1)
     prediction, bins = _critic_prediction(name, td, k, o, batch)
-    weight = td.get(k.discount_weight, None)
+    weight = entry(td, k.discount_weight)
     if weight is not None:
         check_float(name, k.discount_weight, weight)
         check_shape(name, k.discount_weight, weight, batch + (1,), "the lambda-target's shape")
@@ -307,7 +318,7 @@ def dreamer_v3_value_loss(
         slow_loss = torch.zeros_like(loss)
     loss_value = reduce_loss(name, discount * loss, reduction, squeeze=False)
     slow_value = reduce_loss(name, discount * slow_loss, reduction, squeeze=False)
-    return TensorDict({"loss_value": loss_value, "value_slow_loss": slow_value.detach()}, batch_size=[])
+    return pack({"loss_value": loss_value, "value_slow_loss": slow_value.detach()})
 
 
 def dreamer_v3_replay_value_loss(
@@ -374,6 +385,5 @@ def dreamer_v3_replay_value_loss(
     if isinstance(slow_weight, Tensor) or slow_weight:
         slow = read_float(name, td, k.slow_value, "the slow critic's decoded value", seq + (1,), "[*B, T, 1]")
         loss = loss + slow_weight * _step_loss(value_loss, pred, slow[..., :-1, 0], bins)
-    return TensorDict({"loss_replay_value": reduce_loss(name, weight * loss, o["reduction"], squeeze=False)},
-                      batch_size=[])
+    return pack({"loss_replay_value": reduce_loss(name, weight * loss, o["reduction"], squeeze=False)})
 

@@ -17,7 +17,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ...errors import EntryShapeError, HyperparameterError, MissingEntryError
-from .._td import next_key, read_float
+from .._td import entry, next_key, pack, read_float
 from .._validation import check_range
 from ..estimators import estimator_name, value_target
 from ..keys import NestedKey, resolve_keys
@@ -147,7 +147,7 @@ def dreamer_v3_actor_loss(
     shape, what = td.batch_size + (1,), "[*B, T, 1]"
     reward = read_float(name, td, next_key(k.reward), "the imagined reward (the world model's reward head)", shape, what)
     next_value = read_float(name, td, next_key(k.value), "V(s') of the imagined next states", shape, what)
-    root_cont, next_cont = td.get(k.continuation, None), td.get(next_key(k.continuation), None)
+    root_cont, next_cont = entry(td, k.continuation), entry(td, next_key(k.continuation))
     if (root_cont is None) != (next_cont is None):
         absent = k.continuation if root_cont is None else next_key(k.continuation)
         raise MissingEntryError(name, absent, "continuations are read at the root (of s) and under 'next' (of s')")
@@ -193,7 +193,7 @@ def dreamer_v3_actor_loss(
     else:
         entropy = loss.new_zeros(())
     continuation_mean = next_cont.mean() if next_cont is not None else torch.ones((), device=loss.device)
-    return TensorDict({
+    return pack({
         "loss_actor": loss,
         "actor_entropy": entropy.detach(),
         "return_low": low.detach().reshape(()),
@@ -202,4 +202,4 @@ def dreamer_v3_actor_loss(
         "continuation_mean": continuation_mean.detach(),
         "lambda_target": lambda_target,
         "discount_weight": discount,
-    }, batch_size=[])
+    })

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ...errors import EntryDtypeError, HyperparameterError
 from .._offpolicy import Number, check_input
-from .._td import check_shape, next_key, read_float, require
+from .._td import check_shape, next_key, pack, read_float, require
 from .._validation import check_choice
 from ..keys import resolve_keys
 from ..value_learning import LOSS_FUNCTIONS, distance_loss
@@ -110,4 +110,4 @@ def world_model_loss(
         if term in losses:
             pred, true = _pair(name, td, *_head(keys, term), flag=term == "done")
             out[f"loss_{term}"] = weights[term] * distance_loss(pred, true, distances[term]).mean()
-    return TensorDict(out, batch_size=[])
+    return pack(out)
