@@ -73,9 +73,9 @@ def _layouts():
             (TensorDict({}, []), keys)]
 
 
-def _outcome(fn):
+def _outcome(fn, *args):
     try:
-        return "value", fn()
+        return "value", fn(*args)
     except Exception as err:  # the same exception type as TensorDict.get
         return "error", type(err)
 
@@ -89,7 +89,7 @@ def test_entry_reads_what_get_reads():
     assert isinstance(TensorDict({"a": torch.ones(1)}, [])._tensordict, dict)
     for td, keys in _layouts():
         for key in keys:
-            got, want = _outcome(lambda: entry(td, key)), _outcome(lambda: td.get(key, None))
+            got, want = _outcome(entry, td, key), _outcome(td.get, key, None)
             assert got[0] == want[0], (type(td).__name__, key, got, want)
             if got[0] == "error":
                 assert got[1] is want[1], (key, got, want)
@@ -117,7 +117,7 @@ def test_pack_builds_what_the_constructor_builds():
         ({"a": x, "next": {"b": y}}, [4], None),
         ({"a": x, "next": {"b": y}}, torch.Size([4]), torch.device("cpu")),
         ({"a": 1.5, "b": x}, [], None),  # a number: converted by the constructor
-        ({("next", "b"): y}, [4], None),  # a tuple key: the constructor nests it
+        ({("next", "b"): y, "a": x}, [4], None),  # a tuple key: nested
     ):
         got, want = pack(dict(source), batch, device), TensorDict(dict(source), batch_size=batch, device=device)
         assert type(got) is TensorDict and got.batch_size == want.batch_size and got.device == want.device

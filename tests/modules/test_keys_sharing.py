@@ -41,3 +41,19 @@ def test_keys_from_reads_the_shared_fields_and_follows_set_keys():
     tk.value = ("next", "renamed")  # what set_keys does
     assert keys_from(tk, _Keys).value == ("next", "renamed")
     assert keys_from(tk, _Keys).reward == "reward"
+
+
+def test_keys_from_with_a_list_of_keys_and_one_shared_field():
+    tk = _TensorKeys(value=["agents", "v"])
+    listed = keys_from(tk, _Keys)
+    assert listed.value == ["agents", "v"] and keys_from(tk, _Keys) is listed
+    tk.value = ("agents", "v")
+    assert keys_from(tk, _Keys).value == ("agents", "v") and keys_from(tk, _Keys) is not listed
+
+    @dataclass(frozen=True)
+    class _One:
+        reward: object = "reward"
+
+    assert keys_from(tk, _One).reward == "reward"
+    tk.reward = ("next", "r")
+    assert keys_from(tk, _One).reward == ("next", "r")

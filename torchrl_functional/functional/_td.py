@@ -106,6 +106,18 @@ def entry(td: TensorDictBase, key: Any, default: Any = None) -> Any:
     return td.get(key, default)
 
 
+def put(source: dict[str, Any], key: Any, value: Any) -> None:
+    """Store ``value`` at ``key`` (a string or a nested tuple) in the nested dict ``source``."""
+    path = key if type(key) is tuple else (key,)
+    if not all(type(name) is str for name in path):
+        path = unravel_key(key)
+        path = path if isinstance(path, tuple) else (path,)
+    node = source
+    for name in path[:-1]:
+        node = node.setdefault(name, {})
+    node[path[-1]] = value
+
+
 def _packable(source: dict, device: torch.device | None) -> bool:
     for name, value in source.items():
         if type(name) is not str:
@@ -118,19 +130,25 @@ def _packable(source: dict, device: torch.device | None) -> bool:
     return True
 
 
-def pack(source: dict[str, Any], batch_size: torch.Size = _SCALAR, device: torch.device | None = None) -> TensorDict:
+def pack(source: dict[Any, Any], batch_size: torch.Size = _SCALAR, device: torch.device | None = None) -> TensorDict:
     """``TensorDict(source, batch_size=batch_size, device=device)`` for a TensorDict the package
-    builds itself (a loss's outputs, a module's inputs): string keys, tensors (or dicts of
-    them) whose leading dims are ``batch_size`` by construction, already on ``device``. Such a
-    source is stored without the constructor's checks (about 3 µs per call); anything else
-    goes through the constructor.
+    builds itself (a loss's outputs, a module's inputs): tensors (or dicts of them) whose
+    leading dims are ``batch_size`` by construction, already on ``device``, at string or tuple
+    keys. Such a source is stored without the constructor's checks (about 3 µs per call);
+    anything else goes through the constructor. ``source`` is a dict built for the call (its
+    tuple keys are nested in place).
 
     Args:
-        source: ``{name: tensor or nested dict}``.
+        source: ``{key: tensor or nested dict}``.
         batch_size: the batch size, ``[]`` for a loss's outputs.
         device: the TensorDict's device, or ``None``.
     """
     batch_size = batch_size if type(batch_size) is torch.Size else torch.Size(batch_size)
+    if any(type(key) is not str for key in source):
+        nested: dict[str, Any] = {}
+        for key, value in source.items():
+            put(nested, key, value)
+        source = nested
     if _packable(source, device):
         return TensorDict._new_unsafe(source, batch_size=batch_size, device=device)
     return TensorDict(source, batch_size=batch_size, device=device)
@@ -144,17 +162,11 @@ def gather(td: TensorDictBase, keys: Any) -> dict[str, Any]:
         value = entry(td, key)
         if value is None:
             continue
-        path = key if type(key) is tuple else (key,)
-        if not all(type(name) is str for name in path):
-            path = unravel_key(key)
-            path = path if isinstance(path, tuple) else (path,)
-        leaves = value.items(True, True) if isinstance(value, TensorDictBase) else (((), value),)
-        for sub, leaf in leaves:  # a sub-TensorDict as select + items(True, True): its leaves, copied over
-            full = path + (sub if isinstance(sub, tuple) else (sub,))
-            node = source
-            for name in full[:-1]:
-                node = node.setdefault(name, {})
-            node[full[-1]] = leaf
+        if isinstance(value, TensorDictBase):  # as select + items(True, True): its leaves, copied over
+            for sub, leaf in value.items(True, True):
+                put(source, (key, sub), leaf)
+        else:
+            put(source, key, value)
     return source
 
 

@@ -2,6 +2,8 @@
 
 import dataclasses
 import functools
+import operator
+from collections.abc import Callable
 
 #: Entries the modules add to the (shallow) copy they hand to the functional loss.
 #: Nested under a private root so they can never collide with user entries.
@@ -32,15 +34,36 @@ def cached_keys(cls: type, **names):
 
 
 @functools.cache
-def _shared_fields(tensor_keys_cls: type, cls: type) -> tuple[str, ...]:
+def _shared_fields(tensor_keys_cls: type, cls: type) -> tuple[tuple[str, ...], Callable]:
     names = {f.name for f in dataclasses.fields(cls)}
-    return tuple(f.name for f in dataclasses.fields(tensor_keys_cls) if f.name in names)
+    fields = tuple(f.name for f in dataclasses.fields(tensor_keys_cls) if f.name in names)
+    if len(fields) > 1:
+        return fields, operator.attrgetter(*fields)
+    return fields, lambda tensor_keys: tuple(getattr(tensor_keys, f) for f in fields)
+
+
+#: keys objects built by :func:`keys_from`, by the hashable entry names read from ``tensor_keys``
+_FROM_CACHE: dict = {}
 
 
 def keys_from(tensor_keys, cls: type, **extra):
     """Our keys object ``cls`` from a TorchRL module's ``tensor_keys``: the entry names of the
     fields both declare, plus ``extra`` (private entries of the module), shared as
-    :func:`cached_keys` shares them."""
-    names = {f: getattr(tensor_keys, f) for f in _shared_fields(type(tensor_keys), cls)}
-    names.update(extra)
-    return cached_keys(cls, **names)
+    :func:`cached_keys` shares them (a module names its entries on every call: the names are
+    read in one ``attrgetter`` call and looked up before any dict is built)."""
+    fields, read = _shared_fields(type(tensor_keys), cls)
+    values = read(tensor_keys)
+    try:
+        key = (cls, fields, values, tuple(extra.items()))
+        keys = _FROM_CACHE.get(key)
+    except TypeError:  # a list of keys (unhashable): by name, as cached_keys caches it
+        key = keys = None
+    if keys is None:
+        names = dict(zip(fields, values))
+        names.update(extra)
+        keys = cached_keys(cls, **names)
+        if key is not None:
+            if len(_FROM_CACHE) >= 1024:
+                _FROM_CACHE.clear()
+            _FROM_CACHE[key] = keys
+    return keys

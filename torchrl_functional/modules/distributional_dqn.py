@@ -7,7 +7,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torchrl.objectives import dqn as _trl
 
-from ..functional._td import next_key
+from ..functional._td import gather, next_key, pack
 from ..functional.distributional_dqn import distributional_dqn_loss
 from ..functional.keys import DistributionalDQNKeys
 from ._binding import FunctionalCallMixin, params_context
@@ -47,9 +47,7 @@ class DistributionalDQNLoss(FunctionalCallMixin, _trl.DistributionalDQNLoss):
                 *self._loss_mask_keys()]
         if self.use_prioritized_weights in (True, "auto"):
             keep.append(tk.priority_weight)
-        inputs = TensorDict(batch_size=[], device=tensordict.device)
-        for key, value in tensordict.select(*keep, strict=False).items(True, True):
-            inputs.set(key, value)
+        inputs = pack(gather(tensordict, keep), device=tensordict.device)
         inputs.set((PRIVATE, "action_value"), self._run(tensordict, self.value_network_params).get(tk.action_value))
         with torch.no_grad():
             next_td = tensordict.get("next")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from tensordict import TensorDict, TensorDictBase
 from torchrl.objectives import act as _trl_act
 
+from ...functional._td import pack
 from ...functional.imitation import ACTKeys, act_loss
 from .._binding import FunctionalCallMixin, params_context
 
@@ -25,10 +26,10 @@ class ACTLoss(FunctionalCallMixin, _trl_act.ACTLoss):
                            batch_size=tensordict.batch_size, device=tensordict.device)
         with params_context(self, self.actor_network_params, self.actor_network):
             td_out = self.actor_network(td_in)
-        inputs = TensorDict({
+        inputs = pack({
             "action_chunk": chunk.detach(),
             "action_pred": td_out.get(tk.action_pred),
             "mu": td_out.get(tk.mu),
             "log_var": td_out.get(tk.log_var),
-        }, batch_size=[])
+        })
         return act_loss(inputs, kl_weight=self.kl_weight, reduction=self.reduction, keys=_ACT_KEYS)

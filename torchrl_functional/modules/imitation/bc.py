@@ -8,10 +8,11 @@ expert actions, a distributional actor, else MSE) and calls the function."""
 from __future__ import annotations
 
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDictBase
 from tensordict.nn import dispatch
 from torchrl.objectives import bc as _trl
 
+from ...functional._td import pack
 from ...functional.imitation import BCKeys, bc_loss
 from .._binding import FunctionalCallMixin, params_context
 from .._common import ACTOR_OUTPUT, PRIVATE
@@ -43,7 +44,7 @@ class BCLoss(FunctionalCallMixin, _trl.BCLoss):
         expert = tensordict.get(tk.action)
         variant = self._variant(expert)
         # the expert action is data (the function refuses one that requires grad)
-        inputs = TensorDict({_KEYS.action: expert.detach()}, batch_size=tensordict.batch_size)
+        inputs = pack({_KEYS.action: expert.detach()}, tensordict.batch_size)
         dist_class = None
         if variant == "nll":
             params, dist_class = run_policy(self, tensordict)

@@ -9,6 +9,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torchrl.objectives import diffusion_bc as _trl_diffusion
 
+from ...functional._td import pack
 from ...functional.imitation import ddpm_add_noise, diffusion_bc_loss, sample_diffusion_inputs
 from .._binding import FunctionalCallMixin, params_context
 
@@ -33,5 +34,5 @@ class DiffusionBCLoss(FunctionalCallMixin, _trl_diffusion.DiffusionBCLoss):
             noisy_action = ddpm_add_noise(clean_action, t, noise, ddpm.alphas_cumprod)
             model_input = torch.cat([noisy_action, observation, t.to(dtype=noisy_action.dtype).unsqueeze(-1)], dim=-1)
             predicted_noise = ddpm.score_network(model_input)
-        inputs = TensorDict({"noise": noise, "noise_pred": predicted_noise}, batch_size=[])
+        inputs = pack({"noise": noise, "noise_pred": predicted_noise})
         return diffusion_bc_loss(inputs, reduction=self.reduction, keys=None)

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDictBase
 from tensordict.nn import dispatch
 from torchrl.objectives import decision_transformer as _trl
 
+from ...functional._td import pack
 from ...functional.imitation import DTKeys, OnlineDTKeys, dt_loss, online_dt_loss
 from .._binding import FunctionalCallMixin, params_context
 from .._common import ACTOR_OUTPUT, PRIVATE
@@ -27,8 +28,7 @@ class DTLoss(FunctionalCallMixin, _trl.DTLoss):
         target = tensordict.get(tk.action_target).detach()  # read before the actor overwrites it
         with params_context(self, self.actor_network_params, self.actor_network):
             pred = self.actor_network(tensordict.copy()).get(tk.action_pred)
-        inputs = TensorDict({_DT_KEYS.action_target: target, _DT_KEYS.action_pred: pred},
-                            batch_size=tensordict.batch_size)
+        inputs = pack({_DT_KEYS.action_target: target, _DT_KEYS.action_pred: pred}, tensordict.batch_size)
         copy_loss_masks(self, tensordict, inputs)
         return dt_loss(inputs, loss_function=self.loss_function, reduction=self.reduction,
                        loss_mask_key=self.loss_mask_key, keys=_DT_KEYS)
@@ -52,7 +52,7 @@ class OnlineDTLoss(FunctionalCallMixin, _trl.OnlineDTLoss):
         params, dist_class = run_policy(self, tensordict.copy())
         if self.min_log_alpha is not None or self.max_log_alpha is not None:
             self.log_alpha.data.clamp_(self.min_log_alpha, self.max_log_alpha)  # TorchRL's state update
-        inputs = TensorDict({_ODT_KEYS.action_target: target, ACTOR_OUTPUT: params}, batch_size=tensordict.batch_size)
+        inputs = pack({_ODT_KEYS.action_target: target, ACTOR_OUTPUT: params}, tensordict.batch_size)
         copy_loss_masks(self, tensordict, inputs)
         return online_dt_loss(
             inputs, dist_class, log_alpha=self.log_alpha, target_entropy=self.target_entropy,

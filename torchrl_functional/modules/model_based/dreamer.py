@@ -11,6 +11,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type, step_mdp
 from torchrl.objectives import dreamer as _trl
 from torchrl.objectives.utils import hold_out_net
 
+from ...functional._td import pack
 from ...functional.model_based import (
     DreamerActorKeys,
     DreamerModelKeys,
@@ -84,11 +85,8 @@ class DreamerActorLoss(FunctionalCallMixin, _trl.DreamerActorLoss):
                 next_tensordict = self.value_model(next_tensordict)
         reward = fake_data.get(("next", tk.reward))
         no_flag = torch.zeros(reward.shape, dtype=torch.bool, device=reward.device)
-        inputs = TensorDict(
-            {("next", tk.reward): reward, ("next", tk.value): next_tensordict.get(tk.value),
-             ("next", tk.done): no_flag, ("next", tk.terminated): no_flag},
-            batch_size=fake_data.batch_size,
-        )
+        inputs = pack({("next", tk.reward): reward, ("next", tk.value): next_tensordict.get(tk.value),
+                       ("next", tk.done): no_flag, ("next", tk.terminated): no_flag}, fake_data.batch_size)
         kind, gamma, lmbda = td_estimator(self)
         out = dreamer_actor_loss(
             inputs, gamma=gamma.to(reward.device), lmbda=0.0 if lmbda is None else lmbda.to(reward.device),
@@ -111,10 +109,8 @@ class DreamerValueLoss(FunctionalCallMixin, _trl.DreamerValueLoss):
         lambda_target = fake_data.get("lambda_target")
         selected = fake_data.select(*self.value_model.in_keys, strict=False)
         self.value_model(selected)
-        inputs = TensorDict(
-            {self.tensor_keys.value: selected.get(self.tensor_keys.value), "lambda_target": lambda_target},
-            batch_size=fake_data.batch_size,
-        )
+        inputs = pack({self.tensor_keys.value: selected.get(self.tensor_keys.value), "lambda_target": lambda_target},
+                      fake_data.batch_size)
         out = dreamer_value_loss(
             inputs, value_loss=self.value_loss, discount_loss=self.discount_loss, gamma=self.gamma,
             keys=cached_keys(DreamerValueKeys, value=self.tensor_keys.value),

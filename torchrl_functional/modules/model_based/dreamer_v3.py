@@ -17,6 +17,7 @@ from torchrl.modules.distributions.utils import has_analytic_entropy, rsample_an
 from torchrl.objectives import dreamer_v3 as _trl
 from torchrl.objectives.utils import hold_out_net
 
+from ...functional._td import pack
 from ...functional.model_based import (
     DreamerV3ActorKeys,
     DreamerV3ModelKeys,
@@ -223,8 +224,8 @@ class DreamerV3ActorLoss(FunctionalCallMixin, _trl.DreamerV3ActorLoss):
             with hold_out_net(self.value_model):
                 next_tensordict = self.value_model(next_tensordict)
         reward = fake_data.get(("next", tk.reward))
-        inputs = TensorDict({("next", tk.reward): reward, ("next", tk.value): next_tensordict.get(tk.value)},
-                            batch_size=fake_data.batch_size)
+        inputs = pack({("next", tk.reward): reward, ("next", tk.value): next_tensordict.get(tk.value)},
+                      fake_data.batch_size)
         continuation_model = self.__dict__.get("continuation_model")
         if continuation_model is not None:
             # step_mdp shifts by one: only index 0 needs a new forward pass
