@@ -7,6 +7,7 @@ For the KL of an RSSM (VAE-style world models) see
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -57,6 +58,23 @@ def _head(keys: WorldModelKeys, term: str) -> tuple[NestedKey, NestedKey, str, s
             "the target next latent (e.g. the encoder's)")
 
 
+def _plan(keys: WorldModelKeys, losses: Any, distances: tuple[str, ...]) -> tuple[tuple[Any, ...], ...]:
+    """The requested terms, checked, in order: ``(term, index, distance, *_head(keys, term))``."""
+    name = "world_model_loss"
+    if isinstance(losses, str) or not all(isinstance(term, str) for term in losses):
+        raise HyperparameterError(name, "losses", f"expected a list of term names, got {losses!r}")
+    unknown = sorted(set(losses) - set(WORLD_MODEL_LOSSES))
+    if unknown:
+        raise HyperparameterError(name, "losses", f"unknown term(s) {unknown}; expected a subset of {WORLD_MODEL_LOSSES}")
+    for term, distance in zip(WORLD_MODEL_LOSSES, distances):
+        check_choice(name, f"{term}_loss", distance, LOSS_FUNCTIONS)
+    return tuple((term, i, distances[i], *_head(keys, term)) for i, term in enumerate(WORLD_MODEL_LOSSES) if term in losses)
+
+
+#: a plan per set of options: a module checks the same options on every call
+_cached_plan = functools.lru_cache(maxsize=256)(_plan)
+
+
 def world_model_loss(
     td: TensorDictBase,
     *,
@@ -94,20 +112,15 @@ def world_model_loss(
     """
     name = "world_model_loss"
     check_input(name, td)
-    if isinstance(losses, str) or not all(isinstance(term, str) for term in losses):
-        raise HyperparameterError(name, "losses", f"expected a list of term names, got {losses!r}")
-    unknown = sorted(set(losses) - set(WORLD_MODEL_LOSSES))
-    if unknown:
-        raise HyperparameterError(name, "losses", f"unknown term(s) {unknown}; expected a subset of {WORLD_MODEL_LOSSES}")
-    distances = {"reward": reward_loss, "done": done_loss, "reconstruction": reconstruction_loss, "latent": latent_loss}
-    weights = {"reward": reward_weight, "done": done_weight, "reconstruction": reconstruction_weight,
-               "latent": latent_weight}
-    for term, distance in distances.items():
-        check_choice(name, f"{term}_loss", distance, LOSS_FUNCTIONS)
     keys = resolve_keys(keys, WorldModelKeys, name)
+    distances = (reward_loss, done_loss, reconstruction_loss, latent_loss)
+    try:
+        plan = _cached_plan(keys, tuple(losses) if type(losses) is list else losses, distances)
+    except TypeError:  # unhashable options (checked, then refused, by the plan itself)
+        plan = _plan(keys, losses, distances)
+    weights = (reward_weight, done_weight, reconstruction_weight, latent_weight)
     out: dict[str, Tensor] = {}
-    for term in WORLD_MODEL_LOSSES:
-        if term in losses:
-            pred, true = _pair(name, td, *_head(keys, term), flag=term == "done")
-            out[f"loss_{term}"] = weights[term] * distance_loss(pred, true, distances[term]).mean()
+    for term, i, distance, pred_key, true_key, pred_hint, true_hint in plan:
+        pred, true = _pair(name, td, pred_key, true_key, pred_hint, true_hint, flag=term == "done")
+        out[f"loss_{term}"] = weights[i] * distance_loss(pred, true, distance).mean()
     return pack(out)
