@@ -143,3 +143,22 @@ def test_gather_holds_what_select_holds():
     assert set(got.keys(True, True)) == set(want.keys(True, True))
     for key in want.keys(True, True):
         assert got.get(key) is want.get(key), key
+
+
+def test_losses_read_and_pack_through_the_shortcuts():
+    # one way to read an entry (entry) and to build a loss's outputs (pack) in the functional
+    # losses; the ragged-sequence reader keeps TensorDict.get for a lazy stack's per-row lists
+    import re
+    from pathlib import Path
+
+    import torchrl_functional.functional as functional
+
+    root = Path(functional.__file__).parent
+    found = {}
+    for path in root.rglob("*.py"):
+        if path.name == "_td.py":
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"\btd\.get\((?!key, None, as_list=True)", line) or re.search(r"\bTensorDict\(.*batch_size=\[\]\)", line):
+                found[f"{path.relative_to(root)}:{n}"] = line.strip()
+    assert found == {}

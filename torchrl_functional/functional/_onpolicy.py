@@ -137,7 +137,7 @@ def current_policy(
             total = C.sum_heads(loss, heads, batch_shape)
         except EntryShapeError as err:
             raise EntryShapeError(
-                loss, source, f"has shape {tuple(td.get(source).shape) if source != 'batch_size' else tuple(batch_shape)}: "
+                loss, source, f"has shape {tuple(entry(td, source).shape) if source != 'batch_size' else tuple(batch_shape)}: "
                 f"its batch shape {tuple(batch_shape)} is not one the composite policy's heads have ({err.message})",
             ) from err
         return Policy(total, dist, batch_shape, heads)

@@ -25,7 +25,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
 from ...errors import EntryDtypeError, EntryRequiresGradError, EntryShapeError
-from .._td import missing
+from .._td import entry, missing
 
 __all__ = ["TokenLayout", "reference_tokens", "read_tokens", "check_log_prob"]
 
@@ -81,7 +81,7 @@ def _raw(td: TensorDictBase, key: Any) -> Tensor | list[Tensor] | None:
         if all(isinstance(x, Tensor) for x in items) and len({tuple(x.shape) for x in items}) == 1:
             return torch.stack(items)
         return list(items)
-    value = td.get(key, None)
+    value = entry(td, key)
     if isinstance(value, Tensor) and value.is_nested:
         return list(value.unbind(0))
     return value
