@@ -93,6 +93,32 @@ def test_discrete_matches_python_reference():
     assert_pure(discrete_cql_loss, td)
 
 
+def test_discrete_multi_one_hot_matches_python_reference():
+    """Two sub-actions of sizes (1, N - 1): Q(s, a) sums the two marked values, the bootstrap
+    sums each sub-action's greedy value (every tie marked, as TorchRL's QValueModule), the
+    logsumexp runs over all N values (TorchRL's DiscreteCQLLoss)."""
+    sizes = (1, N - 1)
+    td, g = transition((B,))
+    td["action_value"] = randn(g, B, N, grad=True)
+    td["next", "action_value"] = torch.randint(3, (B, N), generator=g).to(torch.float64)  # ties
+    td["action"] = torch.cat([torch.ones(B, 1, dtype=torch.long),
+                              torch.nn.functional.one_hot(torch.randint(N - 1, (B,), generator=g), N - 1)], -1)
+    out = discrete_cql_loss(td, gamma=0.9, action_space="mult_one_hot", action_sizes=sizes)
+    d = td.detach()
+    qloss = cql = 0.0
+    for i in range(B):
+        qs = d["action_value"][i].tolist()
+        q = sum(qs[j] for j in range(N) if d["action"][i, j])
+        nxt = d["next", "action_value"][i].tolist()
+        rest = nxt[1:]
+        v = nxt[0] + sum(x for x in rest if x == max(rest))
+        y = d["next", "reward"][i, 0].item() + 0.9 * (not d["next", "terminated"][i, 0]) * v
+        qloss += 0.5 * (q - y) ** 2 / B
+        cql += (math.log(sum(math.exp(x) for x in qs)) - q) / B
+    assert out["loss_qvalue"].item() == pytest.approx(qloss, rel=1e-10)
+    assert out["loss_cql"].item() == pytest.approx(cql, rel=1e-10)
+
+
 def test_pure_and_stateless():
     assert_pure(cql_loss, make())
     assert_stateless(cql_module)

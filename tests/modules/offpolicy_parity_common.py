@@ -15,12 +15,12 @@ import warnings
 
 import torch
 from tensordict import TensorDict
-from tensordict.nn import NormalParamExtractor, TensorDictModule
+from tensordict.nn import NormalParamExtractor, TensorDictModule, TensorDictSequential
 from torch import nn
-from torchrl.data import Bounded, Categorical, OneHot
+from torchrl.data import Bounded, Categorical, MultiOneHot, OneHot
 from torchrl.data.postprocs.postprocs import MultiStep
 from torchrl.modules import OneHotCategorical as OneHotCategoricalDist
-from torchrl.modules import ProbabilisticActor, QValueActor, TanhNormal, ValueOperator
+from torchrl.modules import ProbabilisticActor, QValueActor, QValueModule, TanhNormal, ValueOperator
 from torchrl.objectives import ValueEstimators
 
 OBS, ACT, NACT, HID = 4, 2, 3, 8
@@ -89,14 +89,26 @@ class _TieFirstTwo(nn.Module):
         return torch.cat([x[..., :1], x], -1)
 
 
-def dqn_actor(seed=1, one_hot=False, tied=False):
-    head = nn.Sequential(nn.Linear(HID, NACT - 1), _TieFirstTwo()) if tied else nn.Linear(HID, NACT)
+#: the sub-action sizes of the multi one-hot action space
+NVEC = (2, 3)
+
+
+def dqn_actor(seed=1, one_hot=False, tied=False, mult=False):
+    """A QValueActor over ``NACT`` actions (categorical or one-hot), or with ``mult`` over a multi
+    one-hot space of sub-actions ``NVEC``; ``tied``: actions 0 and 1 always share their value."""
+    n = sum(NVEC) if mult else NACT
+    head = nn.Sequential(nn.Linear(HID, n - 1), _TieFirstTwo()) if tied else nn.Linear(HID, n)
     net = nn.Sequential(nn.Linear(OBS, HID), nn.Tanh(), head)
+    if mult:  # TorchRL's QValueActor does not pass var_nums on: its two parts, by hand
+        return TensorDictSequential(
+            TensorDictModule(_init(net, seed), in_keys=["observation"], out_keys=["action_value"]),
+            QValueModule(action_space="mult_one_hot", var_nums=list(NVEC), spec=MultiOneHot(list(NVEC))),
+        )
     return QValueActor(_init(net, seed), in_keys=["observation"], spec=OneHot(NACT) if one_hot else Categorical(NACT))
 
 
 def make_data(batch, *, discrete=None, seed=0, mask=False, weights=False, keys=None, nstep=None, shifted=False):
-    """A replay batch. ``discrete``: None (continuous), "categorical" or "one_hot"; ``nstep=n``:
+    """A replay batch. ``discrete``: None (continuous), "categorical", "one_hot" or "mult_one_hot"; ``nstep=n``:
     a ``[B, T]`` batch turned into n-step data by TorchRL's ``MultiStep`` (``gamma=0.9``);
     ``shifted``: a ``"shifted_valid"`` mask (TorchRL's shifted estimators), a valid prefix per row."""
     keys = {"reward": "reward", "done": "done", "terminated": "terminated", "action": "action",
@@ -107,6 +119,8 @@ def make_data(batch, *, discrete=None, seed=0, mask=False, weights=False, keys=N
         action = torch.randint(NACT, shape, generator=g)
     elif discrete == "one_hot":
         action = nn.functional.one_hot(torch.randint(NACT, shape, generator=g), NACT)
+    elif discrete == "mult_one_hot":
+        action = torch.cat([nn.functional.one_hot(torch.randint(n, shape, generator=g), n) for n in NVEC], -1)
     else:
         action = torch.rand(*shape, ACT, generator=g) * 1.8 - 0.9
     done = torch.rand(*shape, 1, generator=g) < 0.2

@@ -64,19 +64,19 @@ DCQL_CASES = [c for c in COMMON] + [
 ]
 
 
-@pytest.mark.parametrize("space", ["categorical", "one_hot"])
+@pytest.mark.parametrize("space", ["categorical", "one_hot", "mult_one_hot"])
 @pytest.mark.parametrize("case_id, kwargs, opts", DCQL_CASES, ids=ids(DCQL_CASES))
 def test_discrete_cql_parity(space, case_id, kwargs, opts):
-    ref, mine = build(TDCQL, ours.DiscreteCQLLoss, (dqn_actor(one_hot=space == "one_hot"),),
+    ref, mine = build(TDCQL, ours.DiscreteCQLLoss, (dqn_actor(one_hot=space == "one_hot", mult=space == "mult_one_hot"),),
                       {"action_space": space, **kwargs}, opts.get("keys"), opts.get("estimator"))
     compare(ref, mine, data_for(opts, space))
 
 
-@pytest.mark.parametrize("space", ["categorical", "one_hot"])
+@pytest.mark.parametrize("space", ["categorical", "one_hot", "mult_one_hot"])
 def test_discrete_cql_parity_at_tied_greedy_actions(space):
     """Actions 0 and 1 share their Q-value (a tie at the greedy action wherever it is 0): the
     bootstrap follows TorchRL's greedy action (one-hot: both ties summed)."""
-    actor = dqn_actor(one_hot=space == "one_hot", tied=True)
+    actor = dqn_actor(one_hot=space == "one_hot", tied=True, mult=space == "mult_one_hot")
     data = data_for({}, space)
     with torch.no_grad():
         q = actor(data["next"].clone())["action_value"]

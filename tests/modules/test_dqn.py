@@ -25,19 +25,23 @@ DQN_CASES = COMMON + WEIGHTED + [
 ]
 
 
-@pytest.mark.parametrize("space", ["categorical", "one_hot"])
+SPACES = ["categorical", "one_hot", "mult_one_hot"]
+
+
+@pytest.mark.parametrize("space", SPACES)
 @pytest.mark.parametrize("case_id, kwargs, opts", DQN_CASES, ids=ids(DQN_CASES))
 def test_dqn_parity(space, case_id, kwargs, opts):
-    run(TDQN, ours.DQNLoss, (dqn_actor(one_hot=space == "one_hot"),), {"action_space": space, **kwargs}, opts,
-         discrete=space)
+    actor = dqn_actor(one_hot=space == "one_hot", mult=space == "mult_one_hot")
+    run(TDQN, ours.DQNLoss, (actor,), {"action_space": space, **kwargs}, opts, discrete=space)
 
 
-@pytest.mark.parametrize("space", ["categorical", "one_hot"])
+@pytest.mark.parametrize("space", SPACES)
 @pytest.mark.parametrize("double", [False, True], ids=["single", "double"])
 def test_dqn_parity_at_tied_greedy_actions(space, double):
     """Actions 0 and 1 share their Q-value: TorchRL's one-hot greedy action marks both and its
-    bootstrap sums their values; the categorical one takes the first. Ours gives the same numbers."""
-    actor = dqn_actor(one_hot=space == "one_hot", tied=True)
+    bootstrap sums their values (multi one-hot: within the first sub-action); the categorical one
+    takes the first. Ours gives the same numbers."""
+    actor = dqn_actor(one_hot=space == "one_hot", tied=True, mult=space == "mult_one_hot")
     data = data_for({}, space)
     with torch.no_grad():
         q = actor(data["next"].clone())["action_value"]
@@ -61,9 +65,30 @@ def test_nstep_entry_of_the_wrong_dtype_names_loss_and_entry(dtype):
     assert info.value.entry == "steps_to_next_obs"
 
 
+@pytest.mark.parametrize("space", ["categorical", "mult_one_hot"])
 @pytest.mark.parametrize("case_id, kwargs, opts", DQN_CASES, ids=ids(DQN_CASES))
-def test_dqn_never_reaches_torchrl_math(case_id, kwargs, opts):
-    run_ours(ours.DQNLoss, (dqn_actor(),), {"action_space": "categorical", **kwargs}, opts, "categorical")
+def test_dqn_never_reaches_torchrl_math(space, case_id, kwargs, opts):
+    run_ours(ours.DQNLoss, (dqn_actor(mult=space == "mult_one_hot"),), {"action_space": space, **kwargs}, opts, space)
+
+
+def test_multi_one_hot_without_sub_action_sizes_is_refused_by_name():
+    """A value network that is not TorchRL's QValueModule with var_nums: no greedy action to
+    take per sub-action; the module says so instead of scoring one greedy action over all N."""
+    from tensordict.nn import TensorDictModule
+
+    class _Values(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 5)
+
+        def forward(self, obs):
+            values = self.lin(obs)
+            return values, values.max(-1, keepdim=True)[0]
+
+    net = TensorDictModule(_Values(), in_keys=["observation"], out_keys=["action_value", "chosen_action_value"])
+    loss = ours.DQNLoss(net, action_space="mult_one_hot")
+    with pytest.raises(ValueError, match="DQNLoss.*var_nums"):
+        loss(data_for({}, "mult_one_hot"))
 
 
 def test_the_forbidden_list_covers_the_loss_helpers():

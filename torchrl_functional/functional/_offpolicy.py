@@ -38,6 +38,8 @@ from .value_learning import LOSS_FUNCTIONS
 
 VALUE_ESTIMATORS = ("td0", "td1", "td_lambda")
 ACTION_SPACES = ("categorical", "one_hot")
+#: the discrete Q-learning losses (DQN, discrete CQL) also read multi one-hot actions
+Q_ACTION_SPACES = ("categorical", "one_hot", "mult_one_hot")
 
 Number = float | Tensor
 
@@ -385,10 +387,29 @@ def bootstrap_target(
     return target
 
 
-def check_action_space(loss: str, action_space: str) -> str:
-    action_space = "one_hot" if action_space == "one-hot" else action_space
-    check_choice(loss, "action_space", action_space, ACTION_SPACES)
+def check_action_space(loss: str, action_space: str, spaces: tuple[str, ...] = ACTION_SPACES) -> str:
+    """The action space in our spelling (TorchRL's ``"one-hot"``/``"mult-one-hot"`` accepted),
+    one of ``spaces``."""
+    action_space = action_space.replace("-", "_") if isinstance(action_space, str) else action_space
+    check_choice(loss, "action_space", action_space, spaces)
     return action_space
+
+
+def check_action_sizes(loss: str, action_space: str, action_sizes: Any) -> tuple[int, ...] | None:
+    """``mult_one_hot``: the size of each sub-action (TorchRL's ``var_nums``, a ``MultiOneHot``
+    spec's ``nvec``), positive integers; refused with another action space."""
+    if action_space != "mult_one_hot":
+        if action_sizes is not None:
+            raise HyperparameterError(loss, "action_sizes", f"only for action_space='mult_one_hot', got {action_space!r}")
+        return None
+    if isinstance(action_sizes, Tensor):
+        action_sizes = action_sizes.tolist()
+    if (action_sizes is None or isinstance(action_sizes, (str, bytes)) or not hasattr(action_sizes, "__iter__")
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in action_sizes)
+            or not len(action_sizes)):
+        raise HyperparameterError(loss, "action_sizes", "action_space='mult_one_hot' needs the size of each sub-action, "
+                                                        f"a sequence of positive integers (a MultiOneHot spec's nvec), got {action_sizes!r}")
+    return tuple(action_sizes)
 
 
 def chosen_action_value(
@@ -402,7 +423,8 @@ def chosen_action_value(
     """``Q(s, a)`` ``[..., *B, 1]`` for the replayed action from ``Q(s, .)`` ``[..., *B, N]``.
 
     ``"categorical"`` actions are integer indices ``[*B]`` or ``[*B, 1]``; ``"one_hot"``
-    actions are ``[*B, N]`` (gradients through a float one-hot action are kept).
+    (and ``"mult_one_hot"``: one one-hot per sub-action, concatenated) actions are ``[*B, N]``,
+    the values summed over the marks (gradients through a float one-hot action are kept).
     """
     action = require(loss, td, key, "the replayed action, written by the collector")
     n = action_value.shape[-1]

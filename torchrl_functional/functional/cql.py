@@ -10,7 +10,7 @@ TorchRL writes into its input is the returned ``"td_error"`` entry.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal, Unpack
 
 import torch
@@ -19,8 +19,10 @@ from torch import Tensor
 
 from ..errors import EntryShapeError
 from ._offpolicy import (
+    Q_ACTION_SPACES,
     OffPolicyOptions,
     bootstrap_target,
+    check_action_sizes,
     check_action_space,
     mask_and_weights,
     open_call,
@@ -198,8 +200,9 @@ def cql_loss(
 def discrete_cql_loss(
     td: TensorDictBase,
     *,
-    action_space: Literal["categorical", "one_hot"] = "categorical",
+    action_space: Literal["categorical", "one_hot", "mult_one_hot"] = "categorical",
     loss_function: str = "l2",
+    action_sizes: Sequence[int] | None = None,
     keys: DiscreteCQLKeys | Mapping[str, NestedKey] | None = None,
     **options: Unpack[OffPolicyOptions],
 ) -> TensorDict:
@@ -216,7 +219,8 @@ def discrete_cql_loss(
             ``("next", "action_value")`` ``[*B, N]``, ``"action"`` (integer ``[*B]``/``[*B, 1]``
             or one-hot ``[*B, N]``), ``("next", "reward"/"done"/"terminated")`` ``[*B, 1]``;
             optional masks and ``"gamma"``/``"lmbda"`` overrides.
-        action_space, loss_function, keys: as :func:`dqn_loss`.
+        action_space, loss_function, action_sizes, keys: as :func:`dqn_loss` (with multi
+            one-hot actions the ``logsumexp`` runs over all ``N`` values, as TorchRL's).
         **options: ``gamma``, ``value_estimator``, ``lmbda``, ``time_dim``, ``average_rewards``, ``reduction``,
             ``loss_mask_key`` (:class:`~torchrl_functional.functional.OffPolicyOptions`; no
             priority weights, as TorchRL's).
@@ -229,8 +233,10 @@ def discrete_cql_loss(
     name = "discrete_cql_loss"
     o, keys, tr = open_call(name, td, keys, DiscreteCQLKeys, options, loss_function=loss_function,
                             fields=OffPolicyOptions)
-    action_value, pred, target = discrete_q_terms(name, td, keys, tr, action_space=check_action_space(
-        name, action_space), double_dqn=False, options=o)
+    action_space = check_action_space(name, action_space, Q_ACTION_SPACES)
+    action_value, pred, target = discrete_q_terms(name, td, keys, tr, action_space=action_space, double_dqn=False,
+                                                  options=o, action_sizes=check_action_sizes(name, action_space,
+                                                                                             action_sizes))
     out = finish_losses(
         name,
         {

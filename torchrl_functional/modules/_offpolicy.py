@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
+from torchrl.modules.tensordict_module.actors import QValueModule
 
 from ..functional._offpolicy import option_names
 from ..functional._td import gather, pack, time_dim_of
@@ -103,12 +104,27 @@ def off_policy_keys(loss_module, cls: type, **private: Any):
 
 class DiscreteActionSpace:
     """Mixin of the drop-ins over discrete actions: refuses, when the module is built, the action
-    spaces the functional losses do not read yet (TorchRL's ``mult_one_hot`` and ``binary``)."""
+    spaces its functional loss does not read (TorchRL's ``binary``, which TorchRL's own
+    ``QValueModule`` does not implement; ``mult_one_hot`` outside the Q-learning losses)."""
+
+    #: the action spaces the module's functional loss reads
+    _action_spaces: tuple[str, ...] = ("categorical", "one_hot")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.action_space not in ("categorical", "one_hot"):
+        if self.action_space not in self._action_spaces:
             raise NotImplementedError(f"{type(self).__name__}: action space {self.action_space!r} is not supported yet")
+
+    def _action_sizes(self) -> tuple[int, ...] | None:
+        """``mult_one_hot``: the size of each sub-action, the ``var_nums`` of the value network's
+        ``QValueModule`` (what TorchRL's greedy action splits by); ``None`` otherwise."""
+        if self.action_space != "mult_one_hot":
+            return None
+        for module in self.value_network.modules():
+            if isinstance(module, QValueModule) and module.var_nums is not None:
+                return tuple(int(n) for n in module.var_nums)
+        raise ValueError(f"{type(self).__name__}: a 'mult_one_hot' action space needs the value network's "
+                         "QValueModule built with var_nums (the size of each sub-action)")
 
 
 _options_of = functools.cache(option_names)

@@ -149,14 +149,18 @@ class DiscreteCQLLoss(FunctionalCallMixin, DiscreteActionSpace, _trl.DiscreteCQL
     Like TorchRL 0.14.1, the bootstrap ``max_a Q(s', a)`` uses the *online* parameters
     (detached) whatever ``delay_value`` says, so the numbers match TorchRL's. As TorchRL,
     ``forward`` writes the priority ``td_error`` ``[*B, 1]`` into the input TensorDict.
+    Categorical, one-hot and multi one-hot actions (the sub-action sizes read from the value
+    network's ``QValueModule``).
     """
+
+    _action_spaces = ("categorical", "one_hot", "mult_one_hot")
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         tk = self.tensor_keys
         inputs = action_value_inputs(self, tensordict, self.value_network_params.data)
         out = call_loss(discrete_cql_loss, self, inputs, tensordict, DiscreteCQLKeys, "action_value",
-                        action_space=self.action_space)
+                        action_space=self.action_space, action_sizes=self._action_sizes())
         priority = out["td_error"]
         write_priority(tensordict, tk.priority, priority)
         out["td_error"] = priority.mean(0)

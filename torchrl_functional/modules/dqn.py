@@ -20,8 +20,13 @@ __all__ = ["DQNLoss"]
 class DQNLoss(FunctionalCallMixin, DiscreteActionSpace, _trl.DQNLoss):
     """Drop-in ``torchrl.objectives.DQNLoss`` computed by :func:`~torchrl_functional.functional.dqn_loss`.
 
+    Categorical, one-hot and multi one-hot actions (the sub-action sizes read from the value
+    network's ``QValueModule``).
+
     As TorchRL, ``forward`` writes the priority ``td_error`` into the input TensorDict.
     """
+
+    _action_spaces = ("categorical", "one_hot", "mult_one_hot")
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
@@ -33,6 +38,6 @@ class DQNLoss(FunctionalCallMixin, DiscreteActionSpace, _trl.DQNLoss):
                                            tk.action_value)
             inputs.set(("next", PRIVATE, "online_action_value"), online)
         out = call_loss(dqn_loss, self, inputs, tensordict, DQNKeys, "action_value", "online_action_value",
-                        action_space=self.action_space, double_dqn=self.double_dqn)
+                        action_space=self.action_space, action_sizes=self._action_sizes(), double_dqn=self.double_dqn)
         write_priority(tensordict, tk.priority, out.pop("td_error"))
         return out
