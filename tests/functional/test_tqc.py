@@ -91,3 +91,21 @@ def test_nstep_target_discounts_each_sample_by_gamma_to_its_steps():
     atoms = truncated_quantiles(q, 1)  # [B, 4]: per sample the sorted atoms without the top of each critic
     want = 1.0 + torch.tensor([[0.5], [0.5 ** 3]]) * atoms
     torch.testing.assert_close(tqc_target(td, top_quantiles_to_drop=1, gamma=0.5), want)
+
+
+def test_average_rewards_standardises_the_reward_over_every_atom():
+    """TorchRL's TQCLoss hands its TD(0) estimator the reward expanded to every kept atom, so
+    ``average_rewards`` divides by the unbiased std over B x M entries (float64 by hand)."""
+    td = inputs(0, torch.float64)
+    d, gamma = 1, 0.9
+    raw = tqc_target(td, top_quantiles_to_drop=d, gamma=gamma)
+    reward = td["next", "reward"].expand_as(raw)  # [B, M]
+    standardised = (reward - reward.mean()) / reward.std()
+    want = raw - reward + standardised  # the same bootstrap, the reward swapped
+    torch.testing.assert_close(tqc_target(td, top_quantiles_to_drop=d, gamma=gamma, average_rewards=True), want)
+    per_sample = (td["next", "reward"] - td["next", "reward"].mean()) / td["next", "reward"].std()
+    assert not torch.allclose(want, raw - reward + per_sample)  # the std over B rewards is another number
+    out = tqc_loss(td, top_quantiles_to_drop=d, gamma=gamma, average_rewards=True)
+    assert not torch.allclose(out["loss_qvalue"], tqc_loss(td, top_quantiles_to_drop=d, gamma=gamma)["loss_qvalue"])
+    with pytest.raises(HyperparameterError, match="tqc_loss.*average_rewards"):
+        tqc_loss(td, average_rewards=torch.tensor(True))

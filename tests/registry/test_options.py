@@ -83,7 +83,9 @@ def test_gamma_and_reduction_are_read(spec):
 AVERAGING = [p for p in OFF_POLICY if "average_rewards" in options_type(p.values[0].function).__optional_keys__]
 
 
-def test_the_one_step_losses_do_not_take_average_rewards():
+def test_average_rewards_is_an_estimator_option():
+    # the replay options of the one-step losses do not declare it; TQC takes its own keyword
+    # (TorchRL standardises TQC's reward expanded to every atom, another number)
     assert len(AVERAGING) >= 13
     assert "average_rewards" not in PrioritizedReplayOptions.__optional_keys__
 

@@ -6,6 +6,7 @@ import torch
 from tensordict import TensorDict
 from torch import nn
 from torchrl import objectives as torchrl_objectives
+from torchrl.objectives import ValueEstimators
 
 from torchrl_functional import modules
 from torchrl_functional.functional import TQCKeys, tqc_loss
@@ -68,6 +69,10 @@ def _cases():
                                 "scalar_output_mode": "exclude"}, weights=True),
         off_policy_case("mask_BT", theirs, ours, lambda: (P.stoch_actor(), quantile_critic()),
                         kwargs={"num_qvalue_nets": 2, "top_quantiles_to_drop_per_net": 0}, batch=(3, 4), mask=True),
+        # TorchRL standardises the reward expanded to every kept atom
+        off_policy_case("average_rewards", theirs, ours, lambda: (P.stoch_actor(), quantile_critic()),
+                        kwargs={"num_qvalue_nets": 2, "top_quantiles_to_drop_per_net": 1},
+                        estimator=(ValueEstimators.TD0, {"average_rewards": True})),
     ]
 
 

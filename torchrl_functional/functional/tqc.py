@@ -15,6 +15,7 @@ from typing import Literal, Unpack
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
+from ..errors import HyperparameterError
 from ._offpolicy import (
     Options,
     PrioritizedReplayOptions,
@@ -37,7 +38,8 @@ Number = float | Tensor
 
 
 def _target(name: str, td: TensorDictBase, tr: Transition, keys: TQCKeys, options: Options,
-            top_quantiles_to_drop: int, alpha: Tensor | None, log_alpha: Number, like: tuple | None = None) -> Tensor:
+            top_quantiles_to_drop: int, alpha: Tensor | None, log_alpha: Number, like: tuple | None = None,
+            average_rewards: bool = False) -> Tensor:
     b = tr.batch_shape
     next_q = read_ensemble(name, td, next_key(keys.state_action_value), b,
                            "Q_target_i(s', a') quantiles of the target critics at a' ~ pi(s')",
@@ -47,8 +49,12 @@ def _target(name: str, td: TensorDictBase, tr: Transition, keys: TQCKeys, option
         alpha = log_alpha_terms(name, log_alpha, next_q)[1]
     atoms = truncated_quantiles(next_q, top_quantiles_to_drop, loss=name) - alpha * next_log_prob.unsqueeze(-1)
     m = atoms.shape[-1]
+    # every atom gets its own reward entry, as TorchRL's TQCLoss hands them to its TD(0) estimator
+    # (with average_rewards, the standard deviation is over those B x M entries, as TorchRL's)
     wide = dataclasses.replace(tr, reward=tr.reward.expand(*b, m), terminated=tr.terminated.expand(*b, m))
-    return bootstrap_target(name, td, wide, atoms, options)
+    if not isinstance(average_rewards, bool):
+        raise HyperparameterError(name, "average_rewards", f"expected a bool, got {average_rewards!r}")
+    return bootstrap_target(name, td, wide, atoms, options._replace(average_rewards=average_rewards))
 
 
 def tqc_target(
@@ -57,6 +63,7 @@ def tqc_target(
     top_quantiles_to_drop: int = 2,
     log_alpha: Number = 0.0,
     gamma: Number = 0.99,
+    average_rewards: bool = False,
     keys: TQCKeys | Mapping[str, NestedKey] | None = None,
 ) -> Tensor:
     """TQC's target atoms ``r + gamma (1 - terminated) (z_(j)(s', a') - alpha log pi(a'|s'))``.
@@ -72,6 +79,10 @@ def tqc_target(
         top_quantiles_to_drop: ``d``, atoms dropped per critic: a Python ``int``, ``0 <= d < K``.
         log_alpha: log of the temperature (number or 0-d tensor).
         gamma: discount (number or tensor, differentiable).
+        average_rewards: standardise the reward first, ``(r - mean r) / max(std r, 1e-5)``, over
+            the reward expanded to every kept atom (``B x E (K - d)`` entries: the standard
+            deviation differs from the one over ``B`` rewards), as TorchRL's ``TQCLoss`` with a
+            TD(0) estimator built with ``average_rewards=True``.
         keys: :class:`~torchrl_functional.functional.keys.TQCKeys` or a mapping of renamed entries.
 
     Returns:
@@ -79,7 +90,7 @@ def tqc_target(
     """
     name = "tqc_target"
     o, keys, tr = open_call(name, td, keys, TQCKeys, {"gamma": gamma}, fields=ReplayOptions)
-    return _target(name, td, tr, keys, o, top_quantiles_to_drop, None, log_alpha)
+    return _target(name, td, tr, keys, o, top_quantiles_to_drop, None, log_alpha, average_rewards=average_rewards)
 
 
 def tqc_loss(
@@ -88,6 +99,7 @@ def tqc_loss(
     top_quantiles_to_drop: int = 2,
     log_alpha: Number = 0.0,
     target_entropy: Number | Literal["auto"] | None = "auto",
+    average_rewards: bool = False,
     keys: TQCKeys | Mapping[str, NestedKey] | None = None,
     **options: Unpack[PrioritizedReplayOptions],
 ) -> TensorDict:
@@ -118,6 +130,7 @@ def tqc_loss(
         log_alpha: log of the temperature (number or 0-d tensor, e.g. a ``Parameter``).
         target_entropy: number or tensor; ``"auto"`` is minus the action dimensions; ``None``
             makes ``loss_alpha`` zero.
+        average_rewards: standardise the reward over the target atoms first (:func:`tqc_target`).
         keys: :class:`~torchrl_functional.functional.keys.TQCKeys` or a mapping of renamed entries.
         **options: ``gamma``, ``reduction``, ``loss_mask_key``, ``use_prioritized_weights``
             (:class:`~torchrl_functional.functional.PrioritizedReplayOptions`).
@@ -139,7 +152,7 @@ def tqc_loss(
     log_prob = read_log_prob(name, td, keys.log_prob, b, "log pi(a~|s) of the reparameterised sample at s")
     log_alpha, alpha = log_alpha_terms(name, log_alpha, pred)
     target = _target(name, td, tr, keys, o, top_quantiles_to_drop, alpha, log_alpha,
-                     like=(keys.state_action_value, pred))
+                     like=(keys.state_action_value, pred), average_rewards=average_rewards)
 
     log_prob = log_prob.unsqueeze(-1)
     out = finish_losses(

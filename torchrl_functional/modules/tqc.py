@@ -96,7 +96,8 @@ class TQCLoss(FunctionalCallMixin, _trl.TQCLoss):
             top_quantiles_to_drop=self.top_quantiles_to_drop_per_net,
             log_alpha=self.log_alpha,
             target_entropy=self.target_entropy,
-            gamma=td_estimator(self)[1],
+            gamma=td_estimator(self, average_rewards=True)[1],
+            average_rewards=bool(self.value_estimator.average_rewards),
             reduction=self.reduction,
             loss_mask_key=self.loss_mask_key,
             use_prioritized_weights=self.use_prioritized_weights in (True, "auto"),
@@ -108,7 +109,8 @@ class TQCLoss(FunctionalCallMixin, _trl.TQCLoss):
         clamp_log_alpha(self)
         return tqc_target(self._inputs(tensordict, current=False),
                           top_quantiles_to_drop=self.top_quantiles_to_drop_per_net, log_alpha=self.log_alpha,
-                          gamma=td_estimator(self)[1], keys=self._keys())
+                          gamma=td_estimator(self, average_rewards=True)[1],
+                          average_rewards=bool(self.value_estimator.average_rewards), keys=self._keys())
 
     def actor_loss(self, tensordict: TensorDictBase) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out, inputs = self._loss(tensordict)
