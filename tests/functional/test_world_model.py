@@ -35,3 +35,23 @@ def test_bad_inputs_are_named():
     bad["next", "true_done"] = bad["next", "true_done"].long()
     with pytest.raises(EntryDtypeError, match="true_done"):
         world_model_loss(bad, losses=["done"])
+
+
+def test_options_checked_once_still_follow_every_call():
+    """The checked plan of terms is reused across calls: a call with other keys, other terms or
+    invalid options gets its own answer, whatever came before."""
+    td = heads(0)
+    renamed = td.clone()
+    renamed.rename_key_(("next", "reward"), ("next", "r_hat"))
+    for _ in range(2):
+        plain = world_model_loss(td)
+        other = world_model_loss(renamed, keys={"reward": "r_hat"})
+        torch.testing.assert_close(plain["loss_reward"], other["loss_reward"])
+        assert set(world_model_loss(td, losses=["reward", "done"]).keys()) == {"loss_reward", "loss_done"}
+        with pytest.raises(MissingEntryError):
+            world_model_loss(td, keys={"reward": "r_hat"})
+        for bad in (["bad_term"], "reward", [["reward"]]):
+            with pytest.raises((HyperparameterError, TypeError)):
+                world_model_loss(td, losses=bad)
+        with pytest.raises(HyperparameterError, match="reward_loss"):
+            world_model_loss(td, reward_loss="l3")

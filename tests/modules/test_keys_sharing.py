@@ -57,3 +57,13 @@ def test_keys_from_with_a_list_of_keys_and_one_shared_field():
     assert keys_from(tk, _One).reward == "reward"
     tk.reward = ("next", "r")
     assert keys_from(tk, _One).reward == ("next", "r")
+
+
+def test_keys_from_alternating_modules_each_get_their_own_names():
+    # two modules of one class with different names, called in turn: the last-used slot misses
+    # every time and each still gets its own keys
+    a, b = _TensorKeys(value="v_a"), _TensorKeys(value=("agents", "v_b"))
+    for _ in range(3):
+        assert keys_from(a, _Keys).value == "v_a"
+        assert keys_from(b, _Keys).value == ("agents", "v_b")
+        assert keys_from(b, _Keys, reward="r").reward == "r" and keys_from(b, _Keys).reward == "reward"

@@ -34,36 +34,29 @@ def cached_keys(cls: type, **names):
 
 
 @functools.cache
-def _shared_fields(tensor_keys_cls: type, cls: type) -> tuple[tuple[str, ...], Callable]:
+def _shared_fields(tensor_keys_cls: type, cls: type) -> tuple[tuple[str, ...], Callable, list]:
+    """The fields both classes declare, a reader of their values, and the slot holding the last
+    ``(values, extra, keys)`` built for this pair of classes."""
     names = {f.name for f in dataclasses.fields(cls)}
     fields = tuple(f.name for f in dataclasses.fields(tensor_keys_cls) if f.name in names)
     if len(fields) > 1:
-        return fields, operator.attrgetter(*fields)
-    return fields, lambda tensor_keys: tuple(getattr(tensor_keys, f) for f in fields)
-
-
-#: keys objects built by :func:`keys_from`, by the hashable entry names read from ``tensor_keys``
-_FROM_CACHE: dict = {}
+        return fields, operator.attrgetter(*fields), [None]
+    return fields, lambda tensor_keys: tuple(getattr(tensor_keys, f) for f in fields), [None]
 
 
 def keys_from(tensor_keys, cls: type, **extra):
     """Our keys object ``cls`` from a TorchRL module's ``tensor_keys``: the entry names of the
     fields both declare, plus ``extra`` (private entries of the module), shared as
-    :func:`cached_keys` shares them (a module names its entries on every call: the names are
-    read in one ``attrgetter`` call and looked up before any dict is built)."""
-    fields, read = _shared_fields(type(tensor_keys), cls)
+    :func:`cached_keys` shares them. A module names its entries on every call: the names are
+    read in one ``attrgetter`` call and compared with the last ones (the same objects, unless
+    ``set_keys`` changed them) before anything is built or hashed."""
+    fields, read, last = _shared_fields(type(tensor_keys), cls)
     values = read(tensor_keys)
-    try:
-        key = (cls, fields, values, tuple(extra.items()))
-        keys = _FROM_CACHE.get(key)
-    except TypeError:  # a list of keys (unhashable): by name, as cached_keys caches it
-        key = keys = None
-    if keys is None:
-        names = dict(zip(fields, values))
-        names.update(extra)
-        keys = cached_keys(cls, **names)
-        if key is not None:
-            if len(_FROM_CACHE) >= 1024:
-                _FROM_CACHE.clear()
-            _FROM_CACHE[key] = keys
+    hit = last[0]  # one read: another thread may replace the slot, never half of it
+    if hit is not None and hit[0] == values and hit[1] == extra:
+        return hit[2]
+    names = dict(zip(fields, values))
+    names.update(extra)
+    keys = cached_keys(cls, **names)
+    last[0] = (values, extra, keys)
     return keys

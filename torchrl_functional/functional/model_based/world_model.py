@@ -7,7 +7,6 @@ For the KL of an RSSM (VAE-style world models) see
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -71,8 +70,24 @@ def _plan(keys: WorldModelKeys, losses: Any, distances: tuple[str, ...]) -> tupl
     return tuple((term, i, distances[i], *_head(keys, term)) for i, term in enumerate(WORLD_MODEL_LOSSES) if term in losses)
 
 
-#: a plan per set of options: a module checks the same options on every call
-_cached_plan = functools.lru_cache(maxsize=256)(_plan)
+#: plans by (id of the keys object, losses, distances), each with its keys object (kept alive, so
+#: its id is not reused while the plan is here): a module checks the same options on every call
+_PLANS: dict = {}
+
+
+def _cached_plan(keys: WorldModelKeys, losses: Any, distances: tuple[str, ...]) -> tuple[tuple[Any, ...], ...]:
+    try:
+        cache_key = (id(keys), tuple(losses) if type(losses) is list else losses, distances)
+        hit = _PLANS.get(cache_key)
+    except TypeError:  # unhashable options: checked (and refused) by the plan itself
+        return _plan(keys, losses, distances)
+    if hit is not None and hit[0] is keys:
+        return hit[1]
+    plan = _plan(keys, losses, distances)
+    if len(_PLANS) >= 256:
+        _PLANS.clear()
+    _PLANS[cache_key] = (keys, plan)
+    return plan
 
 
 def world_model_loss(
@@ -114,10 +129,7 @@ def world_model_loss(
     check_input(name, td)
     keys = resolve_keys(keys, WorldModelKeys, name)
     distances = (reward_loss, done_loss, reconstruction_loss, latent_loss)
-    try:
-        plan = _cached_plan(keys, tuple(losses) if type(losses) is list else losses, distances)
-    except TypeError:  # unhashable options (checked, then refused, by the plan itself)
-        plan = _plan(keys, losses, distances)
+    plan = _cached_plan(keys, losses, distances)
     weights = (reward_weight, done_weight, reconstruction_weight, latent_weight)
     out: dict[str, Tensor] = {}
     for term, i, distance, pred_key, true_key, pred_hint, true_hint in plan:
