@@ -5,13 +5,16 @@ realistic batch shape: the spec's ``bench_batch``
 (``[16, 64]`` trajectories x time for on-policy losses, ``[256]`` replayed transitions for
 off-policy ones). Both modules hold networks with identical weights
 and run on the same data; the variants are interleaved and the medians compared
-(``ours / TorchRL`` < 1 means ours is faster).
+(``ours / TorchRL`` < 1 means ours is faster). A timed sample is the mean of at least 3
+calls, and of about 5 ms of calls for the fast losses.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import time
 
 import torch
 
@@ -29,6 +32,19 @@ def _step(loss, data, seed: int = 0):
             p.grad = None
 
     return run
+
+
+def _inner(steps: dict, sample_seconds: float = 0.005) -> int:
+    """Calls per timed sample: at least 3, and enough for a sample of about ``sample_seconds``
+    (a loss of 0.4 ms per call gets 13), so that a fast row's median is not a handful of
+    sub-millisecond timings; at most 50."""
+    slowest = 0.0
+    for step in steps.values():
+        step()  # first call: one-time caches, allocations
+        start = time.perf_counter()
+        step()
+        slowest = max(slowest, time.perf_counter() - start)
+    return max(3, min(50, math.ceil(sample_seconds / max(slowest, 1e-6))))
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -52,9 +68,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         case = case.rebatch(batch) if case.rebatch is not None else case
         ref, mine = case.build()
         data = case.data(0)
+        steps = {"torchrl": _step(ref, data), "ours": _step(mine, data)}
         times = interleaved_medians(
-            {"torchrl": _step(ref, data), "ours": _step(mine, data)},
-            repeats=3 if args.smoke else args.repeats, inner=1 if args.smoke else 3, warmup=1 if args.smoke else 3,
+            steps, repeats=3 if args.smoke else args.repeats, inner=1 if args.smoke else _inner(steps),
+            warmup=1 if args.smoke else 3,
         )
         rows.append({
             "loss": spec.module.__name__, "case": case.id, "batch": "x".join(map(str, batch)),

@@ -35,3 +35,17 @@ def test_peak_tensor_memory_counts_what_it_should():
         w = z * 3
     assert mem.peak == 2 * 256 * 256 * 4
     del w, z
+
+
+def test_registry_rows_time_enough_calls_per_sample():
+    # a fast loss is timed over about 5 ms of calls per sample, a slow one over 3 calls
+    import time
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.bench_registry import _inner
+
+    calls = []
+    assert _inner({"a": lambda: calls.append(1), "b": lambda: None}) == 50  # capped
+    assert len(calls) == 2  # a first call (caches), then the timed one
+    assert _inner({"a": lambda: time.sleep(0.02), "b": lambda: None}) == 3  # the slowest variant decides
+    assert 3 <= _inner({"a": lambda: time.sleep(0.0012)}) <= 5
