@@ -132,6 +132,7 @@ def test_compile_fullgraph_never_reads_the_finite_check_switch(monkeypatch):
     """The finite-check switch is skipped while compiling, so ``fullgraph=True`` traces on torch
     versions whose Dynamo cannot read a ``ContextVar`` (checked on 2.13.0 when this was written)."""
     monkeypatch.setattr(_validation, "_CHECK_FINITE", _UntraceableSwitch())
+    monkeypatch.setattr(_validation, "_EVER_ENABLED", True)  # past the never-enabled shortcut
     torch._dynamo.reset()
     _, data = given_batch()
     fn = ON_POLICY[0].function  # any on-policy loss

@@ -213,3 +213,43 @@ def test_check_finite_covers_estimation_inputs_and_kernels():
         with pytest.raises(NonFiniteEntryError, match="generalized_advantage_estimate: 'reward'"):
             generalized_advantage_estimate(0.9, 0.9, td["state_value"], td["next", "state_value"],
                                            td["next", "reward"], td["next", "done"])
+
+
+def test_check_finite_is_off_until_a_context_turns_it_on():
+    """A fresh process: the check is off (the entry reads skip the context lookup until some
+    context enables it); turned on in one thread's context, it stays off in another thread and
+    after the block."""
+    import subprocess
+    import sys
+
+    code = """
+import math, threading, torch
+from tensordict import TensorDict
+from torch.distributions import Categorical
+import torchrl_functional.functional._validation as v
+from torchrl_functional import check_finite, set_check_finite
+from torchrl_functional.errors import NonFiniteEntryError
+from torchrl_functional.functional import clip_ppo_loss
+td = TensorDict({"advantage": torch.tensor([[1.0], [float("nan")]]), "action": torch.tensor([0, 1]),
+                 "action_log_prob": torch.zeros(2), "actor_output": {"logits": torch.zeros(2, 3)},
+                 "state_value": torch.zeros(2, 1), "value_target": torch.ones(2, 1)}, [2])
+assert not v._EVER_ENABLED and not v.finite_checks_enabled()
+assert math.isnan(clip_ppo_loss(td, Categorical)["loss_objective"].item())
+with check_finite():
+    assert v.finite_checks_enabled()
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(v.finite_checks_enabled()))
+    t.start(); t.join()
+    assert seen == [False], seen
+    try:
+        clip_ppo_loss(td, Categorical)
+        raise SystemExit("not checked")
+    except NonFiniteEntryError:
+        pass
+assert v._EVER_ENABLED and not v.finite_checks_enabled()
+set_check_finite(True)
+assert v.finite_checks_enabled()
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stdout[-2000:] + proc.stderr[-2000:]

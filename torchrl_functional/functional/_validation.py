@@ -14,6 +14,9 @@ from torch import Tensor
 from ..errors import HyperparameterError, NonFiniteEntryError
 
 _CHECK_FINITE: contextvars.ContextVar[bool] = contextvars.ContextVar("torchrl_functional_check_finite", default=False)
+#: whether any context ever turned the check on: until then it is off everywhere, and a loss's
+#: entry reads skip the context lookup (one global read instead of two calls per entry)
+_EVER_ENABLED = False
 
 try:  # torch >= 2.0
     from torch._C._functorch import is_functorch_wrapped_tensor as _is_wrapped
@@ -105,6 +108,8 @@ def check_finite(enabled: bool = True) -> Iterator[None]:
         with torchrl_functional.check_finite():
             out = clip_ppo_loss(td, Categorical)
     """
+    global _EVER_ENABLED
+    _EVER_ENABLED = _EVER_ENABLED or bool(enabled)
     token = _CHECK_FINITE.set(enabled)
     try:
         yield
@@ -118,13 +123,15 @@ def set_check_finite(enabled: bool) -> None:
     Args:
         enabled: ``True`` to check every input entry for NaN/inf, ``False`` to stop.
     """
+    global _EVER_ENABLED
+    _EVER_ENABLED = _EVER_ENABLED or bool(enabled)
     _CHECK_FINITE.set(enabled)
 
 
 def finite_checks_enabled() -> bool:
     """Whether :func:`check_finite` is on. Always ``False`` while ``torch.compile`` traces (the
     checks are skipped there anyway): Dynamo before torch 2.14 cannot trace ``ContextVar.get``."""
-    if _is_compiling():
+    if not _EVER_ENABLED or _is_compiling():
         return False
     return _CHECK_FINITE.get()
 

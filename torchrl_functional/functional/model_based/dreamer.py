@@ -275,8 +275,9 @@ def dreamer_value_loss(
     check_per_sample(name, keys.value, value, td.batch_size)
     target = read_float(name, td, keys.lambda_target, "written by the actor loss (dreamer_actor_loss)")
     check_shape(name, keys.lambda_target, target, value.shape, f"the shape of {keys.value!r}")
-    check_unit_interval(name, "gamma", gamma)
     distance = distance_loss(value, target, value_loss)
-    if discount_loss:
+    if discount_loss:  # gamma checked by the discount
         distance = _step_discount(name, gamma, target, t) * distance
+    else:
+        check_unit_interval(name, "gamma", gamma)
     return pack({"loss_value": distance.sum((t, -1)).mean()})
