@@ -191,9 +191,14 @@ def read_float(loss: str, td: TensorDictBase, key: Any, hint: str, shape: tuple 
                what: str = "") -> Tensor:
     """``td[key]``, checked floating point (:func:`require`, :func:`check_float`) and, when
     ``shape`` is given, of that shape (``what`` describes it in the error)."""
-    x = require(loss, td, key, hint)
-    check_float(loss, key, x)
-    if shape is not None:
+    x = entry(td, key)  # require + check_float, inlined: the losses' most frequent call
+    if x is None:
+        raise missing(loss, key, hint)
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        check_float(loss, key, x)  # raises, naming what it got
+    elif finite_checks_enabled():
+        assert_finite(loss, key, x)
+    if shape is not None and x.shape != shape:
         check_shape(loss, key, x, torch.Size(shape), what)
     return x
 

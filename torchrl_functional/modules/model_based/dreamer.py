@@ -108,11 +108,11 @@ class DreamerValueLoss(FunctionalCallMixin, _trl.DreamerValueLoss):
     def forward(self, fake_data: TensorDictBase) -> tuple[TensorDict, TensorDictBase]:
         lambda_target = fake_data.get("lambda_target")
         selected = fake_data.select(*self.value_model.in_keys, strict=False)
-        self.value_model(selected)
-        inputs = pack({self.tensor_keys.value: selected.get(self.tensor_keys.value), "lambda_target": lambda_target},
-                      fake_data.batch_size)
+        self.value_model(selected)  # writes the value into the selection (a new TensorDict, not the input)
+        selected.set("lambda_target", lambda_target)
+        # time: the last batch dim, as TorchRL's module discounts along the entries' dim -2
         out = dreamer_value_loss(
-            inputs, value_loss=self.value_loss, discount_loss=self.discount_loss, gamma=self.gamma,
+            selected, value_loss=self.value_loss, discount_loss=self.discount_loss, gamma=self.gamma, time_dim=-1,
             keys=cached_keys(DreamerValueKeys, value=self.tensor_keys.value),
         )
         return out, fake_data
