@@ -73,9 +73,9 @@ def _layouts():
             (TensorDict({}, []), keys)]
 
 
-def _outcome(fn, *args):
+def _outcome(fn, *args, **kwargs):
     try:
-        return "value", fn(*args)
+        return "value", fn(*args, **kwargs)
     except Exception as err:  # the same exception type as TensorDict.get
         return "error", type(err)
 
@@ -162,3 +162,40 @@ def test_losses_read_and_pack_through_the_shortcuts():
             if re.search(r"\btd\.get\((?!key, None, as_list=True)", line) or re.search(r"\bTensorDict\(.*batch_size=\[\]\)", line):
                 found[f"{path.relative_to(root)}:{n}"] = line.strip()
     assert found == {}
+
+
+def test_rename_entry_renames_as_rename_key_does():
+    # modules/model_based/world_model.py renames the observed reward/done in its copy with
+    # rename_entry: the result (keys, values, order) or the exception must be rename_key_'s
+    from tensordict import LazyStackedTensorDict
+
+    from torchrl_functional.functional._td import rename_entry
+
+    def fresh():
+        return TensorDict({"a": torch.ones(2), "next": {"reward": torch.zeros(2, 1), "done": torch.ones(2, 1),
+                                                        "true_done": torch.ones(2, 1), "agents": {"r": torch.ones(2)}}},
+                          [2])
+
+    cases = [
+        (("next", "reward"), ("next", "true_reward"), False),
+        (("next", "done"), ("next", "true_done"), False),  # overwrites
+        (("next", "done"), ("next", "true_done"), True),  # refused: present
+        (("next", "missing"), ("next", "x"), False),
+        (("nothing", "reward"), ("nothing", "x"), False),
+        (("next", "reward"), ("next", "reward"), False),
+        (("next", "agents", "r"), ("next", "agents", "q"), True),
+        ("a", "b", False),
+        (("next", "reward"), ("other", "reward"), False),
+        (("a", "x"), ("a", "y"), False),  # past a leaf
+    ]
+    for old, new, safe in cases:
+        for build in (fresh, lambda: fresh().lock_(), lambda: LazyStackedTensorDict.lazy_stack([fresh()[0], fresh()[1]])):
+            ours, theirs = build(), build()
+            got, want = _outcome(rename_entry, ours, old, new, safe=safe), _outcome(theirs.rename_key_, old, new, safe)
+            assert got[0] == want[0], (old, new, safe, type(ours).__name__, got, want)
+            if got[0] == "error":
+                assert got[1] is want[1], (old, new, safe, got, want)
+                continue
+            assert list(ours.keys(True, True)) == list(theirs.keys(True, True)), (old, new, safe)
+            for key in theirs.keys(True, True):
+                assert torch.equal(ours.get(key), theirs.get(key)), key

@@ -6,6 +6,7 @@ from __future__ import annotations
 from tensordict import TensorDict, TensorDictBase
 from torchrl.objectives import world_model_loss as _trl
 
+from ...functional._td import next_key, rename_entry
 from ...functional.model_based import WorldModelKeys, world_model_loss
 from .._binding import FunctionalCallMixin
 from .._common import keys_from
@@ -25,10 +26,10 @@ class WorldModelLoss(FunctionalCallMixin, _trl.WorldModelLoss):
         tk = self.tensor_keys
         tensordict = tensordict.copy()
         if "reward" in self.losses:
-            tensordict.rename_key_(("next", tk.reward), ("next", tk.true_reward))
+            rename_entry(tensordict, next_key(tk.reward), next_key(tk.true_reward))
         if "done" in self.losses:
-            tensordict.rename_key_(("next", tk.done), ("next", tk.true_done), safe=True)
-            tensordict.rename_key_(("next", tk.terminated), ("next", tk.true_terminated), safe=True)
+            rename_entry(tensordict, next_key(tk.done), next_key(tk.true_done), safe=True)
+            rename_entry(tensordict, next_key(tk.terminated), next_key(tk.true_terminated), safe=True)
         tensordict = self.world_model(tensordict)
         return world_model_loss(
             tensordict, losses=tuple(self.losses),
