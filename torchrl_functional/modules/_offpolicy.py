@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
-from torchrl.modules.tensordict_module.actors import QValueModule
+from torchrl.modules import QValueModule
 
 from ..functional._offpolicy import option_names
 from ..functional._td import gather, pack, time_dim_of
