@@ -18,17 +18,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from ..errors import EntryShapeError
-from ._offpolicy import (
-    Q_ACTION_SPACES,
-    OffPolicyOptions,
-    bootstrap_target,
-    check_action_sizes,
-    check_action_space,
-    mask_and_weights,
-    open_call,
-    read_ensemble,
-    read_log_prob,
-)
+from ._offpolicy import OffPolicyOptions, bootstrap_target, mask_and_weights, open_call, read_ensemble, read_log_prob
 from ._td import check_float, entry, finish_losses, loss_mask, next_key, reduce_loss, require
 from ._validation import check_range
 from .dqn import discrete_q_terms
@@ -233,10 +223,8 @@ def discrete_cql_loss(
     name = "discrete_cql_loss"
     o, keys, tr = open_call(name, td, keys, DiscreteCQLKeys, options, loss_function=loss_function,
                             fields=OffPolicyOptions)
-    action_space = check_action_space(name, action_space, Q_ACTION_SPACES)
     action_value, pred, target = discrete_q_terms(name, td, keys, tr, action_space=action_space, double_dqn=False,
-                                                  options=o, action_sizes=check_action_sizes(name, action_space,
-                                                                                             action_sizes))
+                                                  options=o, action_sizes=action_sizes)
     out = finish_losses(
         name,
         {

@@ -81,9 +81,10 @@ def discrete_q_terms(
     action_space: str,
     double_dqn: bool,
     options: Options,
-    action_sizes: tuple[int, ...] | None = None,
+    action_sizes: Sequence[int] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Q-learning pieces shared by DQN and discrete CQL.
+    """Q-learning pieces shared by DQN and discrete CQL (their ``action_space`` and
+    ``action_sizes`` checked here).
 
     Returns:
         ``(Q(s, .) [*B, N], Q(s, a) [*B, 1], target [*B, 1])``; the target
@@ -91,6 +92,8 @@ def discrete_q_terms(
         ``Q_target(s', argmax_a Q(s', a))``), the greedy action taken as TorchRL takes it
         (:func:`greedy_action_value`: one-hot ties), and is detached from every network output.
     """
+    action_space = check_action_space(loss, action_space, Q_ACTION_SPACES)
+    action_sizes = check_action_sizes(loss, action_space, action_sizes)
     b = tr.batch_shape
     action_value = read_per_sample(loss, td, keys.action_value, b, "Q(s, .) of the online Q-network", None)
     n = action_value.shape[-1]
@@ -157,9 +160,8 @@ def dqn_loss(
     """
     name = "dqn_loss"
     o, keys, tr = open_call(name, td, keys, DQNKeys, options, loss_function=loss_function)
-    action_space = check_action_space(name, action_space, Q_ACTION_SPACES)
     _, pred, target = discrete_q_terms(name, td, keys, tr, action_space=action_space, double_dqn=double_dqn, options=o,
-                                       action_sizes=check_action_sizes(name, action_space, action_sizes))
+                                       action_sizes=action_sizes)
     value = reduce_loss(name, distance_loss(target, pred, loss_function), o.reduction,
                         *mask_and_weights(name, td, keys, o, tr.batch_shape))
     return pack({"loss": value, "td_error": (pred - target).detach().pow(2)})

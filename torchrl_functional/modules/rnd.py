@@ -8,7 +8,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torchrl.objectives import rnd as _trl
 
-from ..functional._td import AUTO_LOSS_MASK_KEYS, gather, pack
+from ..functional._td import gather, pack
 from ..functional.keys import RNDKeys
 from ..functional.rnd import rnd_loss, rnd_normalize_observation
 from ._binding import FunctionalCallMixin
@@ -33,7 +33,7 @@ class RNDLoss(FunctionalCallMixin, _trl.RNDLoss):
             target = self.target_network(obs)
         pred = self.predictor_network(obs)
         key = self.loss_mask_key
-        source = gather(tensordict, AUTO_LOSS_MASK_KEYS if key == "auto" else (() if key is None else (key,)))
+        source = gather(tensordict, self._loss_mask_keys())
         source.update(predictor_features=pred, target_features=target)
         return rnd_loss(pack(source, pred.shape[:-1]), update_fraction=self.update_fraction, reduction=self.reduction,
                         loss_mask_key=key, keys=cached_keys(RNDKeys))
